@@ -1,0 +1,29 @@
+# Two entry points for a newcomer: `make demo` and `make test`. Both create .venv/ once and
+# reuse it while pyproject.toml is unchanged (the stamp file is newer than it).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.medalist-installed
+export NO_ALBUMENTATIONS_UPDATE := 1
+
+.PHONY: setup demo test lint bench
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	# torch and torchvision first, pinned to the releases this machine serves from its disk
+	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+demo: setup
+	$(VENV)/bin/medalist demo
+
+test: setup
+	$(VENV)/bin/pytest -q -p no:cacheprovider
+
+lint: setup
+	$(VENV)/bin/ruff check src tests bench
+	$(VENV)/bin/ruff format --check src tests bench

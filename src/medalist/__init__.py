@@ -1,0 +1,3 @@
+"""medalist: a workbench for Kaggle image competitions."""
+
+__version__ = "0.1.0"

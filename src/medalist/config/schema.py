@@ -1,0 +1,141 @@
+"""The typed schema of a medalist config. Key names here are part of the public interface."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
+
+
+class Section(BaseModel):
+    """A config section: unknown keys are errors, assignments are validated."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class Competition(Section):
+    name: str | None = None
+    task: Literal["classify", "segment", "detect"] = "classify"
+    target_type: Literal["auto", "multiclass", "binary", "multilabel", "regression"] = "auto"
+    train_csv: str = "data/train.csv"
+    test_csv: str | None = "data/test.csv"
+    image_dir: str = "data/train"
+    test_image_dir: str | None = "data/test"
+    sample_submission: str | None = "data/sample_submission.csv"
+    id_column: str = "id"
+    image_column: str | None = None
+    image_ext: str = ".png"
+    target_column: str | list[str] = "label"
+    classes: list[str | int] | None = None
+    group_column: str | None = None
+    metric: str = "accuracy"
+    metric_direction: Literal["maximize", "minimize"] | None = None
+
+
+class CV(Section):
+    scheme: Literal["kfold", "stratified", "group", "stratified_group", "multilabel"] = "stratified"
+    n_splits: int = Field(5, ge=2, le=100)
+    seed: int = 42
+
+
+class Model(Section):
+    backbone: str = "resnet18"
+    pretrained: bool | str = False
+    in_chans: int = Field(3, ge=1, le=64)
+    drop_rate: float = Field(0.0, ge=0.0, lt=1.0)
+    drop_path_rate: float = Field(0.0, ge=0.0, lt=1.0)
+
+
+def _default_augment() -> list[dict[str, Any]]:
+    return [{"name": "HorizontalFlip", "p": 0.5}]
+
+
+class Data(Section):
+    image_size: int = Field(64, ge=8, le=4096)
+    num_workers: int = Field(0, ge=0, le=256)
+    cache: bool = True
+    mean: list[float] = Field(default_factory=lambda: [0.485, 0.456, 0.406])
+    std: list[float] = Field(default_factory=lambda: [0.229, 0.224, 0.225])
+    augment: list[dict[str, Any]] = Field(default_factory=_default_augment)
+
+    @field_validator("augment")
+    @classmethod
+    def _each_step_named(cls, steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        for i, step in enumerate(steps):
+            if not isinstance(step.get("name"), str):
+                raise ValueError(
+                    f"step {i} needs a 'name' (an albumentations transform, e.g. HorizontalFlip)"
+                )
+        return steps
+
+
+class Train(Section):
+    epochs: int = Field(10, ge=1, le=10_000)
+    batch_size: int = Field(64, ge=1)
+    lr: float = Field(1.0e-3, gt=0.0, le=10.0)
+    weight_decay: float = Field(0.01, ge=0.0)
+    optimizer: str = "adamw"
+    scheduler: Literal["cosine", "none"] = "cosine"
+    warmup_epochs: float = Field(1.0, ge=0.0)
+    label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
+    loss: Literal["auto", "ce", "focal", "weighted_ce", "bce", "mse"] = "auto"
+    focal_gamma: float = Field(2.0, ge=0.0)
+    freeze_backbone_epochs: int = Field(0, ge=0)
+    ema: bool = False
+    ema_decay: float = Field(0.999, gt=0.0, lt=1.0)
+    grad_clip: float | None = Field(None, gt=0.0)
+    precision: Literal["auto", "32", "16-mixed", "bf16-mixed"] = "auto"
+    channels_last: bool | Literal["auto"] = "auto"
+    accelerator: Literal["auto", "cpu", "gpu", "cuda", "mps"] = "auto"
+    devices: int | str = 1
+    strategy: str = "auto"
+    threads: int | None = Field(None, ge=1)
+    seed: int = 0
+
+
+class Predict(Section):
+    tta: list[Literal["hflip", "vflip"]] = Field(default_factory=list)
+    batch_size: int | None = Field(None, ge=1)
+
+
+class Track(Section):
+    backends: list[Literal["mlflow", "none"]] = Field(default_factory=lambda: ["mlflow"])
+    tracking_uri: str | None = None
+    experiment: str | None = None
+
+
+class Config(Section):
+    """A whole medalist config; `root` is the project folder its relative paths start from."""
+
+    extends: str | None = None
+    competition: Competition = Field(default_factory=Competition)
+    cv: CV = Field(default_factory=CV)
+    model: Model = Field(default_factory=Model)
+    data: Data = Field(default_factory=Data)
+    train: Train = Field(default_factory=Train)
+    predict: Predict = Field(default_factory=Predict)
+    track: Track = Field(default_factory=Track)
+
+    _root: Path = PrivateAttr(default_factory=Path.cwd)
+    _source: Path | None = PrivateAttr(default=None)
+
+    @property
+    def root(self) -> Path:
+        return self._root
+
+    @property
+    def source(self) -> Path | None:
+        return self._source
+
+    def path(self, value: str | None) -> Path | None:
+        """A config path made absolute against the project root."""
+        if value is None:
+            return None
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else (self._root / p)
+
+    @property
+    def target_columns(self) -> list[str]:
+        t = self.competition.target_column
+        return [t] if isinstance(t, str) else list(t)
