@@ -1,4 +1,4 @@
-"""The one error type that means "the user's input is wrong" (exit code 2, one line, no traceback)."""
+"""The error type for "the user's input is wrong": exit code 2, one line, no traceback."""
 
 from __future__ import annotations
 

@@ -20,7 +20,7 @@ from medalist.errors import UserError
 
 
 def project_root_for(config_path: Path) -> Path:
-    """The project folder of a config: the parent of `configs/` or `runs/<name>/`, else its folder."""
+    """The project of a config: the parent of `configs/` or of `runs/<name>/`, else its folder."""
     folder = config_path.resolve().parent
     if folder.name == "configs":
         return folder.parent
@@ -37,7 +37,9 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}" if mark is not None else ""
-        raise UserError(f"config {path}{where}: not valid YAML ({exc.__class__.__name__})") from None
+        raise UserError(
+            f"config {path}{where}: not valid YAML ({exc.__class__.__name__})"
+        ) from None
     if not isinstance(data, dict):
         raise UserError(f"config {path}: the top level must be a mapping of sections")
     return data
@@ -114,8 +116,10 @@ def _describe(error: Mapping[str, Any], source: str) -> str:
         valid = _fields_at(loc)
         near = difflib.get_close_matches(str(loc[-1]), valid, n=1, cutoff=0.5)
         section = ".".join(str(p) for p in loc[:-1])
-        hint = f"did you mean {section + '.' if section else ''}{near[0]}?" if near else (
-            f"valid keys here: {', '.join(valid)}"
+        hint = (
+            f"did you mean {section + '.' if section else ''}{near[0]}?"
+            if near
+            else (f"valid keys here: {', '.join(valid)}")
         )
         return f"{source}: unknown key {key}: {hint}"
     value = error.get("input")

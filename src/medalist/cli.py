@@ -1,0 +1,194 @@
+"""The command line: parse, call one workflow, print. Heavy libraries are imported lazily."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from medalist.errors import UserError
+
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+
+app = typer.Typer(
+    help="medalist: folds, cross-validated training, out-of-fold predictions, submissions.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _quiet_libraries() -> None:
+    import logging
+    import warnings
+
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric", "mlflow", "alembic"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    warnings.filterwarnings("ignore", module="lightning")
+    warnings.filterwarnings("ignore", module="mlflow")
+    warnings.filterwarnings("ignore", category=UserWarning)
+
+
+def _fmt(x: float | None) -> str:
+    return "-" if x is None or x != x else f"{x:.4f}"
+
+
+@app.command()
+def new(
+    dest: Annotated[Path, typer.Argument(help="the project folder to create")],
+    data: Annotated[Path, typer.Option("--data", help="the competition's data folder")],
+) -> None:
+    """Make a project folder and a baseline config inferred from the data."""
+    from medalist.console import console
+    from medalist.workflows.scaffold import create_project, render_report
+
+    report = create_project(dest, data)
+    console.print(render_report(report), markup=False)
+
+
+@app.command()
+def folds(
+    config: Annotated[Path, typer.Argument(help="config file")],
+    overrides: Annotated[list[str] | None, typer.Argument(help="section.key=value")] = None,
+) -> None:
+    """Write the folds file and print a per-fold table."""
+    from medalist.config import load_config
+    from medalist.console import console
+    from medalist.workflows.train import print_fold_table, run_folds
+
+    cfg = load_config(config, overrides or [])
+    path, summary = run_folds(cfg)
+    print_fold_table(summary)
+    console.print(f"folds written to {path}")
+
+
+@app.command()
+def train(
+    config: Annotated[Path | None, typer.Argument(help="config file")] = None,
+    overrides: Annotated[list[str] | None, typer.Argument(help="section.key=value ...")] = None,
+    name: Annotated[str | None, typer.Option(help="run name (default: config-date-time)")] = None,
+    folds: Annotated[str | None, typer.Option(help="folds to train, e.g. 0,2")] = None,
+    resume: Annotated[Path | None, typer.Option(help="a run directory to finish")] = None,
+) -> None:
+    """Train one model per fold into a new run directory (or finish one with --resume)."""
+    _quiet_libraries()
+    from medalist.console import console
+    from medalist.workflows.train import train as run_train
+
+    if config is not None and config.is_dir() and resume is None:
+        resume, config = config, None
+    summary = run_train(config, overrides or [], name=name, folds=folds, resume=resume)
+    s = summary.scores
+    if s:
+        console.print(
+            f"CV {s['metric']}: {s['mean']:.4f} +- {s['std']:.4f} "
+            f"(folds: {', '.join(f'{x:.4f}' for x in s['folds'])})"
+        )
+    else:
+        console.print(f"folds done: {summary.folds_done}; the CV appears when every fold is done")
+    console.print(f"run directory: {summary.run.path}")
+
+
+@app.command()
+def predict(
+    run: Annotated[Path, typer.Argument(help="run directory")],
+    tta: Annotated[
+        list[str] | None, typer.Option(help="test-time augmentation: hflip, vflip")
+    ] = None,
+) -> None:
+    """Average the folds' predictions on the test set into RUN/submission.csv (checked)."""
+    _quiet_libraries()
+    from medalist.console import console
+    from medalist.workflows.predict import predict as run_predict
+
+    for t in tta or []:
+        if t not in ("hflip", "vflip"):
+            raise UserError(f"--tta {t!r}: use hflip or vflip")
+    result = run_predict(run, tta=tta)
+    console.print(
+        f"submission: {result.path} ({len(result.submission)} rows, checked against the sample)"
+    )
+
+
+@app.command()
+def runs(
+    project: Annotated[Path, typer.Option(help="project folder")] = Path("."),
+    csv: Annotated[bool, typer.Option("--csv", help="print the table as CSV")] = False,
+) -> None:
+    """List every run of the project: commit, backbone, CV mean +- std, folds done."""
+    from rich.table import Table
+
+    from medalist.console import console
+    from medalist.runs.rundir import ledger
+
+    table = ledger(project)
+    if csv:
+        sys.stdout.write(table.to_csv(index=False))
+        return
+    if table.empty:
+        console.print(f"no runs under {project / 'runs'}")
+        return
+    out = Table(title=f"runs in {project.resolve().name}")
+    for col in ("name", "date", "commit", "dirty", "backbone", "epochs", "CV", "folds"):
+        out.add_column(col)
+    for r in table.itertuples():
+        cv = (
+            f"{r.metric} {_fmt(r.cv_mean)} +- {_fmt(r.cv_std)}"
+            if r.cv_mean == r.cv_mean and r.cv_mean is not None
+            else "-"
+        )
+        out.add_row(
+            r.name,
+            r.date,
+            r.commit or "-",
+            str(r.dirty),
+            r.backbone,
+            str(r.epochs),
+            cv,
+            r.folds_done,
+        )
+    console.print(out)
+
+
+@app.command()
+def demo(
+    out: Annotated[Path, typer.Option(help="where to build the demo project")] = Path(
+        "medalist-demo"
+    ),
+) -> None:
+    """Build a competition from scikit-learn's digits and run it end to end."""
+    _quiet_libraries()
+    from medalist.workflows.demo import run_demo
+
+    run_demo(out)
+
+
+def main() -> None:
+    try:
+        app(standalone_mode=False)
+    except UserError as exc:
+        from rich.text import Text
+
+        from medalist.console import err_console
+
+        err_console.print(Text.assemble(("error", "red"), f": {exc}"))
+        sys.exit(2)
+    except (typer.Exit, SystemExit) as exc:
+        code = getattr(exc, "exit_code", getattr(exc, "code", 0))
+        sys.exit(code)
+    except Exception as exc:  # click's usage errors
+        import click
+
+        if isinstance(exc, click.exceptions.ClickException):
+            exc.show()
+            sys.exit(2)
+        if isinstance(exc, click.exceptions.Abort):
+            sys.exit(130)
+        raise
+
+
+if __name__ == "__main__":
+    main()

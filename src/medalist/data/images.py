@@ -1,0 +1,140 @@
+"""Decoding images, and a cache of decoded, resized images shared by every epoch and process.
+
+The cache is one uint8 array (n, size, size, channels) in a .npy file under the project's
+`.cache/`, keyed by the files (path, size, mtime) and the target shape. It is built once with a
+thread pool (decoding releases the GIL) and written atomically, so parallel processes that
+build it at the same time never see half a file. Later epochs, folds and runs memory-map it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import cv2
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from medalist.errors import UserError
+
+cv2.setNumThreads(1)
+
+
+def read_image(path: Path, channels: int) -> np.ndarray:
+    """Decode one image to an (H, W, C) uint8 array; unreadable or truncated files are UserError."""
+    try:
+        with Image.open(path) as img:
+            if channels == 3:
+                img = img.convert("RGB")
+            elif channels == 1:
+                img = img.convert("L")
+            img.load()
+            arr = np.asarray(img)
+    except FileNotFoundError:
+        raise UserError(f"image {path} not found: add it or drop its row") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise UserError(
+            f"image {path} is unreadable or truncated ({str(exc).splitlines()[0]}); "
+            "replace the file or drop its row"
+        ) from None
+    if arr.ndim == 2:
+        arr = arr[:, :, None]
+    if arr.shape[2] != channels:
+        raise UserError(
+            f"image {path} has {arr.shape[2]} channels but model.in_chans is {channels}; "
+            "set model.in_chans to match"
+        )
+    if arr.dtype != np.uint8:
+        arr = cv2.normalize(arr, None, 0, 255, cv2.NORM_MINMAX).astype(np.uint8)
+    return arr
+
+
+def resize(arr: np.ndarray, size: int) -> np.ndarray:
+    """Square resize (area interpolation when shrinking), keeping the channel axis."""
+    h, w = arr.shape[:2]
+    if (h, w) == (size, size):
+        return arr
+    interp = cv2.INTER_AREA if h > size or w > size else cv2.INTER_LINEAR
+    out = cv2.resize(arr, (size, size), interpolation=interp)
+    return out[:, :, None] if out.ndim == 2 else out
+
+
+def load_resized(path: Path, size: int, channels: int) -> np.ndarray:
+    return resize(read_image(path, channels), size)
+
+
+def cache_key(paths: Sequence[Path], size: int, channels: int) -> str:
+    h = hashlib.sha1(f"{size}|{channels}|{len(paths)}".encode())
+    for p in paths:
+        st = os.stat(p)
+        h.update(f"{p}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:20]
+
+
+def build_cache(
+    paths: Sequence[Path],
+    size: int,
+    channels: int,
+    cache_dir: Path,
+    *,
+    workers: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> np.ndarray:
+    """The decoded, resized images of `paths`, memory-mapped from the cache (built when missing)."""
+    target = cache_dir / f"images-{cache_key(paths, size, channels)}-{size}x{channels}.npy"
+    if target.is_file():
+        return np.load(target, mmap_mode="r")
+    cache_dir.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(f".{os.getpid()}.tmp")
+    out = np.lib.format.open_memmap(
+        tmp, mode="w+", dtype=np.uint8, shape=(len(paths), size, size, channels)
+    )
+
+    def fill(i: int, out: np.ndarray = out) -> None:
+        out[i] = load_resized(paths[i], size, channels)
+
+    try:
+        with ThreadPoolExecutor(max_workers=workers or min(8, os.cpu_count() or 1)) as pool:
+            for _ in pool.map(fill, range(len(paths))):
+                if progress is not None:
+                    progress(1)
+        out.flush()
+        del out
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return np.load(target, mmap_mode="r")
+
+
+class ImageSource:
+    """Images by index: from the cache when given, else decoded and resized on each access."""
+
+    def __init__(
+        self,
+        paths: Sequence[Path],
+        size: int,
+        channels: int,
+        cached: np.ndarray | None = None,
+        ids: Sequence[object] | None = None,
+    ) -> None:
+        self.paths = list(paths)
+        self.ids = list(ids) if ids is not None else [p.stem for p in self.paths]
+        self.size = size
+        self.channels = channels
+        self.cached = cached
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> np.ndarray:
+        if self.cached is not None:
+            return np.array(self.cached[i])
+        return load_resized(self.paths[i], self.size, self.channels)
+
+    def verify(self, workers: int | None = None) -> None:
+        """Decode every image once (threads), so a bad file fails before training starts."""
+        with ThreadPoolExecutor(max_workers=workers or min(8, os.cpu_count() or 1)) as pool:
+            list(pool.map(lambda p: read_image(p, self.channels), self.paths))

@@ -1,0 +1,183 @@
+"""The competition's tables (train, test, sample submission) and their checks.
+
+Every check fails with a UserError that names the file, the row or column, and how to fix it,
+before anything is trained or written.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from medalist.config.schema import Config
+from medalist.errors import UserError
+
+IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
+
+
+def read_csv(path: Path | None, what: str, key: str) -> pd.DataFrame:
+    """Read a CSV named by config key `key`; a missing or unreadable file is a UserError."""
+    if path is None:
+        raise UserError(f"{key} is not set: name the {what} file in the config")
+    if not path.is_file():
+        raise UserError(f"{what} {path} not found: fix {key} in the config or add the file")
+    try:
+        return pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise UserError(f"{what} {path}: not a readable CSV ({str(exc).splitlines()[0]})") from None
+
+
+def _require_columns(df: pd.DataFrame, columns: list[str], path: Path, key: str) -> None:
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        have = ", ".join(map(str, df.columns[:8]))
+        raise UserError(f"{path}: no column {missing[0]!r} (config {key}); the file has: {have}")
+
+
+def _check_unique_ids(df: pd.DataFrame, id_col: str, path: Path) -> None:
+    dup = df[id_col][df[id_col].duplicated(keep=False)]
+    if len(dup):
+        first = dup.iloc[0]
+        rows = (np.flatnonzero(df[id_col].to_numpy() == first) + 2).tolist()[:3]
+        raise UserError(
+            f"{path}: {dup.nunique()} duplicate id(s) in column {id_col!r}, first {first!r} "
+            f"on lines {rows}; ids must be unique"
+        )
+
+
+@dataclass
+class Tables:
+    """The loaded train table (checked) and the test ids in submission order."""
+
+    train: pd.DataFrame
+    train_paths: list[Path]
+    test: pd.DataFrame | None
+    test_paths: list[Path] | None
+    sample: pd.DataFrame | None
+
+
+def load_train(cfg: Config) -> pd.DataFrame:
+    """train.csv with id, targets and (optional) group column checked."""
+    comp = cfg.competition
+    path = cfg.path(comp.train_csv)
+    df = read_csv(path, "train table", "competition.train_csv")
+    _require_columns(df, [comp.id_column], path, "competition.id_column")
+    _require_columns(df, cfg.target_columns, path, "competition.target_column")
+    if comp.group_column is not None:
+        _require_columns(df, [comp.group_column], path, "competition.group_column")
+    if comp.image_column is not None:
+        _require_columns(df, [comp.image_column], path, "competition.image_column")
+    if df.empty:
+        raise UserError(f"{path}: the table has no rows")
+    _check_unique_ids(df, comp.id_column, path)
+    for col in cfg.target_columns:
+        bad = df[col].isna().to_numpy()
+        if bad.any():
+            rows = (np.flatnonzero(bad) + 2).tolist()[:3]
+            raise UserError(
+                f"{path}: {int(bad.sum())} missing (NaN) value(s) in target column {col!r}, "
+                f"first on lines {rows}; fill or drop those rows"
+            )
+    return df.reset_index(drop=True)
+
+
+def image_paths(cfg: Config, df: pd.DataFrame, image_dir: Path) -> list[Path]:
+    """The image file of each row: the image column, else the id plus `competition.image_ext`."""
+    comp = cfg.competition
+    if comp.image_column is not None:
+        names = df[comp.image_column].astype(str)
+    else:
+        ids = df[comp.id_column].astype(str)
+        has_ext = ids.str.lower().str.endswith(IMAGE_EXTS)
+        names = ids.where(has_ext, ids + comp.image_ext)
+    return [image_dir / n for n in names]
+
+
+def check_images_exist(paths: list[Path], what: str, key: str) -> None:
+    """All listed images exist; else name the first few missing and the count."""
+    folder_ok = paths and paths[0].parent.exists()
+    missing = [p for p in paths if not p.is_file()]
+    if not missing:
+        return
+    shown = ", ".join(p.name for p in missing[:3])
+    where = missing[0].parent
+    hint = f"check {key}" if not folder_ok else f"add them to {where} or drop their rows"
+    raise UserError(
+        f"{len(missing)} of {len(paths)} {what} images are missing in {where} "
+        f"(first: {shown}); {hint}"
+    )
+
+
+def load_sample_submission(cfg: Config) -> pd.DataFrame | None:
+    comp = cfg.competition
+    if comp.sample_submission is None:
+        return None
+    path = cfg.path(comp.sample_submission)
+    df = read_csv(path, "sample submission", "competition.sample_submission")
+    _require_columns(df, [comp.id_column], path, "competition.id_column")
+    _check_unique_ids(df, comp.id_column, path)
+    return df
+
+
+def load_test(cfg: Config, sample: pd.DataFrame | None) -> pd.DataFrame | None:
+    """The test ids in submission order: test.csv, else the sample submission's ids."""
+    comp = cfg.competition
+    if comp.test_csv is not None and cfg.path(comp.test_csv).is_file():
+        path = cfg.path(comp.test_csv)
+        df = read_csv(path, "test table", "competition.test_csv")
+        _require_columns(df, [comp.id_column], path, "competition.id_column")
+        _check_unique_ids(df, comp.id_column, path)
+        return df.reset_index(drop=True)
+    if sample is not None:
+        return sample[[comp.id_column]].copy()
+    return None
+
+
+def check_classes(cfg: Config, train: pd.DataFrame, sample: pd.DataFrame | None) -> None:
+    """Target values must be among the classes the competition scores."""
+    comp = cfg.competition
+    classes = comp.classes
+    if classes is None and sample is not None and isinstance(comp.target_column, str):
+        per_class = [c for c in sample.columns if c != comp.id_column]
+        values = set(train[comp.target_column].astype(str))
+        if len(per_class) > 1 and len(values & set(per_class)) > 0:
+            classes = per_class
+    if classes is None:
+        return
+    allowed = {str(c) for c in classes}
+    for col in cfg.target_columns if isinstance(comp.target_column, str) else []:
+        values = train[col].astype(str)
+        bad = ~values.isin(allowed)
+        if bad.any():
+            first = int(np.flatnonzero(bad.to_numpy())[0])
+            raise UserError(
+                f"{cfg.path(comp.train_csv)} line {first + 2}: target {values.iloc[first]!r} "
+                f"is not one of the competition's classes ({', '.join(sorted(allowed))[:80]}); "
+                "fix the row or competition.classes"
+            )
+
+
+def load_tables(cfg: Config, *, need_test: bool = False, check_files: bool = True) -> Tables:
+    """Load and check every table the config names."""
+    comp = cfg.competition
+    train = load_train(cfg)
+    train_paths = image_paths(cfg, train, cfg.path(comp.image_dir))
+    if check_files:
+        check_images_exist(train_paths, "training", "competition.image_dir")
+    sample = load_sample_submission(cfg)
+    check_classes(cfg, train, sample)
+    test = load_test(cfg, sample)
+    test_paths = None
+    if test is not None and comp.test_image_dir is not None:
+        test_paths = image_paths(cfg, test, cfg.path(comp.test_image_dir))
+        if need_test and check_files:
+            check_images_exist(test_paths, "test", "competition.test_image_dir")
+    if need_test and (test is None or test_paths is None):
+        raise UserError(
+            "no test set: set competition.test_csv (or sample_submission) and "
+            "competition.test_image_dir"
+        )
+    return Tables(train, train_paths, test, test_paths, sample)

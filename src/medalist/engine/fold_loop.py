@@ -1,0 +1,241 @@
+"""One fold from data to best weights and out-of-fold predictions, and prediction with saved folds.
+
+Files of a fold, under `fold_<k>/`: `last.ckpt` (full state, every epoch, removed when the fold
+is done), `best.ckpt` (weights of the best epoch by the competition metric), `history.csv`,
+`oof.csv` and `result.json` (written last: its presence means the fold is done).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import DataLoader
+
+from medalist.config.schema import Config
+from medalist.data.dataset import (
+    EpochShuffleSampler,
+    ImageDataset,
+    create_transform,
+    mix_seed,
+    seed_worker,
+)
+from medalist.data.images import ImageSource
+from medalist.engine.callbacks import AtomicCheckpointIO, BackboneFreeze, EpochReport, EpochSeed
+from medalist.engine.module import FoldModule
+from medalist.io import read_json, write_csv, write_json
+from medalist.models.factory import create_model
+
+
+@dataclass
+class FoldResult:
+    fold: int
+    score: float
+    best_epoch: int
+    epochs: int
+    seconds: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+def use_gpu(cfg: Config) -> bool:
+    return cfg.train.accelerator in ("gpu", "cuda") or (
+        cfg.train.accelerator == "auto" and torch.cuda.is_available()
+    )
+
+
+def resolve_precision(cfg: Config) -> str:
+    if cfg.train.precision != "auto":
+        return "32-true" if cfg.train.precision == "32" else cfg.train.precision
+    if use_gpu(cfg):
+        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "16-mixed"
+    return "32-true"
+
+
+def resolve_channels_last(cfg: Config) -> bool:
+    value = cfg.train.channels_last
+    return use_gpu(cfg) if value == "auto" else bool(value)
+
+
+def fold_dir(run_dir: Path, fold: int) -> Path:
+    return run_dir / f"fold_{fold}"
+
+
+def fold_done(run_dir: Path, fold: int) -> bool:
+    return (fold_dir(run_dir, fold) / "result.json").is_file()
+
+
+def read_fold_result(run_dir: Path, fold: int) -> FoldResult:
+    return FoldResult(**read_json(fold_dir(run_dir, fold) / "result.json"))
+
+
+def make_loader(
+    cfg: Config, dataset: ImageDataset, *, train: bool, batch_size: int | None = None
+) -> DataLoader:
+    workers = cfg.data.num_workers
+    return DataLoader(
+        dataset,
+        batch_size=batch_size or cfg.train.batch_size,
+        sampler=EpochShuffleSampler(dataset) if train else None,
+        shuffle=False,
+        num_workers=workers,
+        worker_init_fn=seed_worker if workers else None,
+        persistent_workers=False,
+        pin_memory=use_gpu(cfg),
+        drop_last=train and len(dataset) > cfg.train.batch_size,
+    )
+
+
+def build_trainer(
+    cfg: Config, out: Path, callbacks: list[Any], loggers: Sequence[Any], mode: str
+) -> L.Trainer:
+    from lightning.pytorch.callbacks import ModelCheckpoint
+
+    best = ModelCheckpoint(
+        dirpath=out,
+        filename="best",
+        monitor="monitor",
+        mode=mode,
+        save_top_k=1,
+        save_weights_only=True,
+        save_on_train_epoch_end=True,
+        enable_version_counter=False,
+    )
+    last = ModelCheckpoint(
+        dirpath=out,
+        filename="last",
+        monitor=None,
+        save_top_k=1,
+        save_on_train_epoch_end=True,
+        enable_version_counter=False,
+    )
+    gpu = use_gpu(cfg)
+    _quiet_lightning()
+    return L.Trainer(
+        max_epochs=cfg.train.epochs,
+        accelerator="gpu" if gpu else "cpu",
+        devices=cfg.train.devices,
+        strategy=cfg.train.strategy,
+        precision=resolve_precision(cfg),
+        callbacks=[*callbacks, best, last],
+        logger=list(loggers) if loggers else False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        deterministic=not gpu,
+        benchmark=gpu,
+        gradient_clip_val=cfg.train.grad_clip,
+        default_root_dir=out,
+        plugins=[AtomicCheckpointIO()],
+        log_every_n_steps=max(1, min(50, cfg.train.batch_size)),
+        use_distributed_sampler=False,
+    )
+
+
+def _quiet_lightning() -> None:
+    """Lightning's start-up banners (GPU available, tips) say nothing a medalist user needs."""
+    import logging
+
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning.pytorch.utilities.rank_zero"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def train_fold(
+    cfg: Config,
+    task: Any,
+    images: ImageSource,
+    y: np.ndarray,
+    folds: np.ndarray,
+    fold: int,
+    run_dir: Path,
+    *,
+    seed: int,
+    loggers: Sequence[Any] = (),
+    report: Callable[[dict[str, float]], None] = lambda r: None,
+) -> FoldResult:
+    """Train fold `fold` (resuming from its last checkpoint when there is one)."""
+    out = fold_dir(run_dir, fold)
+    out.mkdir(parents=True, exist_ok=True)
+    train_idx, valid_idx = np.flatnonzero(folds != fold), np.flatnonzero(folds == fold)
+    L.seed_everything(mix_seed(seed, fold, 1), workers=False, verbose=False)
+    model = create_model(cfg, task.num_outputs)
+    if resolve_channels_last(cfg):
+        model = model.to(memory_format=torch.channels_last)
+    d = cfg.data
+    train_ds = ImageDataset(
+        images,
+        train_idx,
+        y,
+        create_transform(d.augment, d.mean, d.std, images.channels, train=True),
+        seed=seed,
+        fold=fold,
+    )
+    valid_ds = ImageDataset(
+        images, valid_idx, y, create_transform([], d.mean, d.std, images.channels, train=False)
+    )
+    train_loader = make_loader(cfg, train_ds, train=True)
+    valid_loader = make_loader(cfg, valid_ds, train=False)
+    module = FoldModule(
+        cfg, model, task.create_loss(cfg, y[train_idx]), task, fold, len(train_loader)
+    )
+    callbacks: list[Any] = [EpochSeed(seed, fold), EpochReport(out / "history.csv", report)]
+    if cfg.train.freeze_backbone_epochs:
+        callbacks.append(BackboneFreeze(cfg.train.freeze_backbone_epochs))
+    trainer = build_trainer(cfg, out, callbacks, loggers, task.metric.mode)
+    last = out / "last.ckpt"
+    trainer.fit(module, train_loader, valid_loader, ckpt_path=last if last.is_file() else None)
+
+    best = torch.load(out / "best.ckpt", map_location="cpu", weights_only=False)
+    module.load_state_dict(best["state_dict"])
+    preds = predict_array(module.eval_model(), task, valid_loader, tta=(), device=module.device)
+    oof = task.oof_frame(images_ids(images, valid_idx), folds[valid_idx], y[valid_idx], preds)
+    write_csv(out / "oof.csv", oof)
+    history = pd.DataFrame(module.history)
+    metric_col = task.metric.name
+    best_row = (
+        history[metric_col].idxmax()
+        if task.metric.higher_is_better
+        else history[metric_col].idxmin()
+    )
+    result = FoldResult(
+        fold=fold,
+        score=task.score(y[valid_idx], preds),
+        best_epoch=int(history.loc[best_row, "epoch"]),
+        epochs=len(history),
+        seconds=float(history["time_s"].sum()),
+    )
+    write_json(out / "result.json", result.as_dict())
+    last.unlink(missing_ok=True)
+    return result
+
+
+def images_ids(images: ImageSource, rows: np.ndarray) -> pd.Series:
+    return pd.Series(np.asarray(images.ids, dtype=object)[rows])
+
+
+@torch.inference_mode()
+def predict_array(
+    model: torch.nn.Module,
+    task: Any,
+    loader: DataLoader,
+    *,
+    tta: Sequence[str] = (),
+    device: torch.device | str = "cpu",
+) -> np.ndarray:
+    """Task predictions for every batch of `loader`, averaged over the TTA views."""
+    model.eval()
+    model.to(device)
+    outputs = []
+    for x, _ in loader:
+        x = x.to(device)
+        views = [x] + [x.flip(-1) if t == "hflip" else x.flip(-2) for t in tta]
+        p = torch.stack([task.activate(model(v)) for v in views]).mean(0)
+        outputs.append(p.float().cpu())
+    return torch.cat(outputs).numpy().astype(np.float64)

@@ -1,0 +1,157 @@
+"""The Lightning module shared by every classification fold.
+
+It keeps the epoch history itself (saved inside each checkpoint), so a resumed fold continues
+the same history, and it scores validation with the competition metric on the whole fold.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+
+from medalist.config.schema import Config
+from medalist.errors import TrainingDiverged
+
+
+class FoldModule(L.LightningModule):
+    """A timm model, its loss and the task's activation and metric."""
+
+    def __init__(
+        self,
+        cfg: Config,
+        model: torch.nn.Module,
+        loss: torch.nn.Module,
+        task: Any,
+        fold: int,
+        steps_per_epoch: int,
+    ) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.model = model
+        self.loss_fn = loss
+        self.task = task
+        self.fold = fold
+        self.steps_per_epoch = max(1, steps_per_epoch)
+        self.ema = None
+        if cfg.train.ema:
+            from timm.utils import ModelEmaV3
+
+            self.ema = ModelEmaV3(model, decay=cfg.train.ema_decay)
+        self.history: list[dict[str, float]] = []
+        self._reset_epoch()
+
+    def _reset_epoch(self) -> None:
+        self._train_loss_sum = 0.0
+        self._train_batches = 0
+        self._val_outputs: list[torch.Tensor] = []
+        self._val_targets: list[torch.Tensor] = []
+        self._val_loss_sum = 0.0
+        self._val_count = 0
+        self._epoch_start = time.perf_counter()
+
+    # ---- model -----------------------------------------------------------------------------
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x)
+
+    def eval_model(self) -> torch.nn.Module:
+        return self.ema.module if self.ema is not None else self.model
+
+    def configure_optimizers(self) -> Any:
+        from timm.optim import create_optimizer_v2
+
+        t = self.cfg.train
+        opt = create_optimizer_v2(self.model, opt=t.optimizer, lr=t.lr, weight_decay=t.weight_decay)
+        if t.scheduler == "none":
+            return opt
+        from timm.scheduler import create_scheduler_v2
+
+        sched, _ = create_scheduler_v2(
+            opt,
+            sched="cosine",
+            num_epochs=t.epochs,
+            warmup_epochs=t.warmup_epochs,
+            warmup_lr=t.lr * 1e-3,
+            min_lr=t.lr * 1e-3,
+            cooldown_epochs=0,
+            step_on_epochs=False,
+            updates_per_epoch=self.steps_per_epoch,
+        )
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
+
+    def lr_scheduler_step(self, scheduler: Any, metric: Any = None) -> None:
+        # timm schedulers count optimizer updates; Lightning calls this after each step.
+        scheduler.step_update(num_updates=self.global_step)
+
+    # ---- training ----------------------------------------------------------------------------
+    def on_train_epoch_start(self) -> None:
+        self._reset_epoch()
+
+    def training_step(
+        self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
+    ) -> torch.Tensor:
+        x, y = batch
+        if self.cfg.train.channels_last is True:
+            x = x.contiguous(memory_format=torch.channels_last)
+        loss = self.loss_fn(self.model(x), y)
+        if not torch.isfinite(loss):
+            raise TrainingDiverged(
+                f"fold {self.fold} epoch {self.current_epoch + 1}: the training loss is "
+                f"{loss.item()}; lower train.lr (now {self.cfg.train.lr:g}), or check inputs "
+                "and targets for NaN"
+            )
+        self._train_loss_sum += float(loss.detach())
+        self._train_batches += 1
+        return loss
+
+    def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
+        if self.ema is not None:
+            self.ema.update(self.model, step=self.global_step)
+
+    # ---- validation --------------------------------------------------------------------------
+    def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
+        x, y = batch
+        out = self.eval_model()(x)
+        self._val_loss_sum += float(self.loss_fn(out, y)) * len(y)
+        self._val_count += len(y)
+        self._val_outputs.append(self.task.activate(out).detach().cpu())
+        self._val_targets.append(y.detach().cpu())
+
+    def on_validation_epoch_end(self) -> None:
+        if self.trainer.sanity_checking or not self._val_outputs:
+            return
+        preds = torch.cat(self._val_outputs).numpy().astype(np.float64)
+        y = torch.cat(self._val_targets).numpy()
+        val_loss = self._val_loss_sum / max(1, self._val_count)
+        try:
+            score = self.task.score(y, preds)
+        except ValueError:
+            score = float("nan")
+        train_loss = self._train_loss_sum / max(1, self._train_batches)
+        record = {
+            "epoch": self.current_epoch + 1,
+            "train_loss": train_loss,
+            "val_loss": val_loss,
+            self.task.metric.name: score,
+            "lr": float(self.trainer.optimizers[0].param_groups[0]["lr"]),
+            "time_s": time.perf_counter() - self._epoch_start,
+        }
+        self.history.append(record)
+        worst = -math.inf if self.task.metric.higher_is_better else math.inf
+        self.log("monitor", score if math.isfinite(score) else worst, prog_bar=False)
+        self.log_dict(
+            {"train_loss": train_loss, "val_loss": val_loss, self.task.metric.name: score},
+            prog_bar=False,
+        )
+        self._val_outputs, self._val_targets = [], []
+
+    # ---- checkpoint state -------------------------------------------------------------------
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["medalist_history"] = list(self.history)
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.history = list(checkpoint.get("medalist_history", []))

@@ -1,0 +1,75 @@
+"""One factory over timm: a backbone by name, optionally with weights from a local file."""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+
+import torch
+
+from medalist.config.schema import Config
+from medalist.errors import UserError
+
+
+def check_backbone(name: str) -> None:
+    """An unknown timm name is a UserError that suggests the nearest known ones."""
+    import timm
+
+    if timm.is_model(name):
+        return
+    near = difflib.get_close_matches(name, timm.list_models(), n=3, cutoff=0.6)
+    hint = f"did you mean {', '.join(near)}?" if near else "see timm.list_models()"
+    raise UserError(f"model.backbone = {name!r}: not a timm model; {hint}")
+
+
+def pretrained_file(cfg: Config) -> Path | None:
+    """The local weights file of `model.pretrained`, or None when training from scratch."""
+    value = cfg.model.pretrained
+    if value is False:
+        return None
+    if value is True:
+        raise UserError(
+            "model.pretrained = true: weights can't be downloaded here; set it to the path of "
+            "a local weights file (.pth, .bin or .safetensors)"
+        )
+    path = cfg.path(str(value))
+    if not path.is_file():
+        raise UserError(f"model.pretrained = {value!r}: file {path} not found; fix the path")
+    return path
+
+
+def create_model(cfg: Config, num_outputs: int) -> torch.nn.Module:
+    """The configured timm model with `num_outputs` outputs (stem adapted to `model.in_chans`)."""
+    import timm
+
+    check_backbone(cfg.model.backbone)
+    weights = pretrained_file(cfg)
+    kwargs = dict(
+        num_classes=num_outputs,
+        in_chans=cfg.model.in_chans,
+        drop_rate=cfg.model.drop_rate,
+    )
+    if cfg.model.drop_path_rate:
+        kwargs["drop_path_rate"] = cfg.model.drop_path_rate
+    if weights is None:
+        return timm.create_model(cfg.model.backbone, pretrained=False, **kwargs)
+    try:
+        # timm loads the file, drops a mismatched classifier and adapts the stem to in_chans.
+        return timm.create_model(
+            cfg.model.backbone,
+            pretrained=True,
+            pretrained_cfg_overlay=dict(file=str(weights)),
+            **kwargs,
+        )
+    except (RuntimeError, KeyError, ValueError, OSError) as exc:
+        raise UserError(
+            f"model.pretrained = {str(weights)!r}: could not load it into "
+            f"{cfg.model.backbone} ({str(exc).splitlines()[0][:160]})"
+        ) from None
+
+
+def backbone_parameters(model: torch.nn.Module) -> list[torch.nn.Parameter]:
+    """Every parameter except the classifier head's (what freezing the backbone freezes)."""
+    head = model.get_classifier() if hasattr(model, "get_classifier") else None
+    head_ids = {id(p) for p in head.parameters()} if isinstance(head, torch.nn.Module) else set()
+    return [p for p in model.parameters() if id(p) not in head_ids]

@@ -1,0 +1,159 @@
+"""The run directory, which is the truth about a run: its files, their merge, the ledger of runs."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from medalist.config import Config, dump_config, load_config
+from medalist.errors import UserError
+from medalist.io import read_json, write_csv, write_json, write_text
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+@dataclass
+class RunDir:
+    path: Path
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def project(self) -> Path:
+        return self.path.parent.parent
+
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+    def config(self) -> Config:
+        return load_config(self.file("config.yaml"), root=self.project)
+
+    def task_state(self) -> dict[str, Any]:
+        return read_json(self.file("task.json"))
+
+    def scores(self) -> dict[str, Any] | None:
+        f = self.file("scores.json")
+        return read_json(f) if f.is_file() else None
+
+
+def new_run_name(cfg: Config) -> str:
+    stem = cfg.source.stem if cfg.source else "run"
+    return f"{stem}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+
+
+def create_run_dir(cfg: Config, name: str | None) -> RunDir:
+    """A new, empty run directory under `<project>/runs/`; an existing name is never reused."""
+    name = name or new_run_name(cfg)
+    if not NAME_RE.match(name):
+        raise UserError(f"--name {name!r}: use letters, digits, '.', '_' and '-' only")
+    path = cfg.root / "runs" / name
+    if path.exists():
+        raise UserError(
+            f"run {path} already exists: choose another --name, or --resume {path} to continue it"
+        )
+    path.mkdir(parents=True)
+    return RunDir(path)
+
+
+def open_run_dir(path: str | Path) -> RunDir:
+    """An existing run directory (it must hold config.yaml)."""
+    p = Path(path)
+    if not (p / "config.yaml").is_file():
+        raise UserError(f"{p} is not a run directory (no config.yaml): give runs/<name>")
+    return RunDir(p.resolve())
+
+
+def write_run_header(run: RunDir, cfg: Config, provenance: dict[str, Any], diff: str) -> None:
+    write_text(run.file("config.yaml"), dump_config(cfg))
+    write_json(run.file("provenance.json"), provenance)
+    if diff:
+        write_text(run.file("diff.patch"), diff)
+
+
+def merge_folds(
+    run: RunDir,
+    n_splits: int,
+    metric_name: str,
+    higher_is_better: bool,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any] | None:
+    """oof.csv and scores.json from the finished folds; None until every fold is done."""
+    results = []
+    for k in range(n_splits):
+        f = run.file(f"fold_{k}/result.json")
+        if not f.is_file():
+            return None
+        results.append(read_json(f))
+    oof = pd.concat([pd.read_csv(run.file(f"fold_{k}/oof.csv")) for k in range(n_splits)])
+    scores = [float(r["score"]) for r in results]
+    summary = {
+        "metric": metric_name,
+        "higher_is_better": higher_is_better,
+        "folds": scores,
+        "mean": float(np.mean(scores)),
+        "std": float(np.std(scores)),
+        "best_epochs": [int(r["best_epoch"]) for r in results],
+        "seconds": float(sum(r["seconds"] for r in results)),
+        **(extra or {}),
+    }
+    return {"oof": oof, "scores": summary}
+
+
+def write_merged(run: RunDir, oof: pd.DataFrame, scores: dict[str, Any]) -> None:
+    write_csv(run.file("oof.csv"), oof)
+    write_json(run.file("scores.json"), scores)
+
+
+def ledger(project: Path) -> pd.DataFrame:
+    """Every run of a project: name, date, commit, dirty, backbone, epochs, CV, folds done."""
+    rows = []
+    runs_dir = project / "runs"
+    for path in sorted(runs_dir.glob("*/config.yaml")) if runs_dir.is_dir() else []:
+        run = RunDir(path.parent)
+        try:
+            cfg = run.config()
+        except UserError:
+            continue
+        prov = (
+            read_json(run.file("provenance.json")) if run.file("provenance.json").is_file() else {}
+        )
+        scores = run.scores() or {}
+        done = sum(1 for k in range(cfg.cv.n_splits) if run.file(f"fold_{k}/result.json").is_file())
+        git = prov.get("git", {})
+        rows.append(
+            {
+                "name": run.name,
+                "date": (prov.get("started_at") or "")[:16].replace("T", " "),
+                "commit": (git.get("commit") or "")[:8],
+                "dirty": git.get("dirty"),
+                "backbone": cfg.model.backbone,
+                "epochs": cfg.train.epochs,
+                "metric": scores.get("metric", cfg.competition.metric),
+                "cv_mean": scores.get("mean"),
+                "cv_std": scores.get("std"),
+                "folds_done": f"{done}/{cfg.cv.n_splits}",
+            }
+        )
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "name",
+            "date",
+            "commit",
+            "dirty",
+            "backbone",
+            "epochs",
+            "metric",
+            "cv_mean",
+            "cv_std",
+            "folds_done",
+        ],
+    )

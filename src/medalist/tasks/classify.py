@@ -1,0 +1,248 @@
+"""Image classification as a task: targets, loss, activation, OOF columns and submission format.
+
+Kinds: multiclass and binary (softmax over K classes), multilabel (sigmoid per label, per-label
+thresholds fitted on the out-of-fold predictions), regression (one output, standardised target).
+The fold loop and prediction only talk to a task through this interface.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from medalist.config.schema import Config
+from medalist.engine.metrics import Metric, get_metric
+from medalist.errors import UserError
+
+
+def infer_kind(cfg: Config, train: pd.DataFrame) -> str:
+    kind = cfg.competition.target_type
+    if kind != "auto":
+        return "multiclass" if kind == "binary" else kind
+    if len(cfg.target_columns) > 1:
+        return "multilabel"
+    values = train[cfg.target_columns[0]]
+    if cfg.competition.metric == "rmse":
+        return "regression"
+    if pd.api.types.is_float_dtype(values) and not np.all(np.mod(values.to_numpy(), 1) == 0):
+        return "regression"
+    return "multiclass"
+
+
+class FocalLoss(nn.Module):
+    """Softmax focal loss (Lin et al.), optionally class-weighted."""
+
+    def __init__(self, gamma: float, weight: torch.Tensor | None = None) -> None:
+        super().__init__()
+        self.gamma = gamma
+        self.register_buffer("weight", weight)
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        logp = F.log_softmax(logits, dim=1)
+        ce = F.nll_loss(logp, target, weight=self.weight, reduction="none")
+        pt = logp.gather(1, target[:, None]).squeeze(1).exp()
+        return ((1 - pt) ** self.gamma * ce).mean()
+
+
+class SigmoidFocalLoss(nn.Module):
+    def __init__(self, gamma: float) -> None:
+        super().__init__()
+        self.gamma = gamma
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        from torchvision.ops import sigmoid_focal_loss
+
+        return sigmoid_focal_loss(logits, target, gamma=self.gamma, reduction="mean")
+
+
+class StandardisedMSE(nn.Module):
+    def __init__(self, mean: float, std: float) -> None:
+        super().__init__()
+        self.mean, self.std = mean, std
+
+    def forward(self, out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return F.mse_loss(out.squeeze(-1), (target.float() - self.mean) / self.std)
+
+
+@dataclass
+class ClassifyTask:
+    """What the fold loop needs to know about a classification or regression target."""
+
+    kind: str
+    target_columns: list[str]
+    classes: list[Any]
+    metric: Metric
+    id_column: str
+    thresholds: list[float] = field(default_factory=list)
+    mean: float = 0.0
+    std: float = 1.0
+
+    # ---- construction and persistence -------------------------------------------------
+    @classmethod
+    def from_config(cls, cfg: Config, train: pd.DataFrame) -> ClassifyTask:
+        kind = infer_kind(cfg, train)
+        metric = get_metric(cfg.competition.metric, cfg.competition.metric_direction)
+        cols = cfg.target_columns
+        task = cls(kind, cols, [], metric, cfg.competition.id_column)
+        if kind == "multiclass":
+            values = train[cols[0]]
+            if cfg.competition.classes is not None:
+                task.classes = list(cfg.competition.classes)
+            else:
+                task.classes = sorted(values.unique().tolist(), key=lambda v: (str(type(v)), v))
+            if len(task.classes) < 2:
+                raise UserError(
+                    f"{cfg.competition.train_csv}: target {cols[0]!r} has only one class "
+                    f"({task.classes[0]!r}); a classifier needs two or more"
+                )
+        elif kind == "multilabel":
+            task.classes = list(cols)
+            for c in cols:
+                bad = ~train[c].isin([0, 1, 0.0, 1.0, True, False])
+                if bad.any():
+                    raise UserError(
+                        f"{cfg.competition.train_csv}: multilabel target {c!r} must be 0/1, "
+                        f"found {train[c][bad].iloc[0]!r}"
+                    )
+            task.thresholds = [0.5] * len(cols)
+        else:
+            y = train[cols[0]].astype(float).to_numpy()
+            task.mean, task.std = float(y.mean()), float(y.std() or 1.0)
+        return task
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "target_columns": self.target_columns,
+            "classes": self.classes,
+            "thresholds": self.thresholds,
+            "mean": self.mean,
+            "std": self.std,
+        }
+
+    @classmethod
+    def from_state(cls, cfg: Config, state: dict[str, Any]) -> ClassifyTask:
+        metric = get_metric(cfg.competition.metric, cfg.competition.metric_direction)
+        return cls(
+            state["kind"],
+            state["target_columns"],
+            state["classes"],
+            metric,
+            cfg.competition.id_column,
+            state.get("thresholds", []),
+            state.get("mean", 0.0),
+            state.get("std", 1.0),
+        )
+
+    # ---- targets, loss, outputs -----------------------------------------------------------
+    @property
+    def num_outputs(self) -> int:
+        return len(self.classes) if self.kind in ("multiclass", "multilabel") else 1
+
+    def encode(self, df: pd.DataFrame) -> np.ndarray:
+        """Targets as the model trains on them."""
+        if self.kind == "multiclass":
+            index = {str(c): i for i, c in enumerate(self.classes)}
+            values = df[self.target_columns[0]].astype(str)
+            unknown = ~values.isin(index)
+            if unknown.any():
+                first = int(np.flatnonzero(unknown.to_numpy())[0])
+                raise UserError(
+                    f"train table line {first + 2}: target {values.iloc[first]!r} is not among "
+                    f"the classes the run was trained on"
+                )
+            return values.map(index).to_numpy(dtype=np.int64)
+        if self.kind == "multilabel":
+            return df[self.target_columns].to_numpy(dtype=np.float32)
+        return df[self.target_columns[0]].to_numpy(dtype=np.float32)
+
+    def create_loss(self, cfg: Config, y_train: np.ndarray) -> nn.Module:
+        name = cfg.train.loss
+        if self.kind == "regression":
+            return StandardisedMSE(self.mean, self.std)
+        if self.kind == "multilabel":
+            return (
+                SigmoidFocalLoss(cfg.train.focal_gamma)
+                if name == "focal"
+                else nn.BCEWithLogitsLoss()
+            )
+        if name == "focal":
+            return FocalLoss(cfg.train.focal_gamma)
+        weight = None
+        if name == "weighted_ce":
+            # Inverse class frequency, normalised so a balanced set gets weight 1 everywhere.
+            counts = np.bincount(y_train, minlength=self.num_outputs).astype(np.float64)
+            w = len(y_train) / (self.num_outputs * np.maximum(counts, 1.0))
+            weight = torch.tensor(w, dtype=torch.float32)
+        return nn.CrossEntropyLoss(weight=weight, label_smoothing=cfg.train.label_smoothing)
+
+    def activate(self, out: torch.Tensor) -> torch.Tensor:
+        """Model outputs to predictions: probabilities, or values on the target's scale."""
+        if self.kind == "multiclass":
+            return out.float().softmax(dim=1)
+        if self.kind == "multilabel":
+            return out.float().sigmoid()
+        return out.float().squeeze(-1) * self.std + self.mean
+
+    def score(self, y_true: np.ndarray, preds: np.ndarray) -> float:
+        return self.metric(y_true, preds)
+
+    # ---- tables ---------------------------------------------------------------------------
+    @property
+    def pred_columns(self) -> list[str]:
+        if self.kind in ("multiclass", "multilabel"):
+            return [f"pred_{c}" for c in self.classes]
+        return ["pred"]
+
+    def oof_frame(
+        self, ids: pd.Series, folds: np.ndarray, y: np.ndarray, preds: np.ndarray
+    ) -> pd.DataFrame:
+        df = pd.DataFrame({"id": ids.to_numpy(), "fold": folds})
+        if self.kind == "multilabel":
+            for j, c in enumerate(self.classes):
+                df[f"target_{c}"] = y[:, j]
+        else:
+            df["target"] = y
+        p = preds.reshape(len(df), -1)
+        for j, c in enumerate(self.pred_columns):
+            df[c] = p[:, j]
+        return df
+
+    def preds_from_oof(self, oof: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        preds = oof[self.pred_columns].to_numpy(dtype=np.float64)
+        if self.kind == "multilabel":
+            y = oof[[f"target_{c}" for c in self.classes]].to_numpy()
+        else:
+            y = oof["target"].to_numpy()
+            preds = preds[:, 0] if self.kind == "regression" else preds
+        return y, preds
+
+    def fit_thresholds(self, y: np.ndarray, preds: np.ndarray) -> None:
+        """Per-label thresholds that maximise each label's F1 on the out-of-fold predictions."""
+        if self.kind != "multilabel":
+            return
+        from sklearn.metrics import f1_score
+
+        grid = np.linspace(0.05, 0.95, 19)
+        self.thresholds = [
+            float(
+                grid[
+                    np.argmax([f1_score(y[:, j], preds[:, j] >= t, zero_division=0) for t in grid])
+                ]
+            )
+            for j in range(y.shape[1])
+        ]
+
+    def format_submission(
+        self, ids: pd.Series, preds: np.ndarray, sample: pd.DataFrame
+    ) -> pd.DataFrame:
+        """Predictions in the sample submission's columns and row order, checked."""
+        from medalist.tasks.submission import format_classify_submission
+
+        return format_classify_submission(self, ids, preds, sample)

@@ -1,0 +1,98 @@
+"""Writing a classification submission in the sample submission's shape, and checking it."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from medalist.errors import UserError
+
+if TYPE_CHECKING:
+    from medalist.tasks.classify import ClassifyTask
+
+
+def _label_values(task: ClassifyTask, preds: np.ndarray) -> np.ndarray:
+    return np.asarray(task.classes, dtype=object)[preds.argmax(axis=1)]
+
+
+def format_classify_submission(
+    task: ClassifyTask, ids: pd.Series, preds: np.ndarray, sample: pd.DataFrame
+) -> pd.DataFrame:
+    id_col = task.id_column
+    sub_cols = [c for c in sample.columns if c != id_col]
+    if set(map(str, ids)) != set(map(str, sample[id_col])) or len(ids) != len(sample):
+        raise UserError(
+            f"the test ids ({len(ids)}) differ from sample_submission's ({len(sample)}); "
+            "competition.test_csv and competition.sample_submission must list the same ids"
+        )
+    out = pd.DataFrame({id_col: ids.to_numpy()})
+    probabilistic = task.metric.name in PROBABILITY_METRICS_SET
+    if task.kind == "multiclass":
+        names = [str(c) for c in task.classes]
+        if len(sub_cols) > 1 and set(sub_cols) <= set(names):
+            for c in sub_cols:
+                out[c] = preds[:, names.index(c)]
+        elif len(sub_cols) == 1:
+            if probabilistic and len(names) == 2:
+                out[sub_cols[0]] = preds[:, 1]
+            else:
+                out[sub_cols[0]] = _label_values(task, preds)
+        else:
+            raise UserError(
+                f"sample_submission columns {sub_cols} match neither one label column nor the "
+                f"classes {names[:6]}; fix competition.sample_submission or competition.classes"
+            )
+    elif task.kind == "multilabel":
+        missing = [c for c in sub_cols if c not in task.classes]
+        if missing:
+            raise UserError(
+                f"sample_submission column {missing[0]!r} is not a target column; "
+                "set competition.target_column to the submission's columns"
+            )
+        for c in sub_cols:
+            j = task.classes.index(c)
+            p = preds[:, j]
+            out[c] = p if probabilistic else (p >= task.thresholds[j]).astype(int)
+    else:
+        if len(sub_cols) != 1:
+            raise UserError(
+                f"sample_submission has {len(sub_cols)} value columns; regression needs 1"
+            )
+        out[sub_cols[0]] = preds.reshape(-1)
+    # The sample's order is the order Kaggle expects.
+    order = pd.Index(out[id_col].astype(str)).get_indexer(sample[id_col].astype(str))
+    out = out.iloc[order].reset_index(drop=True)
+    out[id_col] = sample[id_col].to_numpy()
+    check_submission(task, out, sample)
+    return out
+
+
+PROBABILITY_METRICS_SET = {"roc_auc", "log_loss"}
+
+
+def check_submission(task: ClassifyTask, sub: pd.DataFrame, sample: pd.DataFrame) -> None:
+    """Same ids in the same order, same columns, no missing values, valid values."""
+    id_col = task.id_column
+    if list(sub.columns) != list(sample.columns):
+        raise UserError(
+            f"submission columns {list(sub.columns)} != sample's {list(sample.columns)}"
+        )
+    if not (sub[id_col].astype(str).to_numpy() == sample[id_col].astype(str).to_numpy()).all():
+        raise UserError("submission ids are not in sample_submission's order")
+    values = sub.drop(columns=[id_col])
+    if values.isna().any().any():
+        col = values.columns[values.isna().any()][0]
+        raise UserError(f"submission column {col!r} has missing values; the model produced NaN")
+    for col in values.columns:
+        v = values[col]
+        if pd.api.types.is_numeric_dtype(v) and task.kind != "regression":
+            is_label_col = task.kind == "multiclass" and v.dtype == object
+            if not is_label_col and ((v < 0) | (v > 1)).any() and task.kind == "multilabel":
+                raise UserError(f"submission column {col!r} has values outside [0, 1]")
+        if task.kind == "multiclass" and v.dtype == object:
+            allowed = {str(c) for c in task.classes}
+            bad = ~v.astype(str).isin(allowed)
+            if bad.any():
+                raise UserError(f"submission column {col!r} has unknown label {v[bad].iloc[0]!r}")

@@ -1,0 +1,88 @@
+"""`medalist predict`: average the folds' predictions on the test set into a checked submission."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from medalist.console import console
+from medalist.data.tables import load_tables
+from medalist.errors import UserError
+from medalist.io import write_csv
+from medalist.runs.rundir import RunDir, open_run_dir
+
+
+@dataclass
+class PredictResult:
+    run: RunDir
+    submission: pd.DataFrame
+    path: Path
+    preds: np.ndarray
+
+
+def predict(
+    run_path: str | Path, *, tta: list[str] | None = None, out: Path | None = None
+) -> PredictResult:
+    """Fold-averaged test predictions of a run, written as `RUN/submission.csv`."""
+    import torch
+
+    from medalist.data.dataset import ImageDataset, create_transform
+    from medalist.engine.fold_loop import fold_dir, fold_done, make_loader, predict_array, use_gpu
+    from medalist.models.factory import create_model
+    from medalist.workflows.train import image_source, load_run_task
+
+    run = open_run_dir(run_path)
+    cfg = run.config()
+    if tta is not None:
+        cfg.predict.tta = tta
+    tables = load_tables(cfg, need_test=True)
+    if tables.sample is None:
+        raise UserError(
+            "competition.sample_submission is not set: predict needs it to shape the file"
+        )
+    task = load_run_task(run, cfg)
+    folds = [k for k in range(cfg.cv.n_splits) if fold_done(run.path, k)]
+    if not folds:
+        raise UserError(f"run {run.path} has no finished fold: train it first (or --resume it)")
+    if len(folds) < cfg.cv.n_splits:
+        console.print(f"[yellow]warning[/]: only folds {folds} are done; averaging those")
+    ids = tables.test[cfg.competition.id_column]
+    images = image_source(cfg, tables.test_paths, ids)
+    d = cfg.data
+    ds = ImageDataset(
+        images,
+        np.arange(len(images)),
+        None,
+        create_transform([], d.mean, d.std, images.channels, train=False),
+    )
+    loader = make_loader(cfg, ds, train=False, batch_size=cfg.predict.batch_size)
+    device = "cuda" if use_gpu(cfg) else "cpu"
+    total = None
+    model = create_model(cfg, task.num_outputs)
+    for k in folds:
+        state = torch.load(
+            fold_dir(run.path, k) / "best.ckpt", map_location="cpu", weights_only=False
+        )
+        weights = {
+            n.removeprefix("model."): v
+            for n, v in state["state_dict"].items()
+            if n.startswith("model.")
+        }
+        if cfg.train.ema:
+            ema = {
+                n.removeprefix("ema.module."): v
+                for n, v in state["state_dict"].items()
+                if n.startswith("ema.module.")
+            }
+            weights = ema or weights
+        model.load_state_dict(weights)
+        p = predict_array(model, task, loader, tta=cfg.predict.tta, device=device)
+        total = p if total is None else total + p
+    preds = total / len(folds)
+    sub = task.format_submission(ids, preds, tables.sample)
+    path = out or run.file("submission.csv")
+    write_csv(path, sub)
+    return PredictResult(run, sub, path, preds)

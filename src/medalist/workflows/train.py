@@ -1,0 +1,285 @@
+"""`medalist folds` and `medalist train`: the story of a run, top to bottom.
+
+Check every input, make or read the folds, open the run directory, cache the images, train
+each fold (resuming where a killed process stopped), merge the out-of-fold predictions and
+scores, mirror to the tracker.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from medalist.config import Config, load_config
+from medalist.console import console, err_console
+from medalist.data.folds import (
+    fold_summary,
+    folds_file_name,
+    make_folds,
+    read_folds,
+    render_fold_table,
+    write_folds,
+)
+from medalist.data.images import ImageSource, build_cache
+from medalist.data.tables import Tables, load_tables
+from medalist.errors import UserError
+from medalist.io import read_json, write_csv, write_json
+from medalist.runs import provenance
+from medalist.runs.rundir import (
+    RunDir,
+    create_run_dir,
+    merge_folds,
+    open_run_dir,
+    write_merged,
+    write_run_header,
+)
+
+
+@dataclass
+class Prepared:
+    cfg: Config
+    tables: Tables
+    task: Any
+    folds: np.ndarray
+
+
+@dataclass
+class TrainSummary:
+    run: RunDir
+    scores: dict[str, Any] | None
+    folds_done: list[int]
+
+
+def folds_path(cfg: Config) -> Path:
+    c = cfg.cv
+    return (
+        cfg.root
+        / "folds"
+        / folds_file_name(c.scheme, c.n_splits, c.seed, cfg.competition.group_column)
+    )
+
+
+def compute_folds(cfg: Config, train: pd.DataFrame) -> np.ndarray:
+    return make_folds(
+        train,
+        scheme=cfg.cv.scheme,
+        n_splits=cfg.cv.n_splits,
+        seed=cfg.cv.seed,
+        target_columns=cfg.target_columns,
+        group_column=cfg.competition.group_column,
+        where=str(cfg.path(cfg.competition.train_csv)),
+    )
+
+
+def get_folds(cfg: Config, train: pd.DataFrame) -> np.ndarray:
+    """The saved folds for this cv setting, made and saved on first use."""
+    path = folds_path(cfg)
+    ids = train[cfg.competition.id_column]
+    if path.is_file():
+        return read_folds(path, ids, cfg.competition.id_column)
+    folds = compute_folds(cfg, train)
+    write_folds(path, ids, folds)
+    return folds
+
+
+def run_folds(cfg: Config) -> tuple[Path, pd.DataFrame]:
+    """`medalist folds`: write the folds file and return its per-fold summary."""
+    from medalist.data.tables import load_train
+
+    train = load_train(cfg)
+    folds = compute_folds(cfg, train)
+    path = folds_path(cfg)
+    write_folds(path, train[cfg.competition.id_column], folds)
+    return path, fold_summary(train, folds, cfg.target_columns, cfg.competition.group_column)
+
+
+def print_fold_table(summary: pd.DataFrame) -> None:
+    console.print(render_fold_table(summary))
+
+
+def prepare(cfg: Config, *, need_test: bool = False) -> Prepared:
+    """Every check that can fail on the user's input, before anything is written."""
+    from medalist.data.dataset import create_transform
+    from medalist.models.factory import check_backbone, pretrained_file
+    from medalist.tasks.classify import ClassifyTask
+
+    if cfg.competition.task != "classify":
+        raise UserError(
+            f"competition.task = {cfg.competition.task!r} is not available yet; use classify"
+        )
+    check_backbone(cfg.model.backbone)
+    pretrained_file(cfg)
+    create_transform(cfg.data.augment, cfg.data.mean, cfg.data.std, cfg.model.in_chans, train=True)
+    tables = load_tables(cfg, need_test=need_test)
+    task = ClassifyTask.from_config(cfg, tables.train)
+    task.encode(tables.train)
+    folds = get_folds(cfg, tables.train)
+    return Prepared(cfg, tables, task, folds)
+
+
+def image_source(cfg: Config, paths: list[Path], ids: pd.Series) -> ImageSource:
+    """Images for training or prediction, through the decoded-image cache when enabled."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    size, chans = cfg.data.image_size, cfg.model.in_chans
+    source = ImageSource(paths, size, chans, ids=ids.tolist())
+    if not cfg.data.cache:
+        source.verify()
+        return source
+    with Progress(
+        TextColumn("caching images"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    ) as bar:
+        t = bar.add_task("cache", total=len(paths))
+        source.cached = build_cache(
+            paths, size, chans, cfg.root / ".cache", progress=lambda n: bar.advance(t, n)
+        )
+    return source
+
+
+def _epoch_line(fold: int, epochs: int, metric: str) -> Any:
+    def report(r: dict[str, float]) -> None:
+        console.print(
+            f"fold {fold} | epoch {int(r['epoch'])}/{epochs} | train_loss {r['train_loss']:.4f} | "
+            f"val_loss {r['val_loss']:.4f} | {metric} {r[metric]:.4f} | {r['time_s']:.1f}s"
+        )
+
+    return report
+
+
+def parse_fold_list(text: str | None, n_splits: int) -> list[int]:
+    if not text:
+        return list(range(n_splits))
+    try:
+        folds = sorted({int(x) for x in text.split(",") if x.strip()})
+    except ValueError:
+        raise UserError(
+            f"--folds {text!r}: give fold numbers separated by commas, e.g. 0,2"
+        ) from None
+    bad = [f for f in folds if not 0 <= f < n_splits]
+    if bad:
+        raise UserError(
+            f"--folds {text!r}: fold {bad[0]} does not exist (cv.n_splits is {n_splits})"
+        )
+    return folds
+
+
+def start_run(cfg: Config, prepared: Prepared, name: str | None) -> RunDir:
+    run = create_run_dir(cfg, name)
+    seeds = {"train.seed": cfg.train.seed, "cv.seed": cfg.cv.seed}
+    prov = provenance.collect(cfg.root, seeds)
+    diff = provenance.git_diff(cfg.root) if prov["git"]["dirty"] else ""
+    if prov["git"]["dirty"]:
+        err_console.print(
+            "[yellow]warning[/]: the git tree is dirty; the diff is saved in diff.patch"
+        )
+    write_run_header(run, cfg, prov, diff)
+    write_json(run.file("task.json"), prepared.task.state())
+    ids = prepared.tables.train[cfg.competition.id_column]
+    write_csv(run.file("folds.csv"), pd.DataFrame({"id": ids, "fold": prepared.folds}))
+    return run
+
+
+def train(
+    config: str | Path | None,
+    overrides: list[str] = (),
+    *,
+    name: str | None = None,
+    folds: str | None = None,
+    resume: str | Path | None = None,
+) -> TrainSummary:
+    """`medalist train`: a new run (or the rest of `resume`), fold by fold."""
+    import torch
+
+    if resume is not None:
+        run = open_run_dir(resume)
+        cfg = run.config()
+        if overrides:
+            raise UserError("--resume continues a run as it was configured; drop the overrides")
+    else:
+        if config is None:
+            raise UserError("give a CONFIG (e.g. configs/baseline.yaml) or --resume RUN_DIR")
+        cfg = load_config(config, overrides)
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    prepared = prepare(cfg)
+    selected = parse_fold_list(folds, cfg.cv.n_splits)
+    if resume is None:
+        run = start_run(cfg, prepared, name)
+    else:
+        train_ids = prepared.tables.train[cfg.competition.id_column]
+        prepared.folds = read_folds(run.file("folds.csv"), train_ids, "id")
+        prepared.task = type(prepared.task).from_state(cfg, run.task_state())
+    console.print(f"run [bold]{run.name}[/] -> {run.path}")
+    return train_in_run(cfg, prepared, run, selected)
+
+
+def train_in_run(cfg: Config, prepared: Prepared, run: RunDir, selected: list[int]) -> TrainSummary:
+    from medalist.engine.fold_loop import fold_done, read_fold_result, train_fold
+    from medalist.runs.tracking import create_tracker
+
+    task, train_df = prepared.task, prepared.tables.train
+    ids = train_df[cfg.competition.id_column]
+    images = image_source(cfg, prepared.tables.train_paths, ids)
+    y = task.encode(train_df)
+    tracker = create_tracker(cfg, run)
+    for fold in selected:
+        if fold_done(run.path, fold):
+            console.print(
+                f"fold {fold}: done already ({read_fold_result(run.path, fold).score:.4f})"
+            )
+            continue
+        logger = tracker.fold_logger(fold) if tracker else None
+        result = train_fold(
+            cfg,
+            task,
+            images,
+            y,
+            prepared.folds,
+            fold,
+            run.path,
+            seed=cfg.train.seed,
+            loggers=[logger] if logger else [],
+            report=_epoch_line(fold, cfg.train.epochs, task.metric.name),
+        )
+        if tracker:
+            tracker.end_fold(fold, result.as_dict())
+        console.print(
+            f"fold {fold}: {task.metric.name} {result.score:.4f} (best epoch {result.best_epoch})"
+        )
+    scores = finish_run(cfg, run, task)
+    if tracker:
+        tracker.finish(scores, [run.file("scores.json"), run.file("oof.csv")])
+    done = [k for k in range(cfg.cv.n_splits) if fold_done(run.path, k)]
+    return TrainSummary(run, scores, done)
+
+
+def finish_run(cfg: Config, run: RunDir, task: Any) -> dict[str, Any] | None:
+    """Merge the folds into oof.csv and scores.json once every fold is done."""
+    merged = merge_folds(run, cfg.cv.n_splits, task.metric.name, task.metric.higher_is_better)
+    if merged is None:
+        return None
+    oof, scores = merged["oof"], merged["scores"]
+    y, preds = task.preds_from_oof(oof)
+    scores["oof"] = task.score(y, preds)
+    if task.kind == "multilabel":
+        task.fit_thresholds(y, preds)
+        write_json(run.file("task.json"), task.state())
+        scores["thresholds"] = task.thresholds
+    scores["seeds"] = [cfg.train.seed]
+    write_merged(run, oof, scores)
+    return scores
+
+
+def load_run_task(run: RunDir, cfg: Config) -> Any:
+    from medalist.tasks.classify import ClassifyTask
+
+    return ClassifyTask.from_state(cfg, read_json(run.file("task.json")))
