@@ -2,34 +2,16 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from medalist.cli_app import app, quiet_libraries
 from medalist.errors import UserError
 
-os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
-
-app = typer.Typer(
-    help="medalist: folds, cross-validated training, out-of-fold predictions, submissions.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
-
-
-def _quiet_libraries() -> None:
-    import logging
-    import warnings
-
-    for name in ("lightning", "lightning.pytorch", "lightning.fabric", "mlflow", "alembic"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-    warnings.filterwarnings("ignore", module="lightning")
-    warnings.filterwarnings("ignore", module="mlflow")
-    warnings.filterwarnings("ignore", category=UserWarning)
+_quiet_libraries = quiet_libraries  # the name the commands below use
 
 
 def _fmt(x: float | None) -> str:
@@ -167,6 +149,8 @@ def demo(
 
 
 def main() -> None:
+    import medalist.commands  # noqa: F401 - registers the commands of every area
+
     try:
         app(standalone_mode=False)
     except UserError as exc:

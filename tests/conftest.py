@@ -1,0 +1,141 @@
+"""Shared fixtures: a tiny Kaggle-layout competition and a project with a trained run.
+
+Training in tests uses timm's `test_resnet` at 16x16 on a few dozen images, so a 3-fold run
+takes seconds on a CPU.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
+os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+
+TINY_CONFIG = """\
+competition:
+  train_csv: data/train.csv
+  test_csv: data/test.csv
+  image_dir: data/train
+  test_image_dir: data/test
+  sample_submission: data/sample_submission.csv
+  id_column: id
+  target_column: label
+  metric: accuracy
+cv:
+  scheme: stratified
+  n_splits: 3
+  seed: 42
+model:
+  backbone: test_resnet
+data:
+  image_size: 16
+  augment:
+    - {name: HorizontalFlip, p: 0.5}
+train:
+  epochs: 2
+  batch_size: 8
+  lr: 3.0e-3
+  warmup_epochs: 0
+  threads: 1
+track:
+  backends: [none]
+"""
+
+CLASSES = ["bar_h", "bar_v", "dot"]
+
+
+def draw(label: str, rng: np.random.Generator, size: int = 24) -> np.ndarray:
+    """A noisy picture of one of three shapes: learnable in a couple of epochs."""
+    img = rng.integers(0, 60, (size, size, 3)).astype(np.uint8)
+    c = int(rng.integers(6, size - 6))
+    if label == "bar_h":
+        img[c - 2 : c + 2, 3:-3] = 230
+    elif label == "bar_v":
+        img[3:-3, c - 2 : c + 2] = 230
+    else:
+        img[c - 3 : c + 3, c - 3 : c + 3] = 230
+    return img
+
+
+def make_competition(
+    root: Path, n_per_class: int = 12, n_test: int = 9, seed: int = 0, labels: list[str] = CLASSES
+) -> Path:
+    """train/, test/, train.csv, test.csv, sample_submission.csv under `root`; returns root."""
+    rng = np.random.default_rng(seed)
+    (root / "train").mkdir(parents=True, exist_ok=True)
+    (root / "test").mkdir(parents=True, exist_ok=True)
+    rows = []
+    for k in range(n_per_class):
+        for label in labels:
+            i = len(rows)
+            Image.fromarray(draw(label, rng)).save(root / "train" / f"img_{i:04d}.png")
+            rows.append({"id": f"img_{i:04d}", "label": label})
+    pd.DataFrame(rows).to_csv(root / "train.csv", index=False)
+    test_ids = []
+    for j in range(n_test):
+        Image.fromarray(draw(labels[j % len(labels)], rng)).save(root / "test" / f"t_{j:03d}.png")
+        test_ids.append(f"t_{j:03d}")
+    pd.DataFrame({"id": test_ids}).to_csv(root / "test.csv", index=False)
+    pd.DataFrame({"id": test_ids, "label": labels[0]}).to_csv(
+        root / "sample_submission.csv", index=False
+    )
+    return root
+
+
+def make_project(root: Path, config_text: str = TINY_CONFIG, **kw: object) -> Path:
+    """A project folder with data/ and configs/baseline.yaml; returns the config path."""
+    make_competition(root / "data", **kw)
+    (root / "configs").mkdir(parents=True, exist_ok=True)
+    cfg = root / "configs" / "baseline.yaml"
+    cfg.write_text(config_text)
+    return cfg
+
+
+def medalist(
+    *args: str, cwd: Path | None = None, timeout: int = 600
+) -> subprocess.CompletedProcess:
+    """Run the real CLI in a subprocess (exit code, stdout and stderr as a user sees them)."""
+    return subprocess.run(
+        [sys.executable, "-c", "from medalist.cli import main; main()", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture
+def tiny_project(tmp_path: Path) -> Path:
+    """The config path of a fresh tiny project (3 classes, 36 train and 9 test images)."""
+    return make_project(tmp_path / "proj")
+
+
+@pytest.fixture(scope="session")
+def trained_run_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny project with one finished 3-fold run and its submission (built once per session)."""
+    from medalist.workflows.predict import predict
+    from medalist.workflows.train import train
+
+    root = tmp_path_factory.mktemp("trained") / "proj"
+    cfg = make_project(root)
+    summary = train(cfg, name="base")
+    predict(summary.run.path)
+    return summary.run.path
+
+
+@pytest.fixture
+def trained_run(trained_run_template: Path, tmp_path: Path) -> Path:
+    """A private copy of the trained tiny run's project; returns the run directory."""
+    project = trained_run_template.parent.parent
+    dest = tmp_path / "proj"
+    shutil.copytree(project, dest, symlinks=True)
+    return dest / "runs" / trained_run_template.name
