@@ -74,7 +74,7 @@ def make_competition(
     (root / "train").mkdir(parents=True, exist_ok=True)
     (root / "test").mkdir(parents=True, exist_ok=True)
     rows = []
-    for k in range(n_per_class):
+    for _ in range(n_per_class):
         for label in labels:
             i = len(rows)
             Image.fromarray(draw(label, rng)).save(root / "train" / f"img_{i:04d}.png")
