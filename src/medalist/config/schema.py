@@ -29,6 +29,7 @@ class Competition(Section):
     target_column: str | list[str] = "label"
     classes: list[str | int] | None = None
     group_column: str | None = None
+    groups_csv: str | None = None
     metric: str = "accuracy"
     metric_direction: Literal["maximize", "minimize"] | None = None
 

@@ -65,6 +65,8 @@ def load_train(cfg: Config) -> pd.DataFrame:
     path = cfg.path(comp.train_csv)
     df = read_csv(path, "train table", "competition.train_csv")
     _require_columns(df, [comp.id_column], path, "competition.id_column")
+    if comp.groups_csv is not None:
+        df = _join_groups(df, cfg)
     _require_columns(df, cfg.target_columns, path, "competition.target_column")
     if comp.group_column is not None:
         _require_columns(df, [comp.group_column], path, "competition.group_column")
@@ -82,6 +84,26 @@ def load_train(cfg: Config) -> pd.DataFrame:
                 f"first on lines {rows}; fill or drop those rows"
             )
     return df.reset_index(drop=True)
+
+
+def _join_groups(df: pd.DataFrame, cfg: Config) -> pd.DataFrame:
+    """Add the columns of `competition.groups_csv` (e.g. leak/dup_groups.csv) to train by id."""
+    comp = cfg.competition
+    path = cfg.path(comp.groups_csv)
+    extra = read_csv(path, "groups table", "competition.groups_csv")
+    _require_columns(extra, [comp.id_column], path, "competition.id_column")
+    extra = extra.drop_duplicates(comp.id_column)
+    clash = [c for c in extra.columns if c != comp.id_column and c in df.columns]
+    out = df.merge(extra.drop(columns=clash), on=comp.id_column, how="left", validate="1:1")
+    added = [c for c in extra.columns if c != comp.id_column and c not in clash]
+    missing = out[added].isna().any(axis=1) if added else pd.Series(False, index=out.index)
+    if missing.any():
+        first = out[comp.id_column][missing].iloc[0]
+        raise UserError(
+            f"{path}: {int(missing.sum())} training id(s) have no row, first {first!r}; "
+            "rerun the command that wrote it (e.g. medalist leak CONFIG)"
+        )
+    return out
 
 
 def image_paths(cfg: Config, df: pd.DataFrame, image_dir: Path) -> list[Path]:

@@ -159,6 +159,7 @@ def train_fold(
     seed: int,
     loggers: Sequence[Any] = (),
     report: Callable[[dict[str, float]], None] = lambda r: None,
+    callbacks: Sequence[Any] = (),
 ) -> FoldResult:
     """Train fold `fold` (resuming from its last checkpoint when there is one)."""
     out = fold_dir(run_dir, fold)
@@ -185,10 +186,10 @@ def train_fold(
     module = FoldModule(
         cfg, model, task.create_loss(cfg, y[train_idx]), task, fold, len(train_loader)
     )
-    callbacks: list[Any] = [EpochSeed(seed, fold), EpochReport(out / "history.csv", report)]
+    hooks: list[Any] = [EpochSeed(seed, fold), EpochReport(out / "history.csv", report)]
     if cfg.train.freeze_backbone_epochs:
-        callbacks.append(BackboneFreeze(cfg.train.freeze_backbone_epochs))
-    trainer = build_trainer(cfg, out, callbacks, loggers, task.metric.mode)
+        hooks.append(BackboneFreeze(cfg.train.freeze_backbone_epochs))
+    trainer = build_trainer(cfg, out, [*hooks, *callbacks], loggers, task.metric.mode)
     last = out / "last.ckpt"
     trainer.fit(module, train_loader, valid_loader, ckpt_path=last if last.is_file() else None)
 

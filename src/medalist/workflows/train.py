@@ -7,6 +7,7 @@ scores, mirror to the tracker.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -195,8 +196,12 @@ def train(
     name: str | None = None,
     folds: str | None = None,
     resume: str | Path | None = None,
+    callbacks: Callable[[int], list[Any]] | None = None,
 ) -> TrainSummary:
-    """`medalist train`: a new run (or the rest of `resume`), fold by fold."""
+    """`medalist train`: a new run (or the rest of `resume`), fold by fold.
+
+    `callbacks(fold)` may add Lightning callbacks to a fold's trainer (e.g. Optuna's pruning).
+    """
     import torch
 
     if resume is not None:
@@ -219,10 +224,17 @@ def train(
         prepared.folds = read_folds(run.file("folds.csv"), train_ids, "id")
         prepared.task = type(prepared.task).from_state(cfg, run.task_state())
     console.print(f"run [bold]{run.name}[/] -> {run.path}")
-    return train_in_run(cfg, prepared, run, selected)
+    return train_in_run(cfg, prepared, run, selected, callbacks=callbacks)
 
 
-def train_in_run(cfg: Config, prepared: Prepared, run: RunDir, selected: list[int]) -> TrainSummary:
+def train_in_run(
+    cfg: Config,
+    prepared: Prepared,
+    run: RunDir,
+    selected: list[int],
+    *,
+    callbacks: Callable[[int], list[Any]] | None = None,
+) -> TrainSummary:
     from medalist.engine.fold_loop import fold_done, read_fold_result, train_fold
     from medalist.runs.tracking import create_tracker
 
@@ -249,6 +261,7 @@ def train_in_run(cfg: Config, prepared: Prepared, run: RunDir, selected: list[in
             seed=cfg.train.seed,
             loggers=[logger] if logger else [],
             report=_epoch_line(fold, cfg.train.epochs, task.metric.name),
+            callbacks=callbacks(fold) if callbacks else [],
         )
         if tracker:
             tracker.end_fold(fold, result.as_dict())
