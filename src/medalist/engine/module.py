@@ -18,6 +18,15 @@ from medalist.config.schema import Config
 from medalist.errors import TrainingDiverged
 
 
+def peak_memory_mb(device: torch.device) -> float:
+    """Peak GPU memory allocated on a GPU; peak resident memory of the process on the CPU."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
 class FoldModule(L.LightningModule):
     """A timm model, its loss and the task's activation and metric."""
 
@@ -139,6 +148,7 @@ class FoldModule(L.LightningModule):
             self.task.metric.name: score,
             "lr": float(self.trainer.optimizers[0].param_groups[0]["lr"]),
             "time_s": time.perf_counter() - self._epoch_start,
+            "peak_mem_mb": peak_memory_mb(self.device),
         }
         self.history.append(record)
         worst = -math.inf if self.task.metric.higher_is_better else math.inf
