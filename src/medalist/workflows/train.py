@@ -46,6 +46,7 @@ class Prepared:
     tables: Tables
     task: Any
     folds: np.ndarray
+    images: ImageSource | None = None
 
 
 @dataclass
@@ -76,14 +77,15 @@ def compute_folds(cfg: Config, train: pd.DataFrame) -> np.ndarray:
     )
 
 
-def get_folds(cfg: Config, train: pd.DataFrame) -> np.ndarray:
-    """The saved folds for this cv setting, made and saved on first use."""
+def get_folds(cfg: Config, train: pd.DataFrame, *, save: bool = True) -> np.ndarray:
+    """The saved folds for this cv setting, made (and saved, unless `save` is off) on first use."""
     path = folds_path(cfg)
     ids = train[cfg.competition.id_column]
     if path.is_file():
         return read_folds(path, ids, cfg.competition.id_column)
     folds = compute_folds(cfg, train)
-    write_folds(path, ids, folds)
+    if save:
+        write_folds(path, ids, folds)
     return folds
 
 
@@ -112,13 +114,13 @@ def prepare(cfg: Config, *, need_test: bool = False) -> Prepared:
         raise UserError(
             f"competition.task = {cfg.competition.task!r} is not available yet; use classify"
         )
-    check_backbone(cfg.model.backbone)
-    pretrained_file(cfg)
-    create_transform(cfg.data.augment, cfg.data.mean, cfg.data.std, cfg.model.in_chans, train=True)
     tables = load_tables(cfg, need_test=need_test)
     task = ClassifyTask.from_config(cfg, tables.train)
     task.encode(tables.train)
-    folds = get_folds(cfg, tables.train)
+    pretrained_file(cfg)
+    check_backbone(cfg.model.backbone)
+    create_transform(cfg.data.augment, cfg.data.mean, cfg.data.std, cfg.model.in_chans, train=True)
+    folds = get_folds(cfg, tables.train, save=False)
     return Prepared(cfg, tables, task, folds)
 
 
@@ -185,6 +187,8 @@ def start_run(cfg: Config, prepared: Prepared, name: str | None) -> RunDir:
     write_run_header(run, cfg, prov, diff)
     write_json(run.file("task.json"), prepared.task.state())
     ids = prepared.tables.train[cfg.competition.id_column]
+    if not folds_path(cfg).is_file():
+        write_folds(folds_path(cfg), ids, prepared.folds)
     write_csv(run.file("folds.csv"), pd.DataFrame({"id": ids, "fold": prepared.folds}))
     return run
 
@@ -217,6 +221,9 @@ def train(
         torch.set_num_threads(cfg.train.threads)
     prepared = prepare(cfg)
     selected = parse_fold_list(folds, cfg.cv.n_splits)
+    # Decoding every image (into the cache) is the last check before the run directory exists.
+    ids = prepared.tables.train[cfg.competition.id_column]
+    prepared.images = image_source(cfg, prepared.tables.train_paths, ids)
     if resume is None:
         run = start_run(cfg, prepared, name)
     else:
@@ -239,8 +246,9 @@ def train_in_run(
     from medalist.runs.tracking import create_tracker
 
     task, train_df = prepared.task, prepared.tables.train
-    ids = train_df[cfg.competition.id_column]
-    images = image_source(cfg, prepared.tables.train_paths, ids)
+    images = prepared.images or image_source(
+        cfg, prepared.tables.train_paths, train_df[cfg.competition.id_column]
+    )
     y = task.encode(train_df)
     tracker = create_tracker(cfg, run)
     for fold in selected:
