@@ -1,0 +1,209 @@
+"""Training end to end on a tiny competition: the run directory, determinism, resume, predict."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from conftest import TINY_CONFIG, make_project, medalist
+
+from medalist.workflows.predict import predict
+from medalist.workflows.train import train
+
+
+def test_run_directory_holds_everything_about_the_run(trained_run: Path) -> None:
+    run = trained_run
+    for name in (
+        "config.yaml",
+        "provenance.json",
+        "task.json",
+        "folds.csv",
+        "oof.csv",
+        "scores.json",
+        "submission.csv",
+    ):
+        assert (run / name).is_file(), name
+    for k in range(3):
+        fold = run / f"fold_{k}"
+        assert {"best.ckpt", "history.csv", "oof.csv", "result.json"} <= {
+            p.name for p in fold.iterdir()
+        }
+        assert not (fold / "last.ckpt").exists(), (
+            "the resume checkpoint is dropped when a fold ends"
+        )
+        history = pd.read_csv(fold / "history.csv")
+        assert list(history["epoch"]) == [1, 2]
+        assert {"train_loss", "val_loss", "accuracy", "lr", "time_s", "peak_mem_mb"} <= set(history)
+    prov = json.loads((run / "provenance.json").read_text())
+    assert {"git", "versions", "device", "seeds"} <= set(prov)
+    assert prov["versions"]["torch"] and prov["seeds"]["train.seed"] == 0
+    assert yaml.safe_load((run / "config.yaml").read_text())["model"]["backbone"] == "test_resnet"
+
+
+def test_oof_covers_every_training_row_once_with_its_fold(trained_run: Path) -> None:
+    oof = pd.read_csv(trained_run / "oof.csv")
+    train = pd.read_csv(trained_run.parent.parent / "data" / "train.csv")
+    folds = pd.read_csv(trained_run / "folds.csv")
+    assert sorted(oof["id"]) == sorted(train["id"])
+    merged = oof.merge(folds, on="id", suffixes=("", "_file"))
+    assert (merged["fold"] == merged["fold_file"]).all()
+    probs = oof[["pred_bar_h", "pred_bar_v", "pred_dot"]].to_numpy()
+    assert np.allclose(probs.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_scores_are_the_fold_metrics_of_the_oof_predictions(trained_run: Path) -> None:
+    scores = json.loads((trained_run / "scores.json").read_text())
+    oof = pd.read_csv(trained_run / "oof.csv")
+    classes = ["bar_h", "bar_v", "dot"]
+    oof["pred_label"] = oof[[f"pred_{c}" for c in classes]].to_numpy().argmax(axis=1)
+    per_fold = [
+        float((g["pred_label"] == g["target"]).mean()) for _, g in oof.groupby("fold", sort=True)
+    ]
+    assert scores["metric"] == "accuracy" and scores["higher_is_better"] is True
+    assert scores["folds"] == pytest.approx(per_fold)
+    assert scores["mean"] == pytest.approx(np.mean(per_fold))
+    assert scores["std"] == pytest.approx(np.std(per_fold))
+
+
+def test_submission_matches_the_sample_ids_order_and_columns(trained_run: Path) -> None:
+    sub = pd.read_csv(trained_run / "submission.csv")
+    sample = pd.read_csv(trained_run.parent.parent / "data" / "sample_submission.csv")
+    assert list(sub.columns) == list(sample.columns)
+    assert list(sub["id"]) == list(sample["id"])
+    assert set(sub["label"]) <= {"bar_h", "bar_v", "dot"}
+
+
+def test_same_config_and_seed_give_identical_oof_on_the_cpu(tmp_path: Path) -> None:
+    config = make_project(tmp_path / "p")
+    a = train(config, name="a")
+    b = train(config, name="b")
+    oof_a = pd.read_csv(a.run.path / "oof.csv")
+    oof_b = pd.read_csv(b.run.path / "oof.csv")
+    pd.testing.assert_frame_equal(oof_a, oof_b)
+    c = train(config, ["train.seed=1"], name="c")
+    assert not pd.read_csv(c.run.path / "oof.csv").equals(oof_a), "the seed must matter"
+
+
+@pytest.mark.slow
+def test_resume_after_sigkill_ends_with_the_scores_of_an_uninterrupted_run(tmp_path: Path) -> None:
+    config = make_project(tmp_path / "p", TINY_CONFIG.replace("epochs: 2", "epochs: 6"))
+    whole = train(config, name="whole")
+    run = config.parent.parent / "runs" / "killed"
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from medalist.cli import main; main()",
+            "train",
+            str(config),
+            "--name",
+            "killed",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    # Kill it in the middle of fold 1, after some epochs were checkpointed.
+    deadline = time.time() + 120
+    history = run / "fold_1" / "history.csv"
+    while time.time() < deadline and proc.poll() is None:
+        if history.is_file() and len(pd.read_csv(history)) >= 2:
+            break
+        time.sleep(0.02)
+    assert proc.poll() is None, "the run finished before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (run / "scores.json").exists()
+    resumed = medalist("train", "--resume", str(run))
+    assert resumed.returncode == 0, resumed.stderr
+    assert "fold 0: done already" in resumed.stdout
+    got = json.loads((run / "scores.json").read_text())
+    assert got["folds"] == whole.scores["folds"]
+    pd.testing.assert_frame_equal(
+        pd.read_csv(run / "oof.csv"), pd.read_csv(whole.run.path / "oof.csv")
+    )
+    for k in range(3):
+        assert len(pd.read_csv(run / f"fold_{k}" / "history.csv")) == 6
+
+
+def test_folds_option_trains_only_those_folds_and_resume_finishes_the_rest(tmp_path: Path) -> None:
+    config = make_project(tmp_path / "p")
+    part = train(config, name="part", folds="0,2")
+    assert part.folds_done == [0, 2] and part.scores is None
+    assert not (part.run.path / "fold_1").exists()
+    rest = train(None, resume=part.run.path)
+    assert rest.folds_done == [0, 1, 2] and rest.scores is not None
+
+
+def test_predict_with_tta_averages_views_and_keeps_the_format(trained_run: Path) -> None:
+    plain = predict(trained_run)
+    flipped = predict(trained_run, tta=["hflip"])
+    assert plain.preds.shape == flipped.preds.shape
+    assert not np.allclose(plain.preds, flipped.preds)
+    assert np.allclose(flipped.preds.sum(axis=1), 1.0, atol=1e-5)
+
+
+def test_pretrained_weights_load_from_a_local_file(tmp_path: Path) -> None:
+    import timm
+    import torch
+
+    config = make_project(tmp_path / "p")
+    source = timm.create_model("test_resnet", num_classes=7)
+    weights = tmp_path / "p" / "models" / "w.pth"
+    weights.parent.mkdir()
+    torch.save(source.state_dict(), weights)
+    from medalist.config import load_config
+    from medalist.models.factory import create_model
+
+    cfg = load_config(config, ["model.pretrained=models/w.pth", "model.in_chans=1"])
+    model = create_model(cfg, 3)
+    stem_key = next(k for k, v in source.state_dict().items() if v.ndim == 4)
+    assert model.state_dict()[stem_key].shape[1] == 1, "timm adapts the stem to in_chans"
+    src = dict(source.named_parameters())
+    shared = [n for n, p in model.named_parameters() if p.ndim == 4 and n != stem_key]
+    assert torch.equal(dict(model.named_parameters())[shared[-1]], src[shared[-1]])
+
+
+def test_ema_and_backbone_freezing_train_and_predict(tmp_path: Path) -> None:
+    config = make_project(tmp_path / "p")
+    s = train(
+        config,
+        ["train.ema=true", "train.ema_decay=0.5", "train.freeze_backbone_epochs=1"],
+        name="ema",
+    )
+    assert s.scores is not None
+    sub = predict(s.run.path).submission
+    assert len(sub) == 9
+
+
+def test_runs_lists_every_run_and_exports_csv(trained_run: Path) -> None:
+    project = trained_run.parent.parent
+    proc = medalist("runs", "--project", str(project), "--csv")
+    assert proc.returncode == 0, proc.stderr
+    table = pd.read_csv(pd.io.common.StringIO(proc.stdout))
+    row = table.set_index("name").loc["base"]
+    assert row["backbone"] == "test_resnet" and row["folds_done"] == "3/3"
+    scores = json.loads((trained_run / "scores.json").read_text())
+    assert row["cv_mean"] == pytest.approx(scores["mean"])
+    shown = medalist("runs", "--project", str(project))
+    assert "base" in shown.stdout and "3/3" in shown.stdout
+
+
+def test_cli_help_does_not_import_heavy_libraries() -> None:
+    code = (
+        "import sys; from medalist.cli import app; import medalist.commands;"
+        "heavy = [m for m in ('torch', 'lightning', 'timm', 'mlflow', 'pandas', 'matplotlib')"
+        " if m in sys.modules]; print(heavy)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
