@@ -207,3 +207,26 @@ def test_cli_help_does_not_import_heavy_libraries() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_seeds_repeat_the_run_with_fixed_folds_and_record_the_spread(tmp_path: Path) -> None:
+    config = make_project(tmp_path / "p")
+    proc = medalist("train", str(config), "--seeds", "2", "--name", "two")
+    assert proc.returncode == 0, proc.stderr
+    run = config.parent.parent / "runs" / "two"
+    scores = json.loads((run / "scores.json").read_text())
+    assert scores["seeds"] == [0, 1]
+    one = train(config, name="one").scores
+    other = train(config, ["train.seed=1"], name="other").scores
+    assert scores["seed_scores"] == pytest.approx([one["mean"], other["mean"]])
+    assert scores["seed_std"] == pytest.approx(np.std([one["mean"], other["mean"]]))
+    assert scores["folds"] == pytest.approx(np.mean([one["folds"], other["folds"]], axis=0))
+    folds = pd.read_csv(run / "folds.csv")
+    assert (run / "fold_0_seed1" / "result.json").is_file()
+    assert (
+        folds["fold"] == pd.read_csv(config.parent.parent / "runs" / "one" / "folds.csv")["fold"]
+    ).all()
+    table = medalist("runs", "--project", str(config.parent.parent), "--csv")
+    row = pd.read_csv(pd.io.common.StringIO(table.stdout)).set_index("name").loc["two"]
+    assert row["seeds"] == 2 and row["seed_std"] == pytest.approx(scores["seed_std"])
+    assert len(predict(run).submission) == 9

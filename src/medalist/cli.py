@@ -54,6 +54,9 @@ def train(
     name: Annotated[str | None, typer.Option(help="run name (default: config-date-time)")] = None,
     folds: Annotated[str | None, typer.Option(help="folds to train, e.g. 0,2")] = None,
     resume: Annotated[Path | None, typer.Option(help="a run directory to finish")] = None,
+    seeds: Annotated[
+        int | None, typer.Option(help="repeat with N seeds (folds fixed) to measure seed noise")
+    ] = None,
 ) -> None:
     """Train one model per fold into a new run directory (or finish one with --resume)."""
     _quiet_libraries()
@@ -62,13 +65,21 @@ def train(
 
     if config is not None and config.is_dir() and resume is None:
         resume, config = config, None
-    summary = run_train(config, overrides or [], name=name, folds=folds, resume=resume)
+    extra = list(overrides or [])
+    if seeds is not None:
+        extra.append(f"train.seeds={seeds}")
+    summary = run_train(config, extra, name=name, folds=folds, resume=resume)
     s = summary.scores
     if s:
         console.print(
             f"CV {s['metric']}: {s['mean']:.4f} +- {s['std']:.4f} "
             f"(folds: {', '.join(f'{x:.4f}' for x in s['folds'])})"
         )
+        if "seed_scores" in s:
+            console.print(
+                f"seeds {s['seeds']}: {', '.join(f'{x:.4f}' for x in s['seed_scores'])} "
+                f"(mean {s['seed_mean']:.4f}, std {s['seed_std']:.4f})"
+            )
     else:
         console.print(f"folds done: {summary.folds_done}; the CV appears when every fold is done")
     console.print(f"run directory: {summary.run.path}")
@@ -114,14 +125,12 @@ def runs(
         console.print(f"no runs under {project / 'runs'}")
         return
     out = Table(title=f"runs in {project.resolve().name}")
-    for col in ("name", "date", "commit", "dirty", "backbone", "epochs", "CV", "folds"):
+    for col in ("name", "date", "commit", "dirty", "backbone", "epochs", "CV", "seeds", "folds"):
         out.add_column(col)
     for r in table.itertuples():
-        cv = (
-            f"{r.metric} {_fmt(r.cv_mean)} +- {_fmt(r.cv_std)}"
-            if r.cv_mean == r.cv_mean and r.cv_mean is not None
-            else "-"
-        )
+        has_cv = r.cv_mean is not None and r.cv_mean == r.cv_mean
+        cv = f"{r.metric} {_fmt(r.cv_mean)} +- {_fmt(r.cv_std)}" if has_cv else "-"
+        seeds = str(r.seeds) + (f" (sd {_fmt(r.seed_std)})" if r.seeds > 1 else "")
         out.add_row(
             r.name,
             r.date,
@@ -130,6 +139,7 @@ def runs(
             r.backbone,
             str(r.epochs),
             cv,
+            seeds,
             r.folds_done,
         )
     console.print(out)

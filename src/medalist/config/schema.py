@@ -93,6 +93,7 @@ class Train(Section):
     strategy: str = "auto"
     threads: int | None = Field(None, ge=1)
     seed: int = 0
+    seeds: int = Field(1, ge=1, le=100)
 
 
 class Predict(Section):
@@ -100,10 +101,36 @@ class Predict(Section):
     batch_size: int | None = Field(None, ge=1)
 
 
+TrackerName = Literal["mlflow", "wandb", "comet", "neptune", "tensorboard", "csv", "none"]
+
+
 class Track(Section):
-    backends: list[Literal["mlflow", "none"]] = Field(default_factory=lambda: ["mlflow"])
-    tracking_uri: str | None = None
-    experiment: str | None = None
+    """Trackers that mirror each run; several at once. The run directory never depends on them.
+
+    `offline: true` (the default) keeps W&B, Comet and Neptune on this machine: they write
+    their offline files in the project, for `wandb sync` / `comet upload` once the
+    competition's rules allow uploading. MLflow, TensorBoard and CSV are local anyway.
+    """
+
+    backends: list[TrackerName] = Field(default_factory=lambda: ["mlflow"])
+    tracking_uri: str | None = None  # MLflow; default: sqlite file mlruns.db in the project
+    experiment: str | None = None  # experiment / project name; default: the project folder
+    offline: bool = True
+
+
+class Tune(Section):
+    """`medalist tune`: what each trial trains and scores, the search space, sampler, pruner."""
+
+    metric_folds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    space: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    sampler: Literal["tpe", "random", "cmaes", "grid"] = "tpe"
+    pruner: Literal["median", "hyperband", "none"] = "median"
+    n_startup_trials: int = Field(5, ge=0)
+    n_warmup_epochs: int = Field(1, ge=0)
+    seed: int | None = None
+    heartbeat_interval: int = Field(30, ge=1)
+    grace_period: int | None = Field(None, ge=1)
+    max_retries: int = Field(1, ge=0)
 
 
 class Config(Section):
@@ -117,6 +144,7 @@ class Config(Section):
     train: Train = Field(default_factory=Train)
     predict: Predict = Field(default_factory=Predict)
     track: Track = Field(default_factory=Track)
+    tune: Tune = Field(default_factory=Tune)
 
     _root: Path = PrivateAttr(default_factory=Path.cwd)
     _source: Path | None = PrivateAttr(default=None)

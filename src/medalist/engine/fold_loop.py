@@ -64,16 +64,17 @@ def resolve_channels_last(cfg: Config) -> bool:
     return use_gpu(cfg) if value == "auto" else bool(value)
 
 
-def fold_dir(run_dir: Path, fold: int) -> Path:
-    return run_dir / f"fold_{fold}"
+def fold_dir(run_dir: Path, fold: int, seed_index: int = 0) -> Path:
+    """`fold_<k>` for the run's first seed, `fold_<k>_seed<i>` for its repeats."""
+    return run_dir / (f"fold_{fold}" if seed_index == 0 else f"fold_{fold}_seed{seed_index}")
 
 
-def fold_done(run_dir: Path, fold: int) -> bool:
-    return (fold_dir(run_dir, fold) / "result.json").is_file()
+def fold_done(run_dir: Path, fold: int, seed_index: int = 0) -> bool:
+    return (fold_dir(run_dir, fold, seed_index) / "result.json").is_file()
 
 
-def read_fold_result(run_dir: Path, fold: int) -> FoldResult:
-    return FoldResult(**read_json(fold_dir(run_dir, fold) / "result.json"))
+def read_fold_result(run_dir: Path, fold: int, seed_index: int = 0) -> FoldResult:
+    return FoldResult(**read_json(fold_dir(run_dir, fold, seed_index) / "result.json"))
 
 
 def make_loader(
@@ -157,12 +158,13 @@ def train_fold(
     run_dir: Path,
     *,
     seed: int,
+    seed_index: int = 0,
     loggers: Sequence[Any] = (),
     report: Callable[[dict[str, float]], None] = lambda r: None,
     callbacks: Sequence[Any] = (),
 ) -> FoldResult:
     """Train fold `fold` (resuming from its last checkpoint when there is one)."""
-    out = fold_dir(run_dir, fold)
+    out = fold_dir(run_dir, fold, seed_index)
     out.mkdir(parents=True, exist_ok=True)
     train_idx, valid_idx = np.flatnonzero(folds != fold), np.flatnonzero(folds == fold)
     L.seed_everything(mix_seed(seed, fold, 1), workers=False, verbose=False)

@@ -79,20 +79,16 @@ def write_run_header(run: RunDir, cfg: Config, provenance: dict[str, Any], diff:
 
 
 def merge_folds(
-    run: RunDir,
-    n_splits: int,
-    metric_name: str,
-    higher_is_better: bool,
-    extra: dict[str, Any] | None = None,
+    run: RunDir, n_splits: int, metric_name: str, higher_is_better: bool, seed_index: int = 0
 ) -> dict[str, Any] | None:
-    """oof.csv and scores.json from the finished folds; None until every fold is done."""
-    results = []
-    for k in range(n_splits):
-        f = run.file(f"fold_{k}/result.json")
-        if not f.is_file():
-            return None
-        results.append(read_json(f))
-    oof = pd.concat([pd.read_csv(run.file(f"fold_{k}/oof.csv")) for k in range(n_splits)])
+    """The OOF table and scores of one seed's finished folds; None until every fold is done."""
+    from medalist.engine.fold_loop import fold_dir
+
+    dirs = [fold_dir(run.path, k, seed_index) for k in range(n_splits)]
+    if not all((d / "result.json").is_file() for d in dirs):
+        return None
+    results = [read_json(d / "result.json") for d in dirs]
+    oof = pd.concat([pd.read_csv(d / "oof.csv") for d in dirs])
     scores = [float(r["score"]) for r in results]
     summary = {
         "metric": metric_name,
@@ -102,7 +98,6 @@ def merge_folds(
         "std": float(np.std(scores)),
         "best_epochs": [int(r["best_epoch"]) for r in results],
         "seconds": float(sum(r["seconds"] for r in results)),
-        **(extra or {}),
     }
     return {"oof": oof, "scores": summary}
 
@@ -139,6 +134,8 @@ def ledger(project: Path) -> pd.DataFrame:
                 "metric": scores.get("metric", cfg.competition.metric),
                 "cv_mean": scores.get("mean"),
                 "cv_std": scores.get("std"),
+                "seeds": len(scores.get("seeds") or [cfg.train.seed]),
+                "seed_std": scores.get("seed_std"),
                 "folds_done": f"{done}/{cfg.cv.n_splits}",
             }
         )
@@ -154,6 +151,8 @@ def ledger(project: Path) -> pd.DataFrame:
             "metric",
             "cv_mean",
             "cv_std",
+            "seeds",
+            "seed_std",
             "folds_done",
         ],
     )

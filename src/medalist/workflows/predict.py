@@ -15,6 +15,19 @@ from medalist.io import write_csv
 from medalist.runs.rundir import RunDir, open_run_dir
 
 
+def inference_weights(state_dict: dict, *, ema: bool) -> dict:
+    """The model's weights from a fold checkpoint: the EMA copy when the run used EMA."""
+    model = {n.removeprefix("model."): v for n, v in state_dict.items() if n.startswith("model.")}
+    if ema:
+        averaged = {
+            n.removeprefix("ema.module."): v
+            for n, v in state_dict.items()
+            if n.startswith("ema.module.")
+        }
+        return averaged or model
+    return model
+
+
 @dataclass
 class PredictResult:
     run: RunDir
@@ -60,28 +73,20 @@ def predict(
     )
     loader = make_loader(cfg, ds, train=False, batch_size=cfg.predict.batch_size)
     device = "cuda" if use_gpu(cfg) else "cpu"
+    models = [
+        fold_dir(run.path, k, i)
+        for i in range(cfg.train.seeds)
+        for k in folds
+        if fold_done(run.path, k, i)
+    ]
     total = None
     model = create_model(cfg, task.num_outputs)
-    for k in folds:
-        state = torch.load(
-            fold_dir(run.path, k) / "best.ckpt", map_location="cpu", weights_only=False
-        )
-        weights = {
-            n.removeprefix("model."): v
-            for n, v in state["state_dict"].items()
-            if n.startswith("model.")
-        }
-        if cfg.train.ema:
-            ema = {
-                n.removeprefix("ema.module."): v
-                for n, v in state["state_dict"].items()
-                if n.startswith("ema.module.")
-            }
-            weights = ema or weights
-        model.load_state_dict(weights)
+    for folder in models:
+        state = torch.load(folder / "best.ckpt", map_location="cpu", weights_only=False)
+        model.load_state_dict(inference_weights(state["state_dict"], ema=cfg.train.ema))
         p = predict_array(model, task, loader, tta=cfg.predict.tta, device=device)
         total = p if total is None else total + p
-    preds = total / len(folds)
+    preds = total / len(models)
     sub = task.format_submission(ids, preds, tables.sample)
     path = out or run.file("submission.csv")
     write_csv(path, sub)

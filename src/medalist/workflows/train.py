@@ -148,10 +148,10 @@ def image_source(cfg: Config, paths: list[Path], ids: pd.Series) -> ImageSource:
     return source
 
 
-def _epoch_line(fold: int, epochs: int, metric: str) -> Any:
+def _epoch_line(label: str, epochs: int, metric: str) -> Any:
     def report(r: dict[str, float]) -> None:
         console.print(
-            f"fold {fold} | epoch {int(r['epoch'])}/{epochs} | train_loss {r['train_loss']:.4f} | "
+            f"{label} | epoch {int(r['epoch'])}/{epochs} | train_loss {r['train_loss']:.4f} | "
             f"val_loss {r['val_loss']:.4f} | {metric} {r[metric]:.4f} | {r['time_s']:.1f}s"
         )
 
@@ -251,31 +251,37 @@ def train_in_run(
     )
     y = task.encode(train_df)
     tracker = create_tracker(cfg, run)
-    for fold in selected:
-        if fold_done(run.path, fold):
-            console.print(
-                f"fold {fold}: done already ({read_fold_result(run.path, fold).score:.4f})"
+    for index, seed in enumerate(run_seeds(cfg)):
+        for fold in selected:
+            label = f"fold {fold}" + (f" seed {seed}" if cfg.train.seeds > 1 else "")
+            if fold_done(run.path, fold, index):
+                done = read_fold_result(run.path, fold, index)
+                console.print(f"{label}: done already ({done.score:.4f})")
+                continue
+            logger = (
+                tracker.fold_logger(fold if index == 0 else f"{fold}_seed{index}")
+                if tracker
+                else None
             )
-            continue
-        logger = tracker.fold_logger(fold) if tracker else None
-        result = train_fold(
-            cfg,
-            task,
-            images,
-            y,
-            prepared.folds,
-            fold,
-            run.path,
-            seed=cfg.train.seed,
-            loggers=[logger] if logger else [],
-            report=_epoch_line(fold, cfg.train.epochs, task.metric.name),
-            callbacks=callbacks(fold) if callbacks else [],
-        )
-        if tracker:
-            tracker.end_fold(fold, result.as_dict())
-        console.print(
-            f"fold {fold}: {task.metric.name} {result.score:.4f} (best epoch {result.best_epoch})"
-        )
+            result = train_fold(
+                cfg,
+                task,
+                images,
+                y,
+                prepared.folds,
+                fold,
+                run.path,
+                seed=seed,
+                seed_index=index,
+                loggers=[logger] if logger else [],
+                report=_epoch_line(label, cfg.train.epochs, task.metric.name),
+                callbacks=callbacks(fold) if callbacks else [],
+            )
+            if tracker:
+                tracker.end_fold(fold if index == 0 else f"{fold}_seed{index}", result.as_dict())
+            console.print(
+                f"{label}: {task.metric.name} {result.score:.4f} (best epoch {result.best_epoch})"
+            )
     scores = finish_run(cfg, run, task)
     if tracker:
         tracker.finish(scores, [run.file("scores.json"), run.file("oof.csv")])
@@ -283,19 +289,48 @@ def train_in_run(
     return TrainSummary(run, scores, done)
 
 
+def run_seeds(cfg: Config) -> list[int]:
+    """The seeds of a run: train.seed, then one more for each repeat (folds stay fixed)."""
+    return [cfg.train.seed + i for i in range(cfg.train.seeds)]
+
+
 def finish_run(cfg: Config, run: RunDir, task: Any) -> dict[str, Any] | None:
-    """Merge the folds into oof.csv and scores.json once every fold is done."""
-    merged = merge_folds(run, cfg.cv.n_splits, task.metric.name, task.metric.higher_is_better)
-    if merged is None:
-        return None
-    oof, scores = merged["oof"], merged["scores"]
+    """Merge the folds (and seeds) into oof.csv and scores.json once every fold is done.
+
+    With several seeds the out-of-fold predictions are the seeds' average, `folds` holds each
+    fold's score averaged over seeds, and `seed_scores` the CV mean of each seed alone.
+    """
+    metric = task.metric
+    per_seed = []
+    for index in range(cfg.train.seeds):
+        merged = merge_folds(run, cfg.cv.n_splits, metric.name, metric.higher_is_better, index)
+        if merged is None:
+            return None
+        per_seed.append(merged)
+    scores = dict(per_seed[0]["scores"])
+    oof = per_seed[0]["oof"].sort_values("id", kind="stable").reset_index(drop=True)
+    if len(per_seed) > 1:
+        cols = task.pred_columns
+        stacked = [m["oof"].sort_values("id", kind="stable")[cols].to_numpy() for m in per_seed]
+        oof[cols] = np.mean(stacked, axis=0)
+        fold_scores = np.mean([m["scores"]["folds"] for m in per_seed], axis=0)
+        seed_scores = [m["scores"]["mean"] for m in per_seed]
+        scores.update(
+            folds=fold_scores.tolist(),
+            mean=float(fold_scores.mean()),
+            std=float(fold_scores.std()),
+            seed_scores=seed_scores,
+            seed_mean=float(np.mean(seed_scores)),
+            seed_std=float(np.std(seed_scores)),
+            seconds=float(sum(m["scores"]["seconds"] for m in per_seed)),
+        )
     y, preds = task.preds_from_oof(oof)
     scores["oof"] = task.score(y, preds)
     if task.kind == "multilabel":
         task.fit_thresholds(y, preds)
         write_json(run.file("task.json"), task.state())
         scores["thresholds"] = task.thresholds
-    scores["seeds"] = [cfg.train.seed]
+    scores["seeds"] = run_seeds(cfg)
     write_merged(run, oof, scores)
     return scores
 
