@@ -57,6 +57,10 @@ def train(
     seeds: Annotated[
         int | None, typer.Option(help="repeat with N seeds (folds fixed) to measure seed noise")
     ] = None,
+    merge: Annotated[
+        Path | None,
+        typer.Option(help="assemble oof.csv and scores.json of a run whose folds ran apart"),
+    ] = None,
 ) -> None:
     """Train one model per fold into a new run directory (or finish one with --resume)."""
     _quiet_libraries()
@@ -65,10 +69,18 @@ def train(
 
     if config is not None and config.is_dir() and resume is None:
         resume, config = config, None
+    if merge is not None:
+        from medalist.workflows.train import merge_run
+
+        summary = merge_run(merge)
+        config, resume = None, None
     extra = list(overrides or [])
-    if seeds is not None:
+    if merge is not None:
+        pass
+    elif seeds is not None:
         extra.append(f"train.seeds={seeds}")
-    summary = run_train(config, extra, name=name, folds=folds, resume=resume)
+    if merge is None:
+        summary = run_train(config, extra, name=name, folds=folds, resume=resume)
     s = summary.scores
     if s:
         console.print(

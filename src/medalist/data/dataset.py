@@ -1,7 +1,9 @@
 """Torch datasets, albumentations transforms from the config, and seeded sampling.
 
-Every random draw is a function of (seed, fold, epoch): the sampler's permutation, the
-augmentation stream of each worker, so a resumed run replays an interrupted epoch exactly.
+Every random draw is a function of (seed, fold, epoch): the sampler's permutation, and the
+augmentation of each sample, seeded from (seed, fold, epoch, row). So a resumed run replays an
+interrupted epoch exactly, and the augmentations don't depend on the number of DataLoader
+workers or of DDP processes.
 """
 
 from __future__ import annotations
@@ -90,15 +92,15 @@ class ImageDataset(Dataset):
         self.epoch = 0
         self.set_epoch(0)
 
-    def set_epoch(self, epoch: int, worker: int = 0) -> None:
+    def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
-        self.transform.set_random_seed(mix_seed(self.seed, self.fold, epoch, worker, 7))
 
     def __len__(self) -> int:
         return len(self.indices)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         row = int(self.indices[i])
+        self.transform.set_random_seed(mix_seed(self.seed, self.fold, self.epoch, row, 7))
         image = self.transform(image=self.images[row])["image"]
         if self.targets is None:
             return image, torch.tensor(0)
@@ -106,29 +108,69 @@ class ImageDataset(Dataset):
 
 
 def seed_worker(worker_id: int) -> None:
-    """DataLoader worker init: each worker's augmentation stream is (seed, fold, epoch, worker)."""
-    info = get_worker_info()
-    ds = info.dataset
+    """DataLoader worker init: torch's stream in a worker is a function of (seed, fold, epoch)."""
+    ds = get_worker_info().dataset
     if isinstance(ds, ImageDataset):
-        ds.set_epoch(ds.epoch, worker=worker_id + 1)
         torch.manual_seed(mix_seed(ds.seed, ds.fold, ds.epoch, worker_id + 1, 11))
 
 
-class EpochShuffleSampler(Sampler[int]):
-    """A shuffled order drawn from (seed, fold, epoch); Lightning calls `set_epoch` each epoch."""
+def distributed_rank() -> tuple[int, int]:
+    """(rank, world size) of this process; (0, 1) outside torch.distributed."""
+    import torch.distributed as dist
 
-    def __init__(self, dataset: ImageDataset) -> None:
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
+class EpochShuffleSampler(Sampler[int]):
+    """A shuffled order drawn from (seed, fold, epoch); Lightning calls `set_epoch` each epoch.
+
+    Under DDP each global batch of `batch_size` is split into equal slices, one per process,
+    so W processes with batches of batch_size / W see exactly the batches one process sees.
+    """
+
+    def __init__(self, dataset: ImageDataset, batch_size: int, drop_last: bool) -> None:
         self.dataset = dataset
+        self.batch_size = batch_size
+        self.drop_last = drop_last
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
         self.dataset.set_epoch(epoch)
 
+    def _order(self) -> np.ndarray:
+        ds = self.dataset
+        order = np.random.default_rng(mix_seed(ds.seed, ds.fold, self.epoch, 3)).permutation(
+            len(ds)
+        )
+        if self.drop_last:
+            order = order[: len(order) // self.batch_size * self.batch_size]
+        rank, world = distributed_rank()
+        if world == 1:
+            return order
+        per = self.batch_size // world
+        batches = [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
+        return np.concatenate([b[rank * per : (rank + 1) * per] for b in batches])
+
     def __len__(self) -> int:
-        return len(self.dataset)
+        return len(self._order())
 
     def __iter__(self) -> Iterator[int]:
-        ds = self.dataset
-        rng = np.random.default_rng(mix_seed(ds.seed, ds.fold, self.epoch, 3))
-        return iter(rng.permutation(len(ds)).tolist())
+        return iter(self._order().tolist())
+
+
+class ShardSampler(Sampler[int]):
+    """Rows in order; under DDP process r takes rows r, r+W, r+2W, ... (no row twice)."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __len__(self) -> int:
+        rank, world = distributed_rank()
+        return len(range(rank, self.n, world))
+
+    def __iter__(self) -> Iterator[int]:
+        rank, world = distributed_rank()
+        return iter(range(rank, self.n, world))

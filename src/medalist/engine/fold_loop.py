@@ -7,6 +7,7 @@ is done), `best.ckpt` (weights of the best epoch by the competition metric), `hi
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ from medalist.config.schema import Config
 from medalist.data.dataset import (
     EpochShuffleSampler,
     ImageDataset,
+    ShardSampler,
     create_transform,
     mix_seed,
     seed_worker,
@@ -29,6 +31,7 @@ from medalist.data.dataset import (
 from medalist.data.images import ImageSource
 from medalist.engine.callbacks import AtomicCheckpointIO, BackboneFreeze, EpochReport, EpochSeed
 from medalist.engine.module import FoldModule
+from medalist.errors import UserError
 from medalist.io import read_json, write_csv, write_json
 from medalist.models.factory import create_model
 
@@ -77,21 +80,51 @@ def read_fold_result(run_dir: Path, fold: int, seed_index: int = 0) -> FoldResul
     return FoldResult(**read_json(fold_dir(run_dir, fold, seed_index) / "result.json"))
 
 
+def device_count(cfg: Config) -> int:
+    """How many processes train a fold: `train.devices` when a number, else 1 (or all GPUs)."""
+    devices = cfg.train.devices
+    if isinstance(devices, int) and devices > 0:
+        return devices
+    if str(devices) in ("-1", "auto") and use_gpu(cfg):
+        return max(1, torch.cuda.device_count())
+    if isinstance(devices, str) and devices.isdigit():
+        return int(devices)
+    return 1
+
+
 def make_loader(
     cfg: Config, dataset: ImageDataset, *, train: bool, batch_size: int | None = None
 ) -> DataLoader:
+    """Batches of `batch_size` (the global batch: split over the DDP processes when training)."""
     workers = cfg.data.num_workers
+    size = batch_size or cfg.train.batch_size
+    if train:
+        world = device_count(cfg)
+        if size % world:
+            raise UserError(
+                f"train.batch_size = {size} does not split over train.devices = {world}; "
+                "use a multiple of the device count"
+            )
+        sampler: Any = EpochShuffleSampler(dataset, size, drop_last=len(dataset) > size)
+        size //= world
+    else:
+        sampler = ShardSampler(len(dataset))
     return DataLoader(
         dataset,
-        batch_size=batch_size or cfg.train.batch_size,
-        sampler=EpochShuffleSampler(dataset) if train else None,
-        shuffle=False,
+        batch_size=size,
+        sampler=sampler,
         num_workers=workers,
         worker_init_fn=seed_worker if workers else None,
         persistent_workers=False,
         pin_memory=use_gpu(cfg),
-        drop_last=train and len(dataset) > cfg.train.batch_size,
     )
+
+
+def resolve_strategy(cfg: Config) -> str:
+    """Several devices train with DDP in spawned processes, so the command itself runs once."""
+    if device_count(cfg) > 1 and cfg.train.strategy in ("auto", "ddp"):
+        return "ddp_spawn"
+    return cfg.train.strategy
 
 
 def build_trainer(
@@ -123,7 +156,9 @@ def build_trainer(
         max_epochs=cfg.train.epochs,
         accelerator="gpu" if gpu else "cpu",
         devices=cfg.train.devices,
-        strategy=cfg.train.strategy,
+        strategy=resolve_strategy(cfg),
+        # BatchNorm statistics over the global batch; torch's SyncBatchNorm needs GPUs.
+        sync_batchnorm=gpu and device_count(cfg) > 1,
         precision=resolve_precision(cfg),
         callbacks=[*callbacks, best, last],
         logger=list(loggers) if loggers else False,
@@ -184,9 +219,11 @@ def train_fold(
         images, valid_idx, y, create_transform([], d.mean, d.std, images.channels, train=False)
     )
     train_loader = make_loader(cfg, train_ds, train=True)
+    # Optimizer steps per epoch: global batches, the same on one process or several.
+    steps_per_epoch = math.ceil(len(train_loader.sampler) / cfg.train.batch_size)
     valid_loader = make_loader(cfg, valid_ds, train=False)
     module = FoldModule(
-        cfg, model, task.create_loss(cfg, y[train_idx]), task, fold, len(train_loader)
+        cfg, model, task.create_loss(cfg, y[train_idx]), task, fold, steps_per_epoch
     )
     hooks: list[Any] = [EpochSeed(seed, fold), EpochReport(out / "history.csv", report)]
     if cfg.train.freeze_backbone_epochs:
@@ -200,7 +237,8 @@ def train_fold(
     preds = predict_array(module.eval_model(), task, valid_loader, tta=(), device=module.device)
     oof = task.oof_frame(images_ids(images, valid_idx), folds[valid_idx], y[valid_idx], preds)
     write_csv(out / "oof.csv", oof)
-    history = pd.DataFrame(module.history)
+    # Under ddp_spawn the history lives in the spawned processes; rank 0 wrote it to disk.
+    history = pd.DataFrame(module.history) if module.history else pd.read_csv(out / "history.csv")
     metric_col = task.metric.name
     best_row = (
         history[metric_col].idxmax()
@@ -236,7 +274,7 @@ def predict_array(
     model.eval()
     model.to(device)
     outputs = []
-    for x, _ in loader:
+    for x, *_ in loader:
         x = x.to(device)
         views = [x] + [x.flip(-1) if t == "hflip" else x.flip(-2) for t in tta]
         p = torch.stack([task.activate(model(v)) for v in views]).mean(0)

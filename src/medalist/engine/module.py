@@ -133,14 +133,21 @@ class FoldModule(L.LightningModule):
     def on_validation_epoch_end(self) -> None:
         if self.trainer.sanity_checking or not self._val_outputs:
             return
-        preds = torch.cat(self._val_outputs).numpy().astype(np.float64)
-        y = torch.cat(self._val_targets).numpy()
-        val_loss = self._val_loss_sum / max(1, self._val_count)
+        preds, y = torch.cat(self._val_outputs), torch.cat(self._val_targets)
+        sums = torch.tensor(
+            [self._val_loss_sum, self._val_count, self._train_loss_sum, self._train_batches],
+            dtype=torch.float64,
+        )
+        if self.trainer.world_size > 1:
+            preds, y = self._gather_shards(preds), self._gather_shards(y)
+            sums = self.all_gather(sums.to(self.device)).sum(dim=0).cpu()
+        preds, y = preds.numpy().astype(np.float64), y.numpy()
+        val_loss = float(sums[0] / max(1.0, float(sums[1])))
+        train_loss = float(sums[2] / max(1.0, float(sums[3])))
         try:
             score = self.task.score(y, preds)
         except ValueError:
             score = float("nan")
-        train_loss = self._train_loss_sum / max(1, self._train_batches)
         record = {
             "epoch": self.current_epoch + 1,
             "train_loss": train_loss,
@@ -158,6 +165,18 @@ class FoldModule(L.LightningModule):
             prog_bar=False,
         )
         self._val_outputs, self._val_targets = [], []
+
+    def _gather_shards(self, local: torch.Tensor) -> torch.Tensor:
+        """The whole validation fold from the DDP shards (process r held rows r, r+W, ...)."""
+        world = self.trainer.world_size
+        sizes = self.all_gather(torch.tensor(len(local), device=self.device)).reshape(-1)
+        longest = int(sizes.max())
+        padded = torch.zeros((longest, *local.shape[1:]), dtype=local.dtype)
+        padded[: len(local)] = local
+        gathered = self.all_gather(padded.to(self.device)).cpu()  # (world, longest, ...)
+        # Row i*W + r of the fold is row i of process r.
+        rows = gathered.transpose(0, 1).reshape(world * longest, *local.shape[1:])
+        return rows[: int(sizes.sum())]
 
     # ---- checkpoint state -------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:

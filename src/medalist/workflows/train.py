@@ -7,6 +7,7 @@ scores, mirror to the tracker.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -148,14 +149,16 @@ def image_source(cfg: Config, paths: list[Path], ids: pd.Series) -> ImageSource:
     return source
 
 
-def _epoch_line(label: str, epochs: int, metric: str) -> Any:
-    def report(r: dict[str, float]) -> None:
-        console.print(
-            f"{label} | epoch {int(r['epoch'])}/{epochs} | train_loss {r['train_loss']:.4f} | "
-            f"val_loss {r['val_loss']:.4f} | {metric} {r[metric]:.4f} | {r['time_s']:.1f}s"
-        )
+def print_epoch(label: str, epochs: int, metric: str, r: dict[str, float]) -> None:
+    """One line per epoch (a module-level function, so DDP can pickle it into its processes)."""
+    console.print(
+        f"{label} | epoch {int(r['epoch'])}/{epochs} | train_loss {r['train_loss']:.4f} | "
+        f"val_loss {r['val_loss']:.4f} | {metric} {r[metric]:.4f} | {r['time_s']:.1f}s"
+    )
 
-    return report
+
+def _epoch_line(label: str, epochs: int, metric: str) -> Any:
+    return functools.partial(print_epoch, label, epochs, metric)
 
 
 def parse_fold_list(text: str | None, n_splits: int) -> list[int]:
@@ -287,6 +290,28 @@ def train_in_run(
         tracker.finish(scores, [run.file("scores.json"), run.file("oof.csv")])
     done = [k for k in range(cfg.cv.n_splits) if fold_done(run.path, k)]
     return TrainSummary(run, scores, done)
+
+
+def merge_run(path: str | Path) -> TrainSummary:
+    """`medalist train --merge RUN`: oof.csv and scores.json once every fold of every seed is in."""
+    from medalist.engine.fold_loop import fold_done
+
+    run = open_run_dir(path)
+    cfg = run.config()
+    missing = [
+        f"fold {k}" + (f" seed {cfg.train.seed + i}" if i else "")
+        for i in range(cfg.train.seeds)
+        for k in range(cfg.cv.n_splits)
+        if not fold_done(run.path, k, i)
+    ]
+    if missing:
+        raise UserError(
+            f"run {run.path}: {', '.join(missing)} not finished; train them "
+            "(medalist train --resume RUN --folds K) or copy their fold_<k>/ folders in"
+        )
+    task = load_run_task(run, cfg)
+    scores = finish_run(cfg, run, task)
+    return TrainSummary(run, scores, list(range(cfg.cv.n_splits)))
 
 
 def run_seeds(cfg: Config) -> list[int]:
