@@ -230,3 +230,20 @@ def test_seeds_repeat_the_run_with_fixed_folds_and_record_the_spread(tmp_path: P
     row = pd.read_csv(pd.io.common.StringIO(table.stdout)).set_index("name").loc["two"]
     assert row["seeds"] == 2 and row["seed_std"] == pytest.approx(scores["seed_std"])
     assert len(predict(run).submission) == 9
+
+
+def test_require_clean_refuses_a_dirty_tree_and_the_diff_is_saved_otherwise(tmp_path: Path) -> None:
+    config = make_project(tmp_path / "p")
+    root = config.parent.parent
+    git = ["git", "-C", str(root), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "configs"], check=True)
+    subprocess.run([*git, "commit", "-qm", "c"], check=True)
+    config.write_text(config.read_text().replace("lr: 3.0e-3", "lr: 2.0e-3"))
+    refused = medalist("train", str(config), "--require-clean", "--name", "r")
+    assert refused.returncode == 2 and "uncommitted" in refused.stderr
+    assert not (root / "runs" / "r").exists()
+    run = train(config, name="dirty").run.path
+    prov = json.loads((run / "provenance.json").read_text())
+    assert prov["git"]["dirty"] is True
+    assert "+  lr: 2.0e-3" in (run / "diff.patch").read_text()

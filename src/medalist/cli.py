@@ -57,6 +57,9 @@ def train(
     seeds: Annotated[
         int | None, typer.Option(help="repeat with N seeds (folds fixed) to measure seed noise")
     ] = None,
+    require_clean: Annotated[
+        bool, typer.Option("--require-clean", help="refuse to run on a dirty git tree")
+    ] = False,
     merge: Annotated[
         Path | None,
         typer.Option(help="assemble oof.csv and scores.json of a run whose folds ran apart"),
@@ -80,7 +83,9 @@ def train(
     elif seeds is not None:
         extra.append(f"train.seeds={seeds}")
     if merge is None:
-        summary = run_train(config, extra, name=name, folds=folds, resume=resume)
+        summary = run_train(
+            config, extra, name=name, folds=folds, resume=resume, require_clean=require_clean
+        )
     s = summary.scores
     if s:
         console.print(

@@ -178,6 +178,20 @@ def parse_fold_list(text: str | None, n_splits: int) -> list[int]:
     return folds
 
 
+def check_clean_tree(root: Path) -> None:
+    """--require-clean: refuse to start unless the project's code is committed."""
+    state = provenance.git_state(root)
+    if state["commit"] is None:
+        raise UserError(
+            f"--require-clean: {root} is not in a git repository; run git init and commit"
+        )
+    if state["dirty"]:
+        raise UserError(
+            f"--require-clean: the git tree at {root} has uncommitted changes; commit them "
+            "(git commit -am ...) or drop --require-clean"
+        )
+
+
 def start_run(cfg: Config, prepared: Prepared, name: str | None) -> RunDir:
     run = create_run_dir(cfg, name)
     seeds = {"train.seed": cfg.train.seed, "cv.seed": cfg.cv.seed}
@@ -204,6 +218,7 @@ def train(
     folds: str | None = None,
     resume: str | Path | None = None,
     callbacks: Callable[[int], list[Any]] | None = None,
+    require_clean: bool = False,
 ) -> TrainSummary:
     """`medalist train`: a new run (or the rest of `resume`), fold by fold.
 
@@ -220,6 +235,8 @@ def train(
         if config is None:
             raise UserError("give a CONFIG (e.g. configs/baseline.yaml) or --resume RUN_DIR")
         cfg = load_config(config, overrides)
+    if require_clean:
+        check_clean_tree(cfg.root)
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     prepared = prepare(cfg)
