@@ -7,6 +7,7 @@ The fold loop and prediction only talk to a task through this interface.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +20,13 @@ from torch import nn
 from medalist.config.schema import Config
 from medalist.engine.metrics import Metric, get_metric
 from medalist.errors import UserError
+
+
+def competition_metric(cfg: Config) -> Metric:
+    """The configured metric; a "module:function" metric may live in the project folder."""
+    if ":" in cfg.competition.metric and str(cfg.root) not in sys.path:
+        sys.path.insert(0, str(cfg.root))
+    return get_metric(cfg.competition.metric, cfg.competition.metric_direction)
 
 
 def infer_kind(cfg: Config, train: pd.DataFrame) -> str:
@@ -87,7 +95,7 @@ class ClassifyTask:
     @classmethod
     def from_config(cls, cfg: Config, train: pd.DataFrame) -> ClassifyTask:
         kind = infer_kind(cfg, train)
-        metric = get_metric(cfg.competition.metric, cfg.competition.metric_direction)
+        metric = competition_metric(cfg)
         cols = cfg.target_columns
         task = cls(kind, cols, [], metric, cfg.competition.id_column)
         if kind == "multiclass":
@@ -128,7 +136,7 @@ class ClassifyTask:
 
     @classmethod
     def from_state(cls, cfg: Config, state: dict[str, Any]) -> ClassifyTask:
-        metric = get_metric(cfg.competition.metric, cfg.competition.metric_direction)
+        metric = competition_metric(cfg)
         return cls(
             state["kind"],
             state["target_columns"],
