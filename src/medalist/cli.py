@@ -179,7 +179,8 @@ def main() -> None:
     import medalist.commands  # noqa: F401 - registers the commands of every area
 
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)
+        sys.exit(code if isinstance(code, int) else 0)
     except UserError as exc:
         from rich.text import Text
 

@@ -55,6 +55,7 @@ class TrainSummary:
     run: RunDir
     scores: dict[str, Any] | None
     folds_done: list[int]
+    diagnosis: dict[str, Any] | None = None
 
 
 def folds_path(cfg: Config) -> Path:
@@ -303,10 +304,25 @@ def train_in_run(
                 f"{label}: {task.metric.name} {result.score:.4f} (best epoch {result.best_epoch})"
             )
     scores = finish_run(cfg, run, task)
+    diagnosis = diagnose(run)
     if tracker:
-        tracker.finish(scores, [run.file("scores.json"), run.file("oof.csv")])
+        artifacts = ["scores.json", "oof.csv", "diagnosis.json", "plots", "analysis"]
+        tracker.finish(scores, [run.file(a) for a in artifacts])
     done = [k for k in range(cfg.cv.n_splits) if fold_done(run.path, k)]
-    return TrainSummary(run, scores, done)
+    return TrainSummary(run, scores, done, diagnosis)
+
+
+def diagnose(run: RunDir) -> dict[str, Any] | None:
+    """Learning-curve verdicts, error analysis and plots; a failure here never fails the run."""
+    from medalist.analysis.run_analysis import analyse_run, render_verdict
+
+    try:
+        diagnosis = analyse_run(run.path)
+    except Exception as exc:  # noqa: BLE001 - the trained run stands without its analysis
+        err_console.print(f"[yellow]warning[/]: the run's analysis failed ({exc})")
+        return None
+    console.print(render_verdict(diagnosis), markup=False)
+    return diagnosis
 
 
 def merge_run(path: str | Path) -> TrainSummary:

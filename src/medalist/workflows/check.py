@@ -1,0 +1,279 @@
+"""`medalist check`: can the pipeline memorise a handful of images? If not, it has a bug.
+
+The probe trains the configured model, loss and optimizer on one fixed batch (a few images
+spread over the classes) with Lightning's `overfit_batches=1`, until the training loss stays at
+or below a threshold for a few steps in a row (PASS) or the step budget runs out (FAIL).
+Everything that would keep a correct pipeline from reaching zero is switched off for the probe:
+augmentation, label smoothing, dropout, drop path, EMA, the learning-rate schedule. It also
+draws a grid of augmented training inputs exactly as the model receives them (de-normalised,
+with their labels), so augmentation and preprocessing bugs are visible.
+
+Output: `<project>/checks/<timestamp>/check.json` and `plots/input_batch.png`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from lightning.pytorch.callbacks import Callback
+
+from medalist.config import Config, load_config
+from medalist.data.dataset import ImageDataset, create_transform, mix_seed
+from medalist.data.images import ImageSource
+from medalist.errors import TrainingDiverged, UserError
+from medalist.io import write_json
+
+PROBE_OVERRIDES = [
+    "data.augment=[]",
+    "train.scheduler=none",
+    "train.warmup_epochs=0",
+    "train.label_smoothing=0",
+    "train.ema=false",
+    "train.freeze_backbone_epochs=0",
+    "model.drop_rate=0",
+    "model.drop_path_rate=0",
+]
+GRID_IMAGES = 16
+
+
+@dataclass
+class CheckResult:
+    """What `medalist check` found: PASS or FAIL, the loss per step, and where it wrote."""
+
+    passed: bool
+    reason: str
+    losses: list[float]
+    threshold: float
+    n_images: int
+    out_dir: Path
+    input_batch: Path
+    seconds: float
+    ids: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        d = dict(self.__dict__)
+        d["result"] = "PASS" if self.passed else "FAIL"
+        return d
+
+
+class LossProbe(Callback):
+    """Records the training loss of every step; stops once it stays at or below the threshold."""
+
+    def __init__(self, threshold: float, patience: int) -> None:
+        self.threshold, self.patience = threshold, patience
+        self.losses: list[float] = []
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, i: int
+    ) -> None:
+        loss = outputs["loss"] if isinstance(outputs, dict) else outputs
+        self.losses.append(float(loss.detach()))
+        recent = self.losses[-self.patience :]
+        if len(recent) == self.patience and max(recent) <= self.threshold:
+            trainer.should_stop = True
+
+
+def pick_rows(y: np.ndarray, kind: str, n: int, seed: int) -> np.ndarray:
+    """`n` rows, spread over the classes (round-robin) so that a batch has to be told apart."""
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(y))
+    if kind != "multiclass":
+        return order[:n]
+    by_class = [order[y[order] == c].tolist() for c in np.unique(y[order])]
+    rows: list[int] = []
+    while len(rows) < min(n, len(y)):
+        for members in by_class:
+            if members and len(rows) < n:
+                rows.append(members.pop(0))
+    return np.asarray(rows)
+
+
+def label_text(task: Any, target: Any) -> str:
+    """A target as a person reads it: class name, positive labels, or the value."""
+    if task.kind == "multiclass":
+        return str(task.classes[int(target)])
+    if task.kind == "multilabel":
+        on = [str(c) for c, v in zip(task.classes, np.asarray(target), strict=True) if v >= 0.5]
+        return ",".join(on) or "(none)"
+    return f"{float(target):.4g}"
+
+
+def denormalise(x: torch.Tensor, mean: list[float], std: list[float]) -> np.ndarray:
+    """A normalised CHW tensor back to an HWC uint8 image, as a person would see it."""
+    c = x.shape[0]
+    m = torch.tensor(mean if len(mean) == c else [float(np.mean(mean))] * c).view(c, 1, 1)
+    s = torch.tensor(std if len(std) == c else [float(np.mean(std))] * c).view(c, 1, 1)
+    img = ((x.float() * s + m).clamp(0, 1) * 255).round().byte()
+    return img.permute(1, 2, 0).numpy()
+
+
+def draw_input_batch(
+    cfg: Config, task: Any, images: ImageSource, y: np.ndarray, path: Path
+) -> Path:
+    """The training inputs after the configured augmentation, de-normalised, with labels."""
+    from medalist.analysis.plots import plot_image_grid
+
+    d = cfg.data
+    transform = create_transform(d.augment, d.mean, d.std, images.channels, train=True)
+    ds = ImageDataset(images, np.arange(len(images)), y, transform, seed=cfg.train.seed)
+    pics, titles = [], []
+    for i in range(len(ds)):
+        x, target = ds[i]
+        pics.append(denormalise(x, d.mean, d.std))
+        titles.append(f"{images.ids[i]}\n{label_text(task, target.numpy())}")
+    steps = ", ".join(s["name"] for s in d.augment) or "no augmentation"
+    return plot_image_grid(
+        pics, titles, path, f"training inputs as the model sees them ({steps}), de-normalised"
+    )
+
+
+def quiet_lightning() -> None:
+    """Lightning's banners (GPU available, tips, overfit_batches notice) say nothing here."""
+    import logging
+
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning.pytorch.utilities.rank_zero"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
+def check_dir(root: Path) -> Path:
+    """A new `<project>/checks/<timestamp>/` folder (a suffix when two start in one second)."""
+    base = root / "checks" / datetime.now().strftime("%Y%m%d-%H%M%S")
+    path, i = base, 1
+    while path.exists():
+        path, i = base.with_name(f"{base.name}-{i}"), i + 1
+    path.mkdir(parents=True)
+    return path
+
+
+def run_check(
+    config: str | Path,
+    overrides: list[str] = (),
+    *,
+    n_images: int = 8,
+    max_steps: int = 300,
+    threshold: float = 0.05,
+    patience: int = 3,
+) -> CheckResult:
+    """Train on one batch of `n_images` until the loss stays <= `threshold` (PASS) or
+    `max_steps` run out (FAIL); write the input grid and check.json."""
+    from medalist.data.tables import check_images_exist, image_paths, load_train
+    from medalist.engine.fold_loop import resolve_precision, use_gpu
+    from medalist.engine.module import FoldModule
+    from medalist.models.factory import check_backbone, create_model, pretrained_file
+    from medalist.tasks.classify import ClassifyTask
+
+    if n_images < 1:
+        raise UserError(f"--images {n_images}: give 1 or more images to memorise")
+    if not threshold > 0:
+        raise UserError(f"--threshold {threshold}: give a loss above 0, e.g. 0.05")
+    if max_steps < patience:
+        raise UserError(f"--steps {max_steps}: give at least {patience} steps")
+    overrides = list(overrides)
+    cfg = load_config(config, overrides)
+    probe_cfg = load_config(config, [*overrides, *PROBE_OVERRIDES, f"train.epochs={max_steps}"])
+    if cfg.competition.task != "classify":
+        raise UserError(f"competition.task = {cfg.competition.task!r}: check supports classify")
+    if cfg.train.threads:
+        torch.set_num_threads(cfg.train.threads)
+    check_backbone(cfg.model.backbone)
+    pretrained_file(cfg)
+    create_transform(cfg.data.augment, cfg.data.mean, cfg.data.std, cfg.model.in_chans, train=True)
+    train = load_train(cfg)
+    task = ClassifyTask.from_config(cfg, train)
+    y_all = task.encode(train)
+    rows = pick_rows(y_all, task.kind, max(n_images, GRID_IMAGES), cfg.train.seed)
+    ids = train[cfg.competition.id_column].astype(str).to_numpy()[rows].tolist()
+    all_paths = image_paths(cfg, train, cfg.path(cfg.competition.image_dir))
+    paths = [all_paths[i] for i in rows]
+    check_images_exist(paths, "training", "competition.image_dir")
+    images = ImageSource(paths, cfg.data.image_size, cfg.model.in_chans, ids=ids)
+    y = y_all[rows]
+    out = check_dir(cfg.root)
+    grid = draw_input_batch(cfg, task, images, y, out / "plots" / "input_batch.png")
+
+    start = time.perf_counter()
+    n = min(n_images, len(rows))
+    probe_images = ImageSource(paths[:n], cfg.data.image_size, cfg.model.in_chans, ids=ids[:n])
+    d = probe_cfg.data
+    dataset = ImageDataset(
+        probe_images,
+        np.arange(n),
+        y[:n],
+        create_transform([], d.mean, d.std, cfg.model.in_chans, train=False),
+    )
+    loader = torch.utils.data.DataLoader(dataset, batch_size=n, shuffle=False)
+    L.seed_everything(mix_seed(cfg.train.seed, 0, 1), workers=False, verbose=False)
+    model = create_model(probe_cfg, task.num_outputs)
+    module = FoldModule(probe_cfg, model, task.create_loss(probe_cfg, y[:n]), task, 0, 1)
+    probe = LossProbe(threshold, patience)
+    gpu = use_gpu(cfg)
+    quiet_lightning()
+    trainer = L.Trainer(
+        max_epochs=max_steps,
+        overfit_batches=1,
+        accelerator="gpu" if gpu else "cpu",
+        devices=1,
+        precision=resolve_precision(cfg),
+        callbacks=[probe],
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        deterministic=not gpu,
+        default_root_dir=out,
+    )
+    diverged = None
+    try:
+        trainer.fit(module, loader)
+    except TrainingDiverged:
+        diverged = len(probe.losses) + 1
+    losses = probe.losses
+    passed = diverged is None and len(losses) >= patience and max(losses[-patience:]) <= threshold
+    if diverged is not None:
+        reason = (
+            f"the loss became NaN or infinite at step {diverged}: lower train.lr "
+            f"(now {cfg.train.lr:g}) or look for NaN in inputs and targets"
+        )
+    elif passed:
+        reason = (
+            f"the loss reached {losses[-1]:.4g} (<= {threshold:g}) after {len(losses)} steps: "
+            f"the pipeline can memorise {n} images"
+        )
+    else:
+        reason = (
+            f"after {len(losses)} steps the loss is still {losses[-1]:.4g} (threshold "
+            f"{threshold:g}, started at {losses[0]:.4g}): the pipeline can't memorise {n} images. "
+            f"Check that labels match images and the inputs look right ({grid.name}), the loss "
+            f"and the output layer, and train.lr (now {cfg.train.lr:g})"
+        )
+    result = CheckResult(
+        passed=passed,
+        reason=reason,
+        losses=losses,
+        threshold=threshold,
+        n_images=n,
+        out_dir=out,
+        input_batch=grid,
+        seconds=time.perf_counter() - start,
+        ids=ids[:n],
+    )
+    write_json(out / "check.json", {**result.as_dict(), "overrides": overrides})
+    return result
+
+
+def trajectory(losses: list[float], points: int = 10) -> list[tuple[int, float]]:
+    """(step, loss) at about `points` steps spread log-evenly from the first to the last."""
+    if not losses:
+        return []
+    steps = np.unique(
+        np.geomspace(1, len(losses), num=min(points, len(losses))).round().astype(int)
+    )
+    return [(int(s), losses[s - 1]) for s in steps]
