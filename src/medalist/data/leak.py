@@ -1,0 +1,313 @@
+"""Near-duplicate search: fingerprints of images, candidate pairs from two indexes, one check.
+
+A pair of images is a near duplicate when, after the best small shift, their grey thumbnails
+correlate almost perfectly. The search runs in three steps, none of them pairwise in Python:
+
+1. Fingerprint every image once (threads): imagehash's 256-bit perceptual hash (``phash``,
+   hash_size 16), a shift-invariant spectrum (low-frequency magnitudes of the 2-D Fourier
+   transform of the Hann-windowed grey image, at one pixel scale for the whole data set so
+   that a cropped copy keeps its original's scale), and a 64x64 grey thumbnail.
+2. Candidate pairs: perceptual hashes within ``HASH_RADIUS`` bits (faiss's multi-index binary
+   hashing, ``IndexBinaryMultiHash``) catch re-encoded, resized and brightened copies; the
+   ``SPECTRUM_K`` nearest spectra (faiss, exact below ``EXACT_KNN_MAX`` images, HNSW above)
+   within ``SPECTRUM_RADIUS`` catch shifted and cropped copies, which move every hash bit.
+3. Verification: the normalised cross-correlation (OpenCV ``matchTemplate``) of the two
+   thumbnails over shifts of up to ``MARGIN`` pixels, under two hypotheses: both images
+   resized to the same square (a resized copy), and both at the same pixel scale (a cropped
+   copy, when their sizes differ by less than ``CROP_RATIO``). ``distance = 1 - best NCC``.
+
+A pair is reported when ``distance <= threshold`` (``DEFAULT_THRESHOLD``, chosen on planted
+duplicates of Fashion-MNIST: see bench/leak_planted.py). Duplicate groups are the connected
+components of the reported pairs (scipy.sparse.csgraph), optionally joined with an existing
+group column.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+from PIL import Image, UnidentifiedImageError
+
+from medalist.errors import UserError
+
+DEFAULT_THRESHOLD = 0.007
+HASH_SIZE = 16
+HASH_RADIUS = 40
+SPECTRUM_SIZE = 32
+SPECTRUM_FREQS = 12
+SPECTRUM_K = 8
+SPECTRUM_RADIUS = 0.05
+EXACT_KNN_MAX = 20_000
+THUMB = 64
+MARGIN = 5
+CROP_RATIO = 1.2
+
+
+@dataclass
+class Fingerprints:
+    """Per image: packed perceptual hash, unit spectrum, grey thumbnail and original size."""
+
+    hashes: np.ndarray  # (n, HASH_SIZE**2 / 8) uint8
+    spectra: np.ndarray  # (n, d) float32, unit length
+    thumbs: np.ndarray  # (n, THUMB, THUMB) uint8
+    sizes: np.ndarray  # (n, 2) int: width, height
+
+    def __len__(self) -> int:
+        return len(self.hashes)
+
+
+def _open_grey(path: Path) -> Image.Image:
+    try:
+        with Image.open(path) as img:
+            img.load()
+            return img.convert("L")
+    except FileNotFoundError:
+        raise UserError(f"image {path} not found: add it or drop its row") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise UserError(
+            f"image {path} is unreadable ({str(exc).splitlines()[0]}); replace it or drop its row"
+        ) from None
+
+
+def spectrum(grey: np.ndarray, scale: float) -> np.ndarray:
+    """Shift-invariant descriptor: low-frequency Fourier magnitudes of the windowed image.
+
+    The image is resized by `scale` (one factor for the whole data set, so a cropped copy keeps
+    the pixel scale of its original) and centred on a SPECTRUM_SIZE square.
+    """
+    h, w = grey.shape
+    nw = min(SPECTRUM_SIZE, max(2, round(w * scale)))
+    nh = min(SPECTRUM_SIZE, max(2, round(h * scale)))
+    g = cv2.resize(grey, (max(2, round(w * scale)), max(2, round(h * scale))), cv2.INTER_AREA)
+    top, left = (g.shape[0] - nh) // 2, (g.shape[1] - nw) // 2
+    g = g[top : top + nh, left : left + nw].astype(np.float32)
+    g = (g - g.mean()) * np.outer(np.hanning(nh), np.hanning(nw)).astype(np.float32)
+    canvas = np.zeros((SPECTRUM_SIZE, SPECTRUM_SIZE), np.float32)
+    y0, x0 = (SPECTRUM_SIZE - nh) // 2, (SPECTRUM_SIZE - nw) // 2
+    canvas[y0 : y0 + nh, x0 : x0 + nw] = g
+    mag = np.abs(np.fft.rfft2(canvas))
+    k = SPECTRUM_FREQS
+    v = np.sqrt(np.concatenate([mag[: k + 1, : k + 1], mag[-k:, : k + 1]]).ravel())
+    v = v - v.mean()
+    norm = np.linalg.norm(v)
+    return (v / norm if norm > 0 else v).astype(np.float32)
+
+
+def image_size(path: Path) -> tuple[int, int]:
+    """Width and height from the file header (no decoding)."""
+    try:
+        with Image.open(path) as img:
+            return img.size
+    except FileNotFoundError:
+        raise UserError(f"image {path} not found: add it or drop its row") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise UserError(
+            f"image {path} is unreadable ({str(exc).splitlines()[0]}); replace it or drop its row"
+        ) from None
+
+
+def fingerprint(
+    path: Path, scale: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, int]]:
+    """The perceptual hash, spectrum (at `scale`), thumbnail and size of one image file."""
+    import imagehash
+
+    img = _open_grey(path)
+    bits = imagehash.phash(img, hash_size=HASH_SIZE).hash
+    grey = np.asarray(img)
+    thumb = cv2.resize(grey, (THUMB, THUMB), interpolation=cv2.INTER_AREA)
+    return np.packbits(bits.ravel()), spectrum(grey, scale), thumb, img.size
+
+
+def fingerprint_images(
+    paths: Sequence[Path],
+    *,
+    workers: int | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> Fingerprints:
+    """Fingerprints of every image in `paths`, decoded in a thread pool."""
+    n = len(paths)
+    d = (2 * SPECTRUM_FREQS + 1) * (SPECTRUM_FREQS + 1)
+    out = Fingerprints(
+        hashes=np.zeros((n, HASH_SIZE * HASH_SIZE // 8), np.uint8),
+        spectra=np.zeros((n, d), np.float32),
+        thumbs=np.zeros((n, THUMB, THUMB), np.uint8),
+        sizes=np.zeros((n, 2), np.int64),
+    )
+
+    def fill(i: int) -> None:
+        out.hashes[i], out.spectra[i], out.thumbs[i], out.sizes[i] = fingerprint(paths[i], scale)
+
+    with ThreadPoolExecutor(max_workers=workers or min(8, os.cpu_count() or 1)) as pool:
+        sizes = np.array(list(pool.map(image_size, paths))).reshape(-1, 2)
+        scale = SPECTRUM_SIZE / float(np.median(sizes.max(1))) if n else 1.0
+        for _ in pool.map(fill, range(n)):
+            if progress is not None:
+                progress(1)
+    return out
+
+
+def _unique_pairs(i: np.ndarray, j: np.ndarray) -> np.ndarray:
+    """(m, 2) int64 pairs with i < j, without repeats or self-pairs, sorted."""
+    i, j = np.asarray(i, np.int64), np.asarray(j, np.int64)
+    keep = i != j
+    a, b = np.minimum(i[keep], j[keep]), np.maximum(i[keep], j[keep])
+    if a.size == 0:
+        return np.zeros((0, 2), np.int64)
+    return np.unique(np.stack([a, b], 1), axis=0)
+
+
+def hamming_pairs(codes: np.ndarray, radius: int) -> np.ndarray:
+    """Pairs of packed binary codes within `radius` bits (faiss multi-index hashing)."""
+    import faiss
+
+    n, nbytes = codes.shape
+    if n < 2:
+        return np.zeros((0, 2), np.int64)
+    nhash, b = (8, 16) if nbytes * 8 >= 128 else (4, nbytes * 2)
+    index = faiss.IndexBinaryMultiHash(nbytes * 8, nhash, b)
+    index.add(np.ascontiguousarray(codes))
+    lims, _, ids = index.range_search(np.ascontiguousarray(codes), radius + 1)
+    rows = np.repeat(np.arange(n), np.diff(lims).astype(np.int64))
+    return _unique_pairs(rows, ids)
+
+
+def knn_pairs(vectors: np.ndarray, k: int, radius: float) -> np.ndarray:
+    """Pairs among each unit vector's `k` nearest neighbours with cosine distance <= radius."""
+    import faiss
+
+    n, d = vectors.shape
+    if n < 2:
+        return np.zeros((0, 2), np.int64)
+    x = np.ascontiguousarray(vectors, np.float32)
+    if n <= EXACT_KNN_MAX:
+        index = faiss.IndexFlatIP(d)
+    else:
+        index = faiss.IndexHNSWFlat(d, 32, faiss.METRIC_INNER_PRODUCT)
+        index.hnsw.efSearch = max(64, 4 * k)
+    index.add(x)
+    sims, ids = index.search(x, min(k + 1, n))
+    ok = (ids >= 0) & (1.0 - sims <= radius)
+    rows = np.repeat(np.arange(n), ids.shape[1]).reshape(ids.shape)
+    return _unique_pairs(rows[ok], ids[ok])
+
+
+def cosine_pairs(vectors: np.ndarray, min_similarity: float, chunk: int = 2048) -> np.ndarray:
+    """(i, j, similarity) for unit vectors with cosine >= min_similarity (chunked products)."""
+    x = np.asarray(vectors, np.float32)
+    found = []
+    for start in range(0, len(x), chunk):
+        sims = x[start : start + chunk] @ x.T
+        i, j = np.nonzero(sims >= min_similarity)
+        i = i + start
+        keep = i < j
+        found.append(np.stack([i[keep], j[keep], sims[i[keep] - start, j[keep]]], 1))
+    return np.concatenate(found) if found else np.zeros((0, 3))
+
+
+def _best_ncc(big: np.ndarray, small: np.ndarray) -> float:
+    """Max normalised cross-correlation of `small`'s centre slid over `big`."""
+    m = MARGIN
+    tpl = small[m : small.shape[0] - m, m : small.shape[1] - m]
+    if tpl.shape[0] < 4 or tpl.shape[1] < 4 or tpl.shape[0] > big.shape[0]:
+        return -1.0
+    if tpl.shape[1] > big.shape[1]:
+        return -1.0
+    if tpl.std() < 1.0 or big.std() < 1.0:  # flat images: equal means are the same picture
+        return 1.0 if abs(float(tpl.mean()) - float(big.mean())) < 2.0 else -1.0
+    score = cv2.matchTemplate(big, tpl, cv2.TM_CCOEFF_NORMED)
+    return float(np.nan_to_num(score, nan=-1.0).max())
+
+
+def pair_distance(fp: Fingerprints, a: int, b: int) -> float:
+    """1 - the best NCC of two images over small shifts, as resized copies or as crops."""
+    ta, tb = fp.thumbs[a], fp.thumbs[b]
+    best = _best_ncc(ta, tb)
+    (wa, ha), (wb, hb) = fp.sizes[a], fp.sizes[b]
+    sx, sy = wb / wa, hb / ha
+    if (
+        (wa, ha) != (wb, hb)
+        and 1 / CROP_RATIO < sx < CROP_RATIO
+        and 1 / CROP_RATIO < sy < CROP_RATIO
+    ):
+        # Same pixel scale: shrink the smaller image's thumbnail by its size ratio.
+        if wb * hb <= wa * ha:
+            small = cv2.resize(tb, (round(THUMB * sx), round(THUMB * sy)), cv2.INTER_AREA)
+            best = max(best, _best_ncc(ta, small))
+        else:
+            small = cv2.resize(ta, (round(THUMB / sx), round(THUMB / sy)), cv2.INTER_AREA)
+            best = max(best, _best_ncc(tb, small))
+    return 1.0 - best
+
+
+def verify_pairs(fp: Fingerprints, pairs: np.ndarray, workers: int | None = None) -> np.ndarray:
+    """The distance of every candidate pair (threads; OpenCV releases the GIL)."""
+    if len(pairs) == 0:
+        return np.zeros(0)
+    chunks = np.array_split(np.arange(len(pairs)), max(1, len(pairs) // 2000))
+
+    def run(idx: np.ndarray) -> np.ndarray:
+        return np.array([pair_distance(fp, int(pairs[i, 0]), int(pairs[i, 1])) for i in idx])
+
+    with ThreadPoolExecutor(max_workers=workers or min(8, os.cpu_count() or 1)) as pool:
+        return np.concatenate(list(pool.map(run, chunks)))
+
+
+def candidate_pairs(fp: Fingerprints) -> np.ndarray:
+    """Pairs worth verifying: close perceptual hashes, or close shift-invariant spectra."""
+    found = np.concatenate(
+        [
+            hamming_pairs(fp.hashes, HASH_RADIUS),
+            knn_pairs(fp.spectra, SPECTRUM_K, SPECTRUM_RADIUS),
+        ]
+    )
+    return _unique_pairs(found[:, 0], found[:, 1])
+
+
+def find_near_duplicates(
+    fp: Fingerprints, threshold: float = DEFAULT_THRESHOLD, workers: int | None = None
+) -> pd.DataFrame:
+    """Near-duplicate pairs (a, b, distance) with distance <= threshold, closest first."""
+    if not 0.0 <= threshold < 2.0:
+        raise UserError(f"--threshold {threshold}: give a distance from 0 to 2 (default 0.007)")
+    pairs = candidate_pairs(fp)
+    dist = verify_pairs(fp, pairs, workers)
+    keep = dist <= threshold
+    out = pd.DataFrame({"a": pairs[keep, 0], "b": pairs[keep, 1], "distance": dist[keep]})
+    return out.sort_values(["distance", "a", "b"], kind="stable").reset_index(drop=True)
+
+
+def connected_groups(
+    n: int, pairs: np.ndarray, extra_groups: Sequence[object] | None = None
+) -> np.ndarray:
+    """Component label (0..k-1) of each of `n` items joined by `pairs` and equal `extra_groups`.
+
+    Labels are numbered in order of each component's first item, so they are stable.
+    """
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    pairs = np.asarray(pairs, np.int64).reshape(-1, 2)
+    rows, cols, size = [pairs[:, 0]], [pairs[:, 1]], n
+    if extra_groups is not None:
+        codes, _ = pd.factorize(pd.Series(list(extra_groups)), use_na_sentinel=True)
+        has = codes >= 0
+        rows.append(np.arange(n)[has])
+        cols.append(n + codes[has])
+        size = n + (codes.max() + 1 if has.any() else 0)
+    r, c = np.concatenate(rows), np.concatenate(cols)
+    graph = coo_matrix((np.ones(len(r), np.int8), (r, c)), shape=(size, size))
+    _, labels = connected_components(graph, directed=False)
+    labels = labels[:n]
+    _, first = np.unique(labels, return_index=True)
+    order = np.argsort(first)
+    remap = np.empty(labels.max() + 1, np.int64)
+    remap[np.unique(labels)[order]] = np.arange(len(order))
+    return remap[labels]

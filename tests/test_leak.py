@@ -1,0 +1,183 @@
+"""Specification of the near-duplicate search: `medalist leak` and medalist.data.leak."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import medalist
+from PIL import Image, ImageEnhance
+
+from medalist.config import load_config
+from medalist.data.leak import (
+    DEFAULT_THRESHOLD,
+    connected_groups,
+    find_near_duplicates,
+    fingerprint_images,
+    hamming_pairs,
+    knn_pairs,
+)
+from medalist.workflows.leak import PAIR_COLUMNS, find_leaks
+
+
+def textured(seed: int, size: int = 64) -> np.ndarray:
+    """A distinct grey picture: smooth random blobs, so copies are recognisable."""
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 256, (8, 8)).astype(np.uint8)
+    img = Image.fromarray(small).resize((size, size), Image.BICUBIC)
+    return np.asarray(img)
+
+
+def copies_of(a: np.ndarray) -> dict[str, Image.Image]:
+    img = Image.fromarray(a)
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=70)
+    shifted = np.zeros_like(a)
+    shifted[2:, 3:] = a[:-2, :-3]
+    return {
+        "jpeg": Image.open(io.BytesIO(buf.getvalue())),
+        "resize": img.resize((96, 96), Image.BILINEAR),
+        "crop": img.crop((2, 1, 62, 63)),
+        "shift": Image.fromarray(shifted),
+        "brightness": ImageEnhance.Brightness(img).enhance(1.15),
+    }
+
+
+@pytest.fixture
+def planted(tmp_path: Path) -> tuple[list[Path], set[frozenset[int]]]:
+    """20 distinct images and one copy of each of 5 kinds of change: 25 files, 5 true pairs."""
+    paths, truth = [], set()
+    for i in range(20):
+        p = tmp_path / f"o{i}.png"
+        Image.fromarray(textured(i)).save(p)
+        paths.append(p)
+    for k, (kind, img) in enumerate(copies_of(textured(3)).items()):
+        p = tmp_path / f"c_{kind}.png"
+        img.convert("L").save(p)
+        paths.append(p)
+        truth.add(frozenset((3, 20 + k)))
+    # copies of image 3 are duplicates of each other too
+    for a in range(20, 25):
+        for b in range(a + 1, 25):
+            truth.add(frozenset((a, b)))
+    return paths, truth
+
+
+def test_every_planted_copy_is_found_and_no_distinct_image_is_paired(planted):
+    paths, truth = planted
+    found = find_near_duplicates(fingerprint_images(paths))
+    pairs = {frozenset((int(a), int(b))) for a, b in zip(found["a"], found["b"], strict=True)}
+    assert {p for p in pairs if 3 in p} == {p for p in truth if 3 in p}
+    assert pairs <= truth
+    assert (found["distance"] <= DEFAULT_THRESHOLD).all()
+    assert found["distance"].is_monotonic_increasing
+
+
+def test_a_tighter_threshold_finds_a_subset(planted):
+    paths, _ = planted
+    fp = fingerprint_images(paths)
+    loose = find_near_duplicates(fp, 0.02)
+    tight = find_near_duplicates(fp, 0.001)
+    as_set = lambda df: set(zip(df["a"], df["b"], strict=True))  # noqa: E731
+    assert as_set(tight) <= as_set(loose)
+    assert (tight["distance"] <= 0.001).all()
+
+
+def test_hamming_search_returns_exactly_the_pairs_within_the_radius():
+    rng = np.random.default_rng(0)
+    codes = rng.integers(0, 256, (300, 32), dtype=np.uint8)
+    codes[100] = codes[7]
+    codes[101] = codes[7]
+    codes[101, :2] ^= 0b1011  # 6 bits flipped
+    pairs = {tuple(p) for p in hamming_pairs(codes, radius=6)}
+    assert {(7, 100), (7, 101), (100, 101)} <= pairs
+    bits = np.unpackbits(codes, axis=1).astype(int)
+    for a, b in pairs:
+        assert (bits[a] != bits[b]).sum() <= 6
+    assert all(a < b for a, b in pairs)
+
+
+def test_knn_pairs_keep_only_neighbours_within_the_radius():
+    rng = np.random.default_rng(1)
+    x = rng.normal(size=(200, 16)).astype(np.float32)
+    x[50] = x[10] + 0.01
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    pairs = {tuple(p) for p in knn_pairs(x, k=3, radius=0.01)}
+    assert pairs == {(10, 50)}
+
+
+def test_connected_groups_join_chains_and_merge_an_existing_group_column():
+    labels = connected_groups(6, np.array([[0, 1], [1, 2]]))
+    assert labels[0] == labels[1] == labels[2]
+    assert len(set(labels[3:])) == 3 and labels[3] not in labels[:3]
+    assert list(labels) == sorted(labels)  # numbered in order of first appearance
+    merged = connected_groups(6, np.array([[0, 1]]), ["p", "q", "x", "q", "y", None])
+    assert merged[0] == merged[1] == merged[3]  # 1 and 3 share patient q
+    assert len(set(merged)) == 4
+
+
+def test_leak_writes_pairs_groups_and_page_with_folds_and_splits(tiny_project: Path):
+    data = tiny_project.parent.parent / "data"
+    Image.open(data / "train/img_0005.png").save(data / "train/img_0001.png")
+    a = np.asarray(Image.open(data / "train/img_0000.png"))
+    Image.fromarray(np.roll(a, 1, axis=1)).save(data / "test/t_000.png")
+    report = find_leaks(load_config(tiny_project))
+    pairs = pd.read_csv(report.files["pairs_csv"])
+    assert list(pairs.columns) == PAIR_COLUMNS
+    keyed = {frozenset((r.id_a, r.id_b)): r for r in pairs.itertuples()}
+    assert frozenset(("img_0001", "img_0005")) in keyed
+    assert frozenset(("img_0000", "t_000")) in keyed
+    tt = keyed[frozenset(("img_0000", "t_000"))]
+    assert (tt.split_a, tt.split_b) == ("train", "test") and pd.isna(tt.fold_b)
+    folds = pd.read_csv(next((tiny_project.parent.parent / "folds").glob("*.csv")))
+    fold_of = dict(zip(folds["id"], folds["fold"], strict=True))
+    same = keyed[frozenset(("img_0001", "img_0005"))]
+    assert (same.fold_a, same.fold_b) == (fold_of[same.id_a], fold_of[same.id_b])
+    groups = pd.read_csv(report.files["groups_csv"])
+    assert list(groups.columns) == ["id", "dup_group"] and len(groups) == 36
+    g = dict(zip(groups["id"], groups["dup_group"], strict=True))
+    assert g["img_0001"] == g["img_0005"] and g["img_0000"] != g["img_0001"]
+    html = report.files["pairs_html"].read_text()
+    assert html.count("data:image/png;base64,") == 2 * len(pairs)
+    assert 'src="http' not in html and "img_0005" in html
+    assert report.counts["train_test"] >= 1
+    assert report.counts["cross_fold"] + report.counts["same_fold"] == report.counts["train_train"]
+
+
+def test_leak_cli_prints_counts_and_the_group_folds_override(tiny_project: Path):
+    data = tiny_project.parent.parent / "data"
+    Image.open(data / "train/img_0005.png").save(data / "train/img_0001.png")
+    r = medalist("leak", str(tiny_project), cwd=tiny_project.parent.parent)
+    assert r.returncode == 0, r.stderr
+    assert "within train" in r.stdout and "train-test" in r.stdout
+    assert "competition.groups_csv=leak/dup_groups.csv" in r.stdout
+
+
+def test_leak_with_an_unknown_merge_group_column_exits_2_naming_it(tiny_project: Path):
+    r = medalist("leak", str(tiny_project), "--merge-group", "patient")
+    assert r.returncode == 2
+    assert "--merge-group 'patient'" in r.stderr and "Traceback" not in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_leak_with_a_negative_threshold_exits_2(tiny_project: Path):
+    r = medalist("leak", str(tiny_project), "--threshold", "-1")
+    assert r.returncode == 2 and "--threshold" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_leak_on_an_unreadable_image_names_the_file(tiny_project: Path):
+    bad = tiny_project.parent.parent / "data/train/img_0003.png"
+    bad.write_bytes(b"not a png")
+    r = medalist("leak", str(tiny_project))
+    assert r.returncode == 2 and "img_0003.png" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.slow
+def test_leak_embeddings_pass_adds_pairs_from_backbone_features(tiny_project: Path):
+    cfg = load_config(tiny_project)
+    report = find_leaks(cfg, embeddings=True, embed_similarity=0.9999)
+    assert set(report.pairs["method"]) <= {"hash", "embedding"}
+    assert report.seconds["embeddings"] >= 0
