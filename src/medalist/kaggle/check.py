@@ -1,0 +1,339 @@
+"""`medalist package --check`: run the package's notebook offline, as Kaggle would, and compare.
+
+The notebook runs with nbclient in a temporary folder laid out like Kaggle's:
+`kaggle/input/<competition>` (the local competition files, linked), `kaggle/input/<slug>` (the
+package) and `kaggle/working` (the kernel's working folder); `KAGGLE_ROOT` points the notebook
+there. The kernel runs in a throwaway virtual environment that sees this environment's libraries
+(torch and the rest) but not its medalist, so the notebook's own `pip install --no-index` from
+the package's wheels is what provides medalist. As root, the kernel runs in a network namespace
+with no interface up (`unshare -n`); it talks to nbclient over Unix sockets.
+
+Its submission.csv must equal `medalist predict` on the same runs (blended with the package's
+weights): same ids and columns, same labels, probabilities within `atol`. A second run with the
+package's quick-path rule checks that the quick submission is valid too.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from medalist.errors import UserError
+from medalist.io import read_json, write_csv, write_json, write_text
+from medalist.kaggle.notebook import blend, read_manifest
+
+KERNEL_NAME = "medalist-check"
+SECRET_VARS = ("KAGGLE_KEY", "KAGGLE_USERNAME", "KAGGLE_API_TOKEN", "KAGGLE_CONFIG_DIR")
+
+
+class CheckFailed(UserError):
+    """The notebook failed offline, or its submission differs from `medalist predict`'s."""
+
+
+@dataclass
+class CheckResult:
+    network: str
+    rows: int
+    columns: list[str]
+    max_abs_diff: float
+    atol: float
+    quick: str
+    seconds: float
+    executed: Path
+
+
+def offline_prefix() -> tuple[list[str], str]:
+    """The command prefix that cuts the kernel off the network, and a line saying what it did."""
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        return [], "not cut: a network namespace needs root (unshare -n)"
+    exe = shutil.which("unshare")
+    if exe is None:
+        return [], "not cut: unshare (util-linux) is not installed"
+    probe = subprocess.run([exe, "-n", "true"], capture_output=True, text=True, check=False)
+    if probe.returncode != 0:
+        why = (probe.stderr.strip().splitlines() or ["failed"])[-1]
+        return [], f"not cut: unshare -n failed here ({why})"
+    return [exe, "-n", "--"], "cut: the kernel ran in a network namespace (unshare -n)"
+
+
+def create_kernel_venv(path: Path) -> Path:
+    """A venv whose Python sees this environment's packages except medalist; returns its python."""
+    subprocess.run(
+        [sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(path)],
+        check=True,
+        capture_output=True,
+    )
+    python = path / "bin" / "python"
+    site = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    here = dict.fromkeys([sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]])
+    # Plain path lines: the .pth files there (the editable medalist's among them) are not run.
+    (Path(site) / "_medalist_check_parent.pth").write_text("\n".join(here) + "\n")
+    return python
+
+
+def kaggle_layout(tmp: Path, package: Path, data_root: Path, competition: str) -> Path:
+    """kaggle/input/<competition>, kaggle/input/<slug>, kaggle/working under `tmp`; the root."""
+    slug = read_manifest(package)["dataset_id"].split("/", 1)[1]
+    root = tmp / "kaggle"
+    (root / "input").mkdir(parents=True)
+    (root / "working").mkdir()
+    (root / "input" / competition).symlink_to(data_root, target_is_directory=True)
+    (root / "input" / slug).symlink_to(package.resolve(), target_is_directory=True)
+    return root
+
+
+def _kernel_env(tmp: Path, kaggle_root: Path, quick: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in SECRET_VARS}
+    env.update(
+        KAGGLE_ROOT=str(kaggle_root),
+        MEDALIST_QUICK=quick,
+        PIP_DISABLE_PIP_VERSION_CHECK="1",
+        PIP_NO_INPUT="1",
+        IPYTHONDIR=str(tmp / "ipython"),
+        MPLCONFIGDIR=str(tmp / "matplotlib"),
+        NO_ALBUMENTATIONS_UPDATE="1",
+        OMP_NUM_THREADS="1",  # the reference prediction shares the CPUs; results don't change
+    )
+    env.pop("VIRTUAL_ENV", None)
+    return env
+
+
+def execute_notebook(
+    notebook: Path,
+    python: Path,
+    prefix: list[str],
+    tmp: Path,
+    kaggle_root: Path,
+    quick: str,
+    timeout: int,
+    save_to: Path,
+) -> Any:
+    """Run `notebook` in a kernel of `python` (behind `prefix`); the executed notebook.
+
+    A failed run is saved to `save_to` with its outputs, for the user to read.
+    """
+    import nbformat
+    from jupyter_client import KernelManager
+    from jupyter_client.kernelspec import KernelSpecManager
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellExecutionError, CellTimeoutError
+
+    specs = tmp / "kernels"
+    spec_dir = specs / KERNEL_NAME
+    spec_dir.mkdir(parents=True, exist_ok=True)
+    write_json(
+        spec_dir / "kernel.json",
+        {
+            "argv": [*prefix, str(python), "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+            "display_name": "medalist check",
+            "language": "python",
+        },
+    )
+    # Unix sockets reach a kernel in another network namespace; TCP on 127.0.0.1 would not.
+    ipc = Path(tempfile.mkdtemp(prefix="mck-", dir="/tmp" if Path("/tmp").is_dir() else None))
+    km = KernelManager(
+        kernel_name=KERNEL_NAME,
+        kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(specs)], ensure_native_kernel=False),
+        transport="ipc",
+        ip=str(ipc / "k"),
+    )
+    nb = nbformat.read(notebook, as_version=4)
+    client = NotebookClient(
+        nb,
+        km=km,
+        timeout=timeout,
+        resources={"metadata": {"path": str(kaggle_root / "working")}},
+    )
+    log = (tmp / f"kernel-{quick}.log").open("w")
+    try:
+        client.execute(env=_kernel_env(tmp, kaggle_root, quick), stdout=log, stderr=log)
+    except CellExecutionError as exc:
+        write_text(save_to, nbformat.writes(nb))
+        raise CheckFailed(
+            f"the notebook failed offline (MEDALIST_QUICK={quick}): {_last_error_line(exc)} "
+            f"(outputs in {save_to})"
+        ) from None
+    except CellTimeoutError:
+        raise CheckFailed(
+            f"a notebook cell ran past {timeout} s (MEDALIST_QUICK={quick})"
+        ) from None
+    finally:
+        log.close()
+        shutil.rmtree(ipc, ignore_errors=True)
+    return nb
+
+
+def _last_error_line(exc: Exception) -> str:
+    import re
+
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    errors = [line for line in lines if re.match(r"^[A-Za-z_.]*(Error|Exception)\b", line)]
+    return (errors or lines or ["unknown error"])[-1][:300]
+
+
+def reference_submission(runs: list[Path], manifest: dict[str, Any], tmp: Path) -> pd.DataFrame:
+    """`medalist predict` on each run, blended with the package's weights, shaped like predict's."""
+    from medalist.data.tables import load_sample_submission, load_test
+    from medalist.workflows.predict import predict
+    from medalist.workflows.train import load_run_task
+
+    results = [predict(run, out=tmp / f"reference-{i}.csv") for i, run in enumerate(runs)]
+    if len(results) == 1:
+        return pd.read_csv(results[0].path)
+    cfg = results[0].run.config()
+    sample = load_sample_submission(cfg)
+    ids = load_test(cfg, sample)[cfg.competition.id_column]
+    preds = blend([r.preds for r in results], [manifest["weights"][r.run.name] for r in results])
+    sub = load_run_task(results[0].run, cfg).format_submission(ids, preds, sample)
+    write_csv(tmp / "reference.csv", sub)
+    return pd.read_csv(tmp / "reference.csv")
+
+
+def compare_submissions(got: pd.DataFrame, want: pd.DataFrame, atol: float) -> float:
+    """The largest probability difference; CheckFailed when ids, columns or labels differ."""
+    if list(got.columns) != list(want.columns):
+        raise CheckFailed(f"the notebook's columns {list(got.columns)} != {list(want.columns)}")
+    id_col = want.columns[0]
+    if len(got) != len(want) or not (got[id_col].astype(str) == want[id_col].astype(str)).all():
+        raise CheckFailed(
+            f"the notebook's ids differ from medalist predict's ({len(got)} vs {len(want)} rows)"
+        )
+    worst = 0.0
+    for col in want.columns[1:]:
+        a, b = got[col], want[col]
+        if pd.api.types.is_numeric_dtype(a) and pd.api.types.is_numeric_dtype(b):
+            diff = float((a.astype(float) - b.astype(float)).abs().max())
+            if not diff <= atol:
+                raise CheckFailed(
+                    f"column {col!r}: the notebook's values differ from medalist predict's by up "
+                    f"to {diff:.3g} (allowed {atol:g})"
+                )
+            worst = max(worst, diff)
+        else:
+            bad = int((a.astype(str) != b.astype(str)).sum())
+            if bad:
+                raise CheckFailed(
+                    f"column {col!r}: {bad} of {len(a)} labels differ from medalist predict's"
+                )
+    return worst
+
+
+def _check_quick_submission(path: Path, sample: pd.DataFrame) -> str:
+    if not path.is_file():
+        raise CheckFailed("the quick path wrote no submission.csv")
+    sub = pd.read_csv(path)
+    id_col = sample.columns[0]
+    if list(sub.columns) != list(sample.columns) or list(sub[id_col].astype(str)) != list(
+        sample[id_col].astype(str)
+    ):
+        raise CheckFailed("the quick path's submission.csv does not match the sample's ids/columns")
+    if sub.isna().any().any():
+        raise CheckFailed("the quick path's submission.csv has missing values")
+    return f"valid ({len(sub)} rows)"
+
+
+def _in_background(fn: Callable[..., Any], *args: Any) -> Callable[[], Any]:
+    """Start `fn(*args)` in a daemon thread; the returned function waits for its result.
+
+    The reference prediction runs while the kernel works in its own process; a daemon thread
+    does not hold the command back when the notebook fails first.
+    """
+    box: dict[str, Any] = {}
+
+    def work() -> None:
+        try:
+            box["value"] = fn(*args)
+        except BaseException as exc:  # handed to the caller below
+            box["error"] = exc
+
+    thread = threading.Thread(target=work, daemon=True)
+    thread.start()
+
+    def result() -> Any:
+        thread.join()
+        if "error" in box:
+            raise box["error"]
+        return box["value"]
+
+    return result
+
+
+def check_package(
+    package_root: str | Path, *, atol: float | None = None, timeout: int = 600, keep: bool = False
+) -> CheckResult:
+    """Run the notebook of the package at `package_root` offline and compare with predict."""
+    from importlib.util import find_spec
+
+    missing = [m for m in ("nbformat", "nbclient", "ipykernel") if find_spec(m) is None]
+    if missing:
+        raise UserError(f"--check runs the notebook with {', '.join(missing)}: pip install them")
+    import nbformat
+
+    start = time.perf_counter()
+    root = Path(package_root).resolve()
+    if not (root / "local.json").is_file():
+        raise UserError(
+            f"{root} is not a package folder written by medalist package (no local.json)"
+        )
+    local = read_json(root / "local.json")
+    dataset = root / "dataset"
+    manifest = read_manifest(dataset)
+    meta = read_json(root / "notebook" / "kernel-metadata.json")
+    notebook = root / "notebook" / meta["code_file"]
+    atol = atol if atol is not None else (1e-2 if manifest.get("half") else 1e-5)
+    runs = [Path(p) for p in local["runs"]]
+    for run in runs:
+        if not (run / "config.yaml").is_file():
+            raise UserError(f"run {run} (packaged here) is gone: the check compares with it")
+    prefix, network = offline_prefix()
+    tmp = Path(tempfile.mkdtemp(prefix="medalist-check-"))
+    try:
+        data_root = Path(local["data_root"])
+        kaggle_root = kaggle_layout(tmp, dataset, data_root, meta["competition_sources"][0])
+        python = create_kernel_venv(tmp / "venv")
+        reference = _in_background(reference_submission, runs, manifest, tmp)
+        executed = root / "check" / notebook.name
+        nb = execute_notebook(notebook, python, prefix, tmp, kaggle_root, "off", timeout, executed)
+        write_text(executed, nbformat.writes(nb))
+        want = reference()
+        out = kaggle_root / "working" / "submission.csv"
+        got = pd.read_csv(out)
+        worst = compare_submissions(got, want, atol)
+        quick = "off in this package"
+        if manifest["quick"].get("enabled"):
+            out.unlink()
+            quick_nb = executed.with_name(f"{executed.stem}-quick.ipynb")
+            execute_notebook(notebook, python, prefix, tmp, kaggle_root, "auto", timeout, quick_nb)
+            sample = pd.read_csv(data_root / manifest["data"]["sample_submission"])
+            quick = _check_quick_submission(out, sample)
+    finally:
+        if not keep:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return CheckResult(
+        network,
+        len(got),
+        list(got.columns),
+        worst,
+        atol,
+        quick,
+        time.perf_counter() - start,
+        executed,
+    )
