@@ -131,33 +131,20 @@ def predict_run(
     """Fold-averaged test predictions of one packaged run: (preds, ids, sample, task)."""
     import torch
 
-    from medalist.data.dataset import ImageDataset, create_transform
     from medalist.data.images import ImageSource
-    from medalist.engine.fold_loop import make_loader, predict_array
-    from medalist.models.factory import create_model
     from medalist.tasks.classify import ClassifyTask
+    from medalist.workflows.predict import average_folds
 
     cfg = run_config(package, competition, manifest, entry["name"])
     run_dir = package / "runs" / entry["name"]
     task = ClassifyTask.from_state(cfg, read_json(run_dir / "task.json"))
     ids, sample, paths = _test_table(cfg)
     images = ImageSource(paths, cfg.data.image_size, cfg.model.in_chans, ids=ids.tolist())
-    d = cfg.data
-    transform = create_transform([], d.mean, d.std, images.channels, train=False)
-    dataset = ImageDataset(images, np.arange(len(images)), None, transform)
-    loader = make_loader(cfg, dataset, train=False, batch_size=cfg.predict.batch_size)
-    on_gpu = torch.cuda.is_available() and cfg.train.accelerator not in ("cpu", "mps")
-    model = create_model(cfg, task.num_outputs)
-    total = None
-    for k in entry["folds"] if folds is None else folds:
-        weights = torch.load(run_dir / f"fold_{k}.pt", map_location="cpu", weights_only=True)
-        model.load_state_dict(weights)
-        p = predict_array(
-            model, task, loader, tta=cfg.predict.tta, device="cuda" if on_gpu else "cpu"
-        )
-        total = p if total is None else total + p
-    n = len(entry["folds"] if folds is None else folds)
-    return total / n, ids, sample, task
+    chosen = entry["folds"] if folds is None else folds
+    weights = (
+        torch.load(run_dir / f"fold_{k}.pt", map_location="cpu", weights_only=True) for k in chosen
+    )
+    return average_folds(cfg, task, images, weights), ids, sample, task
 
 
 def blend(preds: list[np.ndarray], weights: list[float]) -> np.ndarray:

@@ -2,17 +2,45 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from medalist.config import Config
 from medalist.console import console
+from medalist.data.images import ImageSource
 from medalist.data.tables import load_tables
 from medalist.errors import UserError
 from medalist.io import write_csv
 from medalist.runs.rundir import RunDir, open_run_dir
+
+
+def average_folds(
+    cfg: Config, task: Any, images: ImageSource, weights: Iterable[dict]
+) -> np.ndarray:
+    """Test predictions averaged over the models whose state dicts `weights` yields (with TTA)."""
+    from medalist.data.dataset import ImageDataset, create_transform
+    from medalist.engine.fold_loop import make_loader, predict_array, use_gpu
+    from medalist.models.factory import create_model
+
+    d = cfg.data
+    transform = create_transform([], d.mean, d.std, images.channels, train=False)
+    dataset = ImageDataset(images, np.arange(len(images)), None, transform)
+    loader = make_loader(cfg, dataset, train=False, batch_size=cfg.predict.batch_size)
+    device = "cuda" if use_gpu(cfg) else "cpu"
+    model = create_model(cfg, task.num_outputs)
+    total, count = None, 0
+    for state in weights:
+        model.load_state_dict(state)
+        p = predict_array(model, task, loader, tta=cfg.predict.tta, device=device)
+        total, count = (p if total is None else total + p), count + 1
+    if total is None:
+        raise UserError("no fold weights to predict with")
+    return total / count
 
 
 def inference_weights(state_dict: dict, *, ema: bool) -> dict:
@@ -42,9 +70,7 @@ def predict(
     """Fold-averaged test predictions of a run, written as `RUN/submission.csv`."""
     import torch
 
-    from medalist.data.dataset import ImageDataset, create_transform
-    from medalist.engine.fold_loop import fold_dir, fold_done, make_loader, predict_array, use_gpu
-    from medalist.models.factory import create_model
+    from medalist.engine.fold_loop import fold_dir, fold_done
     from medalist.workflows.train import image_source, load_run_task
 
     run = open_run_dir(run_path)
@@ -64,29 +90,19 @@ def predict(
         console.print(f"[yellow]warning[/]: only folds {folds} are done; averaging those")
     ids = tables.test[cfg.competition.id_column]
     images = image_source(cfg, tables.test_paths, ids)
-    d = cfg.data
-    ds = ImageDataset(
-        images,
-        np.arange(len(images)),
-        None,
-        create_transform([], d.mean, d.std, images.channels, train=False),
-    )
-    loader = make_loader(cfg, ds, train=False, batch_size=cfg.predict.batch_size)
-    device = "cuda" if use_gpu(cfg) else "cpu"
-    models = [
+    folders = [
         fold_dir(run.path, k, i)
         for i in range(cfg.train.seeds)
         for k in folds
         if fold_done(run.path, k, i)
     ]
-    total = None
-    model = create_model(cfg, task.num_outputs)
-    for folder in models:
-        state = torch.load(folder / "best.ckpt", map_location="cpu", weights_only=False)
-        model.load_state_dict(inference_weights(state["state_dict"], ema=cfg.train.ema))
-        p = predict_array(model, task, loader, tta=cfg.predict.tta, device=device)
-        total = p if total is None else total + p
-    preds = total / len(models)
+
+    def weights() -> Iterator[dict]:
+        for folder in folders:
+            state = torch.load(folder / "best.ckpt", map_location="cpu", weights_only=False)
+            yield inference_weights(state["state_dict"], ema=cfg.train.ema)
+
+    preds = average_folds(cfg, task, images, weights())
     sub = task.format_submission(ids, preds, tables.sample)
     path = out or run.file("submission.csv")
     write_csv(path, sub)
