@@ -293,7 +293,14 @@ def test_gitignore_keeps_data_runs_folds_and_tracker_files_out_of_git(tmp_path):
         check=True,
     ).stdout
     listed = {line[3:] for line in out.splitlines()}
-    assert listed == {".gitignore", "readme.md", "configs/baseline.yaml"}
+    assert listed == {
+        ".gitignore",
+        "readme.md",
+        "configs/baseline.yaml",
+        "src/train.py",
+        "src/predict.py",
+        "scripts/sweep.sh",
+    }
 
 
 def test_without_symlinks_the_config_holds_absolute_data_paths(tmp_path, monkeypatch):

@@ -247,3 +247,20 @@ def test_require_clean_refuses_a_dirty_tree_and_the_diff_is_saved_otherwise(tmp_
     prov = json.loads((run / "provenance.json").read_text())
     assert prov["git"]["dirty"] is True
     assert "+  lr: 2.0e-3" in (run / "diff.patch").read_text()
+
+
+def test_commit_before_run_commits_code_but_not_data(tmp_path: Path) -> None:
+    config = make_project(tmp_path / "p")
+    root = config.parent.parent
+    subprocess.run(["git", "-C", str(root), "init", "-q"], check=True)
+    run = train(config, ["track.commit_before_run=true"], name="c").run.path
+    files = subprocess.run(
+        ["git", "-C", str(root), "ls-files"], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert "configs/baseline.yaml" in files
+    assert not any(f.startswith(("data/", "runs/", "folds/")) for f in files)
+    prov = json.loads((run / "provenance.json").read_text())
+    head = subprocess.run(
+        ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True
+    ).stdout.strip()
+    assert prov["git"]["commit"] == head and prov["git"]["dirty"] is False

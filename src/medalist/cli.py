@@ -22,12 +22,15 @@ def _fmt(x: float | None) -> str:
 def new(
     dest: Annotated[Path, typer.Argument(help="the project folder to create")],
     data: Annotated[Path, typer.Option("--data", help="the competition's data folder")],
+    layout: Annotated[
+        str, typer.Option(help="script (src/, scripts/) | notebook | hybrid (both)")
+    ] = "script",
 ) -> None:
     """Make a project folder and a baseline config inferred from the data."""
     from medalist.console import console
     from medalist.workflows.scaffold import create_project, render_report
 
-    report = create_project(dest, data)
+    report = create_project(dest, data, layout=layout)
     console.print(render_report(report), markup=False)
 
 

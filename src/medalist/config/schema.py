@@ -116,6 +116,7 @@ class Track(Section):
     tracking_uri: str | None = None  # MLflow; default: sqlite file mlruns.db in the project
     experiment: str | None = None  # experiment / project name; default: the project folder
     offline: bool = True
+    commit_before_run: bool = False  # git-commit the project's code (not data) before each run
 
 
 class Tune(Section):

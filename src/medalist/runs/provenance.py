@@ -51,6 +51,45 @@ def git_diff(root: Path) -> str:
     return _git(root, "diff", "HEAD", "--binary") or ""
 
 
+# What a commit of the "code" leaves out even where .gitignore does not say so.
+NOT_CODE = ("data", "runs", "folds", ".cache", "mlartifacts", "mlruns.db", "packages", "checks")
+
+
+def commit_code(root: Path, message: str) -> str:
+    """Commit the project's code (tracked changes and new files, never data or runs); its hash."""
+    from medalist.errors import UserError
+
+    if git_state(root)["commit"] is None and _git(root, "rev-parse", "--git-dir") is None:
+        raise UserError(f"track.commit_before_run: {root} is not a git repository; run git init")
+    excluded = [f":(exclude){name}" for name in NOT_CODE]
+    if _git(root, "add", "-A", "--", ".", *excluded) is None:
+        raise UserError(f"track.commit_before_run: git add failed in {root}")
+    staged = _git(root, "diff", "--cached", "--name-only") or ""
+    if staged.strip():
+        out = subprocess.run(
+            [
+                "git",
+                "-C",
+                str(root),
+                "-c",
+                "user.name=medalist",
+                "-c",
+                "user.email=medalist@localhost",
+                "commit",
+                "-q",
+                "-m",
+                message,
+            ],
+            capture_output=True,
+            text=True,
+        )
+        if out.returncode != 0:
+            raise UserError(
+                f"track.commit_before_run: git commit failed ({out.stderr.strip()[:120]})"
+            )
+    return (_git(root, "rev-parse", "HEAD") or "").strip()
+
+
 def versions() -> dict[str, str | None]:
     out: dict[str, str | None] = {"python": platform.python_version()}
     for name in LIBRARIES:

@@ -1,133 +1,625 @@
-"""Tracker mirrors of a run. MLflow by default, in a SQLite file inside the project.
+"""Tracker mirrors of a run, chosen by `track.backends` (several at once).
 
-One parent MLflow run per medalist run, one child per fold (per-epoch metrics through
-Lightning's MLFlowLogger). The run directory never depends on the tracker: any tracker
-failure is reported once and the run goes on.
+Each mirror logs the same things: the config as parameters, per-epoch metrics per fold, each
+fold's result, the CV summary, and the run's files and plots.
+
+- mlflow: one parent run per medalist run, one child per fold (Lightning's MLFlowLogger), in
+  a SQLite file inside the project.
+- wandb: one W&B run per fold, grouped by the medalist run, plus a `cv` run (WandbLogger);
+  offline files in <project>/wandb/.
+- comet: one experiment per fold plus a `cv` experiment (CometLogger); offline archives in
+  <project>/comet/.
+- neptune: one Neptune run with a namespace per fold; offline files in <project>/.neptune/.
+  Lightning 2.6 dropped its NeptuneLogger ("Neptune has been sunset"), so the epochs are
+  logged from the fold's history.csv when the fold ends.
+- tensorboard: event files in <project>/tb/<run>/fold_<k> and <project>/tb/<run>/cv.
+- csv: params.csv, metrics.csv (fold x epoch), folds.csv and summary.csv in
+  <project>/tracking/<run>/.
+
+The run directory never depends on a tracker: any failure, here or inside a Lightning logger
+during training, is reported once and that tracker stops; the run goes on.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import logging
+import math
 import os
+import shutil
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
+from lightning.pytorch.loggers.logger import Logger
+
 from medalist.config import Config, config_to_dict, flatten
 from medalist.console import err_console
-from medalist.io import read_json, write_json
+from medalist.io import read_json, write_csv, write_json
 from medalist.runs.rundir import RunDir
+
+SAAS_BACKENDS = ("wandb", "comet", "neptune")
+IMAGE_EXTS = (".png", ".jpg", ".jpeg")
+FoldKey = int | str  # 3, or "3_seed1" for a repeat of fold 3 with the run's second seed
 
 
 def default_tracking_uri(root: Path) -> str:
     return f"sqlite:///{(root / 'mlruns.db').resolve()}"
 
 
-class MlflowMirror:
-    """Mirrors one run into MLflow; every call is safe to make when MLflow fails."""
+@contextlib.contextmanager
+def _env(**values: str) -> Iterator[None]:
+    """Environment variables set for the duration of a block (read by a client at start)."""
+    old = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+class Mirror:
+    """One tracker's mirror of a run. Public calls never raise; subclasses fill the `_` hooks."""
+
+    title = "tracker"
 
     def __init__(self, cfg: Config, run: RunDir) -> None:
-        self.cfg = cfg
-        self.run = run
-        self.uri = cfg.track.tracking_uri or default_tracking_uri(cfg.root)
-        self.experiment = cfg.track.experiment or cfg.root.name
-        self.ids_file = run.file("tracking.json")
-        self.ids: dict[str, Any] = read_json(self.ids_file) if self.ids_file.is_file() else {}
-        self.client = None
-        self.experiment_id: str | None = None
+        self.cfg, self.run = cfg, run
         self.enabled = True
+        self.loggers: dict[FoldKey, Logger] = {}
+        self.live: set[FoldKey] = set()  # folds whose epochs went through a live logger
 
-    def _fail(self, what: str, exc: Exception) -> None:
-        err_console.print(f"[yellow]warning[/]: MLflow {what} failed ({exc}); the run goes on")
+    @property
+    def project(self) -> str:
+        return self.cfg.track.experiment or self.cfg.root.name
+
+    @property
+    def uid(self) -> str:
+        """A stable id of this run (same after --resume), for the trackers' own run ids."""
+        prov = self.run.file("provenance.json")
+        started = read_json(prov).get("started_at", "") if prov.is_file() else ""
+        return hashlib.sha1(f"{self.run.path}|{started}".encode()).hexdigest()[:10]
+
+    def params(self) -> dict[str, Any]:
+        return flatten(config_to_dict(self.cfg))
+
+    def history(self, fold: FoldKey) -> pd.DataFrame:
+        path = self.run.file(f"fold_{fold}/history.csv")
+        return pd.read_csv(path) if path.is_file() else pd.DataFrame()
+
+    def fail(self, what: str, exc: BaseException) -> None:
+        if self.enabled:
+            err_console.print(
+                f"[yellow]warning[/]: {self.title} {what} failed ({exc}); "
+                f"the run goes on without {self.title}"
+            )
         self.enabled = False
 
-    def start(self) -> None:
+    def _call(self, what: str, fn: Any, *args: Any) -> Any:
+        if not self.enabled:
+            return None
         try:
-            os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-            os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
-            from mlflow import MlflowClient
-
-            for name in ("mlflow", "alembic", "mlflow.store.db.utils"):
-                logging.getLogger(name).setLevel(logging.WARNING)
-
-            self.client = MlflowClient(self.uri)
-            exp = self.client.get_experiment_by_name(self.experiment)
-            if exp is None:
-                artifacts = (self.cfg.root / "mlartifacts").resolve().as_uri()
-                self.experiment_id = self.client.create_experiment(self.experiment, artifacts)
-            else:
-                self.experiment_id = exp.experiment_id
-            if "parent" not in self.ids:
-                parent = self.client.create_run(
-                    self.experiment_id,
-                    run_name=self.run.name,
-                    tags={"medalist.run_dir": str(self.run.path)},
-                )
-                self.ids["parent"] = parent.info.run_id
-                params = flatten(config_to_dict(self.cfg))
-                for key, value in params.items():
-                    self.client.log_param(self.ids["parent"], key, str(value)[:500])
-                write_json(self.ids_file, self.ids)
+            return fn(*args)
         except Exception as exc:  # noqa: BLE001 - a tracker must never stop a run
-            self._fail("start", exc)
-
-    def fold_logger(self, fold: int) -> Any | None:
-        """A Lightning MLFlowLogger writing into this fold's child run."""
-        if not self.enabled or self.client is None:
-            return None
-        try:
-            key = f"fold_{fold}"
-            if key not in self.ids:
-                child = self.client.create_run(
-                    self.experiment_id,
-                    run_name=f"{self.run.name}/{key}",
-                    tags={"mlflow.parentRunId": self.ids["parent"]},
-                )
-                self.ids[key] = child.info.run_id
-                write_json(self.ids_file, self.ids)
-            from lightning.pytorch.loggers import MLFlowLogger
-
-            return MLFlowLogger(
-                experiment_name=self.experiment, tracking_uri=self.uri, run_id=self.ids[key]
-            )
-        except Exception as exc:  # noqa: BLE001
-            self._fail("fold logger", exc)
+            self.fail(what, exc)
             return None
 
-    def end_fold(self, fold: int, result: dict[str, Any]) -> None:
-        if not self.enabled or self.client is None or f"fold_{fold}" not in self.ids:
-            return
-        try:
-            child = self.ids[f"fold_{fold}"]
-            for k, v in result.items():
-                if isinstance(v, (int, float)):
-                    self.client.log_metric(child, f"fold_{k}", float(v))
-            self.client.set_terminated(child)
-        except Exception as exc:  # noqa: BLE001
-            self._fail("fold end", exc)
+    # ---- the interface train() calls ------------------------------------------------------
+    def start(self) -> None:
+        self._call("start", self._start)
 
-    def finish(self, scores: dict[str, Any] | None, artifacts: list[Path]) -> None:
-        if not self.enabled or self.client is None:
-            return
-        try:
-            parent = self.ids["parent"]
-            if scores:
-                self.client.log_metric(parent, "cv_mean", scores["mean"])
-                self.client.log_metric(parent, "cv_std", scores["std"])
-                for k, s in enumerate(scores["folds"]):
-                    self.client.log_metric(parent, "cv_fold", s, step=k)
-            for path in artifacts:
-                if path.is_file():
-                    self.client.log_artifact(parent, str(path))
-                elif path.is_dir():
-                    self.client.log_artifacts(parent, str(path), artifact_path=path.name)
-            self.client.set_terminated(parent, "FINISHED" if scores else "RUNNING")
-        except Exception as exc:  # noqa: BLE001
-            self._fail("finish", exc)
+    def fold_loggers(self, fold: FoldKey) -> list[Logger]:
+        """Lightning loggers for this fold's trainer (empty when the tracker has none)."""
+        logger = self._call("fold logger", self._logger_for, fold)
+        if logger is None:
+            return []
+        self.live.add(fold)
+        return [SafeLogger(logger, self)]
 
+    def end_fold(self, fold: FoldKey, result: Mapping[str, Any]) -> None:
+        if fold not in self.live:  # no live logger saw the epochs: log them from history.csv
+            self._call("epoch history", self._replay, fold)
+        self._call("fold end", self._end_fold, fold, dict(result))
 
-def create_tracker(cfg: Config, run: RunDir) -> MlflowMirror | None:
-    if "mlflow" not in cfg.track.backends:
+    def finish(self, scores: Mapping[str, Any] | None, artifacts: list[Path]) -> None:
+        self._call("finish", self._finish, dict(scores) if scores else None, artifacts)
+
+    # ---- hooks --------------------------------------------------------------------------------
+    def _start(self) -> None:
+        pass
+
+    def _fold_logger(self, fold: FoldKey) -> Logger | None:
         return None
-    tracker = MlflowMirror(cfg, run)
-    tracker.start()
-    return tracker
+
+    def _logger_for(self, fold: FoldKey) -> Logger | None:
+        if fold not in self.loggers:
+            logger = self._fold_logger(fold)
+            if logger is None:
+                return None
+            self.loggers[fold] = logger
+        return self.loggers[fold]
+
+    def _replay(self, fold: FoldKey) -> None:
+        logger = self._logger_for(fold)
+        if logger is None:
+            return
+        for row in self.history(fold).to_dict("records"):
+            logger.log_metrics(_numbers(row), step=int(row["epoch"]))
+        logger.finalize("success")
+
+    def _end_fold(self, fold: FoldKey, result: dict[str, Any]) -> None:
+        pass
+
+    def _finish(self, scores: dict[str, Any] | None, artifacts: list[Path]) -> None:
+        pass
+
+
+class SafeLogger(Logger):
+    """A Lightning logger whose failures stop its tracker, never the training."""
+
+    def __init__(self, inner: Logger, mirror: Mirror) -> None:
+        super().__init__()
+        self.inner, self.mirror = inner, mirror
+
+    def _do(self, what: str, *args: Any, **kwargs: Any) -> Any:
+        if not self.mirror.enabled:
+            return None
+        try:
+            return getattr(self.inner, what)(*args, **kwargs)
+        except Exception as exc:  # noqa: BLE001
+            self.mirror.fail(f"logger ({what})", exc)
+            return None
+
+    @property
+    def name(self) -> str | None:
+        return self.inner.name
+
+    @property
+    def version(self) -> int | str | None:
+        return self.inner.version
+
+    @property
+    def save_dir(self) -> str | None:
+        return self.inner.save_dir
+
+    @property
+    def experiment(self) -> Any:
+        return self.inner.experiment
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        self._do("log_metrics", metrics, step)
+
+    def log_hyperparams(self, params: Any, *args: Any, **kwargs: Any) -> None:
+        self._do("log_hyperparams", params, *args, **kwargs)
+
+    def log_graph(self, model: Any, input_array: Any = None) -> None:
+        self._do("log_graph", model, input_array)
+
+    def save(self) -> None:
+        self._do("save")
+
+    def finalize(self, status: str) -> None:
+        self._do("finalize", status)
+
+    def after_save_checkpoint(self, checkpoint_callback: Any) -> None:
+        self._do("after_save_checkpoint", checkpoint_callback)
+
+
+def _numbers(row: Mapping[str, Any]) -> dict[str, float]:
+    return {k: float(v) for k, v in row.items() if isinstance(v, (int, float)) and v == v}
+
+
+def _files(artifacts: list[Path]) -> Iterator[tuple[str, Path]]:
+    """(name, file) for every file among `artifacts`, folders walked (plots/loss.png)."""
+    for path in artifacts:
+        if path.is_file():
+            yield path.name, path
+        elif path.is_dir():
+            for f in sorted(p for p in path.rglob("*") if p.is_file()):
+                yield f"{path.name}/{f.relative_to(path).as_posix()}", f
+
+
+def _fold_summary(result: dict[str, Any]) -> dict[str, float]:
+    """A fold's result as metrics: fold_score, fold_best_epoch, fold_epochs, fold_seconds."""
+    return {f"fold_{k}": float(v) for k, v in _numbers(result).items() if k != "fold"}
+
+
+# ---------------------------------------------------------------------------------------------
+# MLflow
+
+
+class MlflowMirror(Mirror):
+    """A parent MLflow run per medalist run, a child per fold (ids kept in tracking.json)."""
+
+    title = "MLflow"
+
+    def __init__(self, cfg: Config, run: RunDir) -> None:
+        super().__init__(cfg, run)
+        self.uri = cfg.track.tracking_uri or default_tracking_uri(cfg.root)
+        self.ids_file = run.file("tracking.json")
+        self.ids: dict[str, Any] = read_json(self.ids_file) if self.ids_file.is_file() else {}
+        self.client: Any = None
+        self.experiment_id: str | None = None
+
+    def _start(self) -> None:
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+        os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+        from mlflow import MlflowClient
+
+        for name in ("mlflow", "alembic", "mlflow.store.db.utils"):
+            logging.getLogger(name).setLevel(logging.WARNING)
+        self.client = MlflowClient(self.uri)
+        exp = self.client.get_experiment_by_name(self.project)
+        if exp is None:
+            artifacts = (self.cfg.root / "mlartifacts").resolve().as_uri()
+            self.experiment_id = self.client.create_experiment(self.project, artifacts)
+        else:
+            self.experiment_id = exp.experiment_id
+        if "parent" not in self.ids:
+            parent = self.client.create_run(
+                self.experiment_id,
+                run_name=self.run.name,
+                tags={"medalist.run_dir": str(self.run.path)},
+            )
+            self.ids["parent"] = parent.info.run_id
+            for key, value in self.params().items():
+                self.client.log_param(self.ids["parent"], key, str(value)[:500])
+            write_json(self.ids_file, self.ids)
+
+    def _fold_logger(self, fold: FoldKey) -> Logger:
+        key = f"fold_{fold}"
+        if key not in self.ids:
+            child = self.client.create_run(
+                self.experiment_id,
+                run_name=f"{self.run.name}/{key}",
+                tags={"mlflow.parentRunId": self.ids["parent"]},
+            )
+            self.ids[key] = child.info.run_id
+            write_json(self.ids_file, self.ids)
+        from lightning.pytorch.loggers import MLFlowLogger
+
+        return MLFlowLogger(
+            experiment_name=self.project, tracking_uri=self.uri, run_id=self.ids[key]
+        )
+
+    def _end_fold(self, fold: FoldKey, result: dict[str, Any]) -> None:
+        child = self.ids.get(f"fold_{fold}")
+        if child is None:
+            return
+        for k, v in _fold_summary(result).items():
+            self.client.log_metric(child, k, v)
+        self.client.set_terminated(child)
+
+    def _finish(self, scores: dict[str, Any] | None, artifacts: list[Path]) -> None:
+        parent = self.ids["parent"]
+        if scores:
+            self.client.log_metric(parent, "cv_mean", scores["mean"])
+            self.client.log_metric(parent, "cv_std", scores["std"])
+            for k, s in enumerate(scores["folds"]):
+                self.client.log_metric(parent, "cv_fold", s, step=k)
+        for path in artifacts:
+            if path.is_file():
+                self.client.log_artifact(parent, str(path))
+            elif path.is_dir():
+                self.client.log_artifacts(parent, str(path), artifact_path=path.name)
+        self.client.set_terminated(parent, "FINISHED" if scores else "RUNNING")
+
+
+# ---------------------------------------------------------------------------------------------
+# Weights & Biases, Comet, Neptune: SaaS trackers, offline unless track.offline is false
+
+
+class WandbMirror(Mirror):
+    """A W&B run per fold grouped under the medalist run, and a `cv` run for the summary."""
+
+    title = "W&B"
+
+    def _start(self) -> None:
+        os.environ.setdefault("WANDB_ERROR_REPORTING", "false")  # no Sentry reports from here
+
+    def _init_args(self, job: str) -> dict[str, Any]:
+        import wandb
+
+        return {
+            "project": self.project,
+            "name": f"{self.run.name}/{job}",
+            "group": self.run.name,
+            "job_type": "cv" if job == "cv" else "fold",
+            "id": f"{self.uid}-{job}",  # the same after --resume, which continues the run
+            "resume": "allow",
+            "dir": str(self.cfg.root),
+            "mode": "offline" if self.cfg.track.offline else "online",
+            "config": config_to_dict(self.cfg),
+            "settings": wandb.Settings(silent=True, console="off"),
+        }
+
+    def _fold_logger(self, fold: FoldKey) -> Logger:
+        import wandb
+        from lightning.pytorch.loggers import WandbLogger
+
+        if wandb.run is not None:  # a fold that died mid-way left its run open
+            wandb.run.finish()
+        run = wandb.init(**self._init_args(f"fold_{fold}"))
+        # Lightning's own x-axis for its metrics (what WandbLogger sets on runs it starts).
+        run.define_metric("trainer/global_step")
+        run.define_metric("*", step_metric="trainer/global_step", step_sync=True)
+        return WandbLogger(experiment=run)
+
+    def _end_fold(self, fold: FoldKey, result: dict[str, Any]) -> None:
+        run = self.loggers[fold].experiment
+        run.summary.update(_fold_summary(result))
+        run.finish()
+
+    def _finish(self, scores: dict[str, Any] | None, artifacts: list[Path]) -> None:
+        import wandb
+
+        run = wandb.init(**self._init_args("cv"))
+        if scores:
+            run.summary.update({"cv_mean": scores["mean"], "cv_std": scores["std"]})
+            for k, s in enumerate(scores["folds"]):
+                run.log({"cv_fold": s}, step=k)
+        for name, path in _files(artifacts):
+            if path.suffix.lower() in IMAGE_EXTS:
+                run.log({name: wandb.Image(str(path))})
+            else:  # files in the run's folder are part of the run (and synced with it)
+                dest = Path(run.dir) / name
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(path, dest)
+                run.save(str(dest), base_path=run.dir, policy="now")
+        run.finish()
+
+
+class CometMirror(Mirror):
+    """A Comet experiment per fold and a `cv` experiment; offline archives in comet/."""
+
+    title = "Comet"
+
+    def _start(self) -> None:
+        # Read when comet_ml is first imported: its banners and tips say nothing to a user.
+        os.environ.setdefault("COMET_LOGGING_CONSOLE", "ERROR")
+        os.environ.setdefault("COMET_DISABLE_AUTO_LOGGING", "1")
+        # comet_ml reports its own errors to Sentry over the network by default: not from here
+        os.environ.setdefault("COMET_ERROR_TRACKING_ENABLE", "false")
+
+    def _options(self, job: str) -> dict[str, Any]:
+        """Comet's ExperimentConfig options for one experiment."""
+        return {
+            "name": f"{self.run.name}/{job}",
+            "tags": ["medalist", self.run.name],
+            "offline_directory": str(self.cfg.root / "comet"),
+            "display_summary_level": 0,
+            "auto_output_logging": False,  # medalist's console stays medalist's
+            "log_code": False,
+            "log_git_patch": False,
+            "log_env_host": False,  # host name and IP address: nothing a run needs to share
+        }
+
+    def _starting(self) -> Any:
+        # CometLogger(online=False) disables its experiment (Lightning issue #21617); comet's
+        # own start setting, read only while an experiment starts, avoids that bug.
+        return _env(COMET_START_ONLINE="false" if self.cfg.track.offline else "true")
+
+    def _fold_logger(self, fold: FoldKey) -> Logger:
+        from lightning.pytorch.loggers import CometLogger
+
+        with self._starting():
+            logger = CometLogger(project=self.project, **self._options(f"fold_{fold}"))
+        logger.log_hyperparams(self.params())
+        return logger
+
+    def _end_fold(self, fold: FoldKey, result: dict[str, Any]) -> None:
+        exp = self.loggers[fold].experiment
+        exp.log_metrics(_fold_summary(result))
+        exp.end()
+
+    def _finish(self, scores: dict[str, Any] | None, artifacts: list[Path]) -> None:
+        import comet_ml
+
+        with self._starting():
+            config = comet_ml.ExperimentConfig(**self._options("cv"))
+            exp = comet_ml.start(project=self.project, experiment_config=config)
+        exp.log_parameters(self.params())
+        if scores:
+            exp.log_metrics({"cv_mean": scores["mean"], "cv_std": scores["std"]})
+            for k, s in enumerate(scores["folds"]):
+                exp.log_metric("cv_fold", s, step=k)
+        for name, path in _files(artifacts):
+            if path.suffix.lower() in IMAGE_EXTS:
+                exp.log_image(str(path), name=name)
+            else:
+                exp.log_asset(str(path), file_name=name)
+        exp.end()
+
+
+class NeptuneMirror(Mirror):
+    """One Neptune run, a namespace per fold; epochs logged from history.csv at fold end."""
+
+    title = "Neptune"
+
+    def _start(self) -> None:
+        import neptune
+        from neptune.utils import stringify_unsupported
+
+        logging.getLogger("neptune").setLevel(logging.WARNING)
+
+        with _env(NEPTUNE_DATA_DIRECTORY=str(self.cfg.root / ".neptune")):
+            self.nep = neptune.init_run(
+                project=os.environ.get("NEPTUNE_PROJECT"),  # offline mode needs none
+                name=self.run.name,
+                custom_run_id=self.uid,
+                tags=["medalist", self.run.name],
+                mode="offline" if self.cfg.track.offline else "async",
+                capture_stdout=False,
+                capture_stderr=False,
+                capture_hardware_metrics=False,
+                capture_traceback=False,
+                source_files=[],
+            )
+        self.nep["params"] = stringify_unsupported(config_to_dict(self.cfg))
+
+    def _end_fold(self, fold: FoldKey, result: dict[str, Any]) -> None:
+        history = self.history(fold)
+        for column in history.columns.drop("epoch", errors="ignore"):
+            rows = history[["epoch", column]].astype(float)
+            rows = rows[rows[column].map(math.isfinite)]  # Neptune refuses NaN and infinity
+            if len(rows):
+                steps = rows["epoch"].astype(int).tolist()
+                self.nep[f"fold_{fold}/{column}"].extend(rows[column].tolist(), steps=steps)
+        for k, v in _fold_summary(result).items():
+            self.nep[f"fold_{fold}/{k}"] = v
+
+    def _finish(self, scores: dict[str, Any] | None, artifacts: list[Path]) -> None:
+        if scores:
+            self.nep["cv/mean"] = scores["mean"]
+            self.nep["cv/std"] = scores["std"]
+            folds = [float(s) for s in scores["folds"]]
+            self.nep["cv/folds"].extend(folds, steps=list(range(len(folds))))
+        for name, path in _files(artifacts):
+            self.nep[f"files/{name.rsplit('.', 1)[0]}"].upload(str(path))
+        self.nep.stop()
+
+
+# ---------------------------------------------------------------------------------------------
+# TensorBoard and CSV: files in the project
+
+
+class TensorBoardMirror(Mirror):
+    """Event files in <project>/tb/<run>/fold_<k> (TensorBoardLogger) and .../cv."""
+
+    title = "TensorBoard"
+
+    @property
+    def folder(self) -> Path:
+        return self.cfg.root / "tb" / self.run.name
+
+    def _fold_logger(self, fold: FoldKey) -> Logger:
+        from lightning.pytorch.loggers import TensorBoardLogger
+
+        logger = TensorBoardLogger(
+            save_dir=str(self.folder.parent),
+            name=self.run.name,
+            version=f"fold_{fold}",
+            default_hp_metric=False,
+        )
+        logger.log_hyperparams(self.params())
+        return logger
+
+    def _end_fold(self, fold: FoldKey, result: dict[str, Any]) -> None:
+        writer = self.loggers[fold].experiment
+        for k, v in _fold_summary(result).items():
+            writer.add_scalar(k, v)
+        writer.close()
+
+    def _finish(self, scores: dict[str, Any] | None, artifacts: list[Path]) -> None:
+        import numpy as np
+        from PIL import Image
+        from torch.utils.tensorboard import SummaryWriter
+
+        writer = SummaryWriter(str(self.folder / "cv"))
+        table = "\n".join(f"| {k} | {v} |" for k, v in self.params().items())
+        writer.add_text("params", "| key | value |\n|---|---|\n" + table)
+        if scores:
+            writer.add_scalar("cv_mean", scores["mean"])
+            writer.add_scalar("cv_std", scores["std"])
+            for k, s in enumerate(scores["folds"]):
+                writer.add_scalar("cv_fold", s, global_step=k)
+        for name, path in _files(artifacts):
+            if path.suffix.lower() in IMAGE_EXTS:
+                with Image.open(path) as img:
+                    pixels = np.asarray(img.convert("RGB"))
+                writer.add_image(name, pixels, dataformats="HWC")
+        writer.close()
+
+
+class CsvMirror(Mirror):
+    """Plain CSV files in <project>/tracking/<run>/, the spreadsheet way without a tool."""
+
+    title = "CSV"
+
+    @property
+    def folder(self) -> Path:
+        return self.cfg.root / "tracking" / self.run.name
+
+    def _start(self) -> None:
+        rows = [{"key": k, "value": v} for k, v in self.params().items()]
+        write_csv(self.folder / "params.csv", pd.DataFrame(rows))
+
+    def _upsert(self, name: str, fold: FoldKey, rows: pd.DataFrame) -> None:
+        """Replace this fold's rows of `name` (a resumed fold writes them again)."""
+        path = self.folder / name
+        rows = rows.assign(fold=str(fold))[["fold", *rows.columns]]
+        if path.is_file():
+            old = pd.read_csv(path, dtype={"fold": str})
+            rows = pd.concat([old[old["fold"] != str(fold)], rows], ignore_index=True)
+        write_csv(path, rows)
+
+    def _end_fold(self, fold: FoldKey, result: dict[str, Any]) -> None:
+        self._upsert("metrics.csv", fold, self.history(fold))
+        self._upsert(
+            "folds.csv",
+            fold,
+            pd.DataFrame([_numbers(result)]).drop(columns="fold", errors="ignore"),
+        )
+
+    def _finish(self, scores: dict[str, Any] | None, artifacts: list[Path]) -> None:
+        if not scores:
+            return
+        row = {"run": self.run.name, "metric": scores["metric"]}
+        row |= {"cv_mean": scores["mean"], "cv_std": scores["std"]}
+        row |= {f"fold_{k}": s for k, s in enumerate(scores["folds"])}
+        write_csv(self.folder / "summary.csv", pd.DataFrame([row]))
+
+
+MIRRORS: dict[str, type[Mirror]] = {
+    "mlflow": MlflowMirror,
+    "wandb": WandbMirror,
+    "comet": CometMirror,
+    "neptune": NeptuneMirror,
+    "tensorboard": TensorBoardMirror,
+    "csv": CsvMirror,
+}
+
+
+class Trackers:
+    """Every configured mirror behind the interface train() calls."""
+
+    def __init__(self, mirrors: list[Mirror]) -> None:
+        self.mirrors = mirrors
+
+    def fold_loggers(self, fold: FoldKey) -> list[Logger]:
+        """Every mirror's Lightning logger for this fold."""
+        return [lg for m in self.mirrors for lg in m.fold_loggers(fold)]
+
+    def fold_logger(self, fold: FoldKey) -> Logger | None:
+        """One logger, for callers that take one: the first mirror's; the others log this
+        fold's epochs from its history when it ends."""
+        for m in self.mirrors:
+            loggers = m.fold_loggers(fold)
+            if loggers:
+                return loggers[0]
+        return None
+
+    def end_fold(self, fold: FoldKey, result: Mapping[str, Any]) -> None:
+        for m in self.mirrors:
+            m.end_fold(fold, result)
+
+    def finish(self, scores: Mapping[str, Any] | None, artifacts: list[Path]) -> None:
+        for m in self.mirrors:
+            m.finish(scores, artifacts)
+
+
+def create_tracker(cfg: Config, run: RunDir) -> Trackers | None:
+    """The mirrors named in `track.backends`, started; None when there are none."""
+    names = list(dict.fromkeys(b for b in cfg.track.backends if b != "none"))
+    if not names:
+        return None
+    mirrors = [MIRRORS[name](cfg, run) for name in names]
+    for m in mirrors:
+        m.start()
+    return Trackers(mirrors)

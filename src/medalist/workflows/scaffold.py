@@ -1,4 +1,5 @@
-"""`medalist new DIR --data DATA_DIR`: a project folder and a baseline config read from the data.
+"""`medalist new DIR --data DATA_DIR [--layout script|notebook|hybrid]`: a project folder, its
+layout (the seminar's three: scripts, notebooks, or both) and a baseline config read from the data.
 
 The competition folder follows the Kaggle layout (train.csv, a folder of training images,
 test.csv or a test folder, sample_submission.csv). What can be read from it is written into
@@ -6,7 +7,8 @@ test.csv or a test folder, sample_submission.csv). What can be read from it is w
 `# TODO: medalist could not infer this; check it` and listed in the report.
 
 Nothing is written before every check has passed, nothing that exists is overwritten, and a
-failure half-way removes what this call made.
+failure half-way removes what this call made. The project becomes a git repository (`git init`,
+no commit: the first commit is the user's).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import os
 import re
 import shlex
 import shutil
+import subprocess
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -54,7 +57,7 @@ MASK_DIRS = ("masks", "train_masks", "train/masks")
 N_CHECK = 5  # how many of the first ids must resolve to files
 N_SAMPLE = 20  # how many values decide "these are file names"
 MAX_IMAGE_SIZE = 224
-PROJECT_DIRS = ("configs", "models", "runs", "folds", "scripts", "notebooks")
+PROJECT_DIRS = ("configs", "models", "runs", "folds")  # and the layout's (layout_dirs)
 KEY_ORDER = (
     *(
         f"competition.{k}"
@@ -79,6 +82,13 @@ mlruns.db
 mlartifacts/
 .cache/
 *.ckpt
+# tracker files (track.backends): W&B, Comet, Neptune offline data, TensorBoard, CSV
+wandb/
+comet/
+.neptune/
+tb/
+tracking/
+.ipynb_checkpoints/
 """
 
 
@@ -93,19 +103,28 @@ class ProjectReport:
     reasons: dict[str, str] = field(default_factory=dict)  # config key -> where it came from
     data_dir: Path | None = None
     data_linked: bool = True  # False: no symlink possible, the config holds absolute paths
+    layout: str = "script"
+    git: bool = False  # True: `git init` made the project a repository
 
 
 # ---------------------------------------------------------------------------------------------
 # public entry points
 
 
-def create_project(dest: Path, data_dir: Path, *, name: str | None = None) -> ProjectReport:
+def create_project(
+    dest: Path, data_dir: Path, *, name: str | None = None, layout: str = "script"
+) -> ProjectReport:
     """Make the project folder `dest` for the competition data in `data_dir`.
 
-    Raises UserError when `dest` exists and is not empty, when `data_dir` is missing, or when
-    it holds no train.csv. Nothing is written before the inference is done and the config
-    validates.
+    `layout`: script (src/train.py, src/predict.py, scripts/sweep.sh), notebook
+    (notebook/train.ipynb, notebook/test.ipynb) or hybrid (src/, scripts/, notebook/eda.ipynb,
+    notebook/test.ipynb). Raises UserError for an unknown layout, when `dest` exists and is
+    not empty, when `data_dir` is missing, or when it holds no train.csv. Nothing is written
+    before the inference is done and the config validates.
     """
+    from medalist.workflows.layout_templates import layout_dirs, readme_section, write_layout
+
+    extra_dirs = layout_dirs(layout)
     dest = Path(dest).expanduser().absolute()
     data_dir = Path(data_dir).expanduser()
     _check_data_dir(data_dir)
@@ -120,7 +139,7 @@ def create_project(dest: Path, data_dir: Path, *, name: str | None = None) -> Pr
     made_dest = not dest.exists()
     try:
         dest.mkdir(parents=True, exist_ok=True)
-        for sub in PROJECT_DIRS:
+        for sub in (*PROJECT_DIRS, *extra_dirs):
             (dest / sub).mkdir()
         linked = _link(dest / "data", data_dir)
         prefix = "data" if linked else data_dir.as_posix()
@@ -128,7 +147,9 @@ def create_project(dest: Path, data_dir: Path, *, name: str | None = None) -> Pr
         config_path = dest / "configs" / CONFIG_NAME
         _write(config_path, text)
         _write(dest / ".gitignore", GITIGNORE)
-        _write(dest / "readme.md", _readme(name, data_dir, linked))
+        _write(dest / "readme.md", _readme(name, data_dir, linked, readme_section(layout)))
+        write_layout(dest, layout, _write)
+        git = _git_init(dest)
     except BaseException:
         _undo(dest, made_dest)
         raise
@@ -143,6 +164,8 @@ def create_project(dest: Path, data_dir: Path, *, name: str | None = None) -> Pr
         reasons={k: found.inferred[k] for k in order if found.inferred[k]},
         data_dir=data_dir,
         data_linked=linked,
+        layout=layout,
+        git=git,
     )
 
 
@@ -161,6 +184,9 @@ def render_report(report: ProjectReport) -> str:
         lines.append(
             f"  data    no link possible here; the config points at {report.data_dir} directly"
         )
+    lines.append(f"  layout  {report.layout}: {LAYOUT_NOTES[report.layout]}")
+    if report.git:
+        lines.append("  git     a new repository, nothing committed: commit before each run")
     if report.inferred:
         lines.append("Inferred from the data:")
         width = max(len(k) for k in report.inferred)
@@ -175,8 +201,18 @@ def render_report(report: ProjectReport) -> str:
     lines.append("Next:")
     lines.append(f"  cd {shlex.quote(str(report.root))}")
     lines.append(f"  medalist folds {config}")
-    lines.append(f"  medalist train {config}")
+    if report.layout == "notebook":
+        lines.append("  jupyter lab notebook/train.ipynb")
+    else:
+        lines.append(f"  python src/train.py {config}     (or: medalist train {config})")
     return "\n".join(lines)
+
+
+LAYOUT_NOTES = {
+    "script": "src/train.py, src/predict.py, scripts/sweep.sh",
+    "notebook": "notebook/train.ipynb, notebook/test.ipynb",
+    "hybrid": "notebook/eda.ipynb, src/train.py, scripts/sweep.sh, notebook/test.ipynb",
+}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -813,7 +849,7 @@ def _validated(text: str, name: str) -> str:
     return text
 
 
-def _readme(name: str, data_dir: Path, linked: bool) -> str:
+def _readme(name: str, data_dir: Path, linked: bool, how_to_run: str = "") -> str:
     data_line = (
         f"- `data/`: a link to `{data_dir}` (not in git)."
         if linked
@@ -827,9 +863,9 @@ A Kaggle image competition project made by `medalist new` from `{data_dir}`.
 {data_line}
 - `models/`: local pretrained weights (there is no download: point `model.pretrained` here).
 - `folds/`: the fold assignment, `runs/`: one folder per run (neither in git).
-- `scripts/`, `notebooks/`: your own code and exploration.
 
-## Next
+{how_to_run}
+## The medalist commands
 
 ```
 medalist folds configs/baseline.yaml     # make the validation folds
@@ -837,7 +873,22 @@ medalist train configs/baseline.yaml     # train every fold, out-of-fold predict
 medalist predict runs/<name>             # submission.csv, checked against the sample
 medalist runs                            # the ledger of every run
 ```
+
+## Git
+
+This folder is a git repository with nothing committed yet. Commit the code before each run
+(`git add -A && git commit -m "what this run tries"`): each run records its commit, and the
+diff when the tree was dirty. The data, runs and tracker files stay out of git (.gitignore).
 """
+
+
+def _git_init(dest: Path) -> bool:
+    """`git init` in `dest`; False (and nothing else) when git is not installed or fails."""
+    git = shutil.which("git")
+    if git is None:
+        return False
+    done = subprocess.run([git, "init", "-q", str(dest)], capture_output=True, text=True)
+    return done.returncode == 0
 
 
 def _write(path: Path, text: str) -> None:

@@ -195,6 +195,9 @@ def check_clean_tree(root: Path) -> None:
 
 def start_run(cfg: Config, prepared: Prepared, name: str | None) -> RunDir:
     run = create_run_dir(cfg, name)
+    if cfg.track.commit_before_run:
+        commit = provenance.commit_code(cfg.root, f"medalist: code of run {run.name}")
+        console.print(f"committed the code as {commit[:8]} before the run")
     seeds = {"train.seed": cfg.train.seed, "cv.seed": cfg.cv.seed}
     prov = provenance.collect(cfg.root, seeds)
     diff = provenance.git_diff(cfg.root) if prov["git"]["dirty"] else ""
@@ -279,11 +282,8 @@ def train_in_run(
                 done = read_fold_result(run.path, fold, index)
                 console.print(f"{label}: done already ({done.score:.4f})")
                 continue
-            logger = (
-                tracker.fold_logger(fold if index == 0 else f"{fold}_seed{index}")
-                if tracker
-                else None
-            )
+            key = fold if index == 0 else f"{fold}_seed{index}"
+            loggers = tracker.fold_loggers(key) if tracker else []
             result = train_fold(
                 cfg,
                 task,
@@ -294,12 +294,12 @@ def train_in_run(
                 run.path,
                 seed=seed,
                 seed_index=index,
-                loggers=[logger] if logger else [],
+                loggers=loggers,
                 report=_epoch_line(label, cfg.train.epochs, task.metric.name),
                 callbacks=callbacks(fold) if callbacks else [],
             )
             if tracker:
-                tracker.end_fold(fold if index == 0 else f"{fold}_seed{index}", result.as_dict())
+                tracker.end_fold(key, result.as_dict())
             console.print(
                 f"{label}: {task.metric.name} {result.score:.4f} (best epoch {result.best_epoch})"
             )

@@ -1,0 +1,1 @@
+"""The machine around the model: `medalist doctor`, `medalist docker`, `medalist cost`."""
