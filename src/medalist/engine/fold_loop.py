@@ -211,19 +211,23 @@ def train_fold(
         images,
         train_idx,
         y,
-        create_transform(d.augment, d.mean, d.std, images.channels, train=True),
+        create_transform(d.augment, train=True),
         seed=seed,
         fold=fold,
     )
-    valid_ds = ImageDataset(
-        images, valid_idx, y, create_transform([], d.mean, d.std, images.channels, train=False)
-    )
+    valid_ds = ImageDataset(images, valid_idx, y, create_transform([], train=False))
     train_loader = make_loader(cfg, train_ds, train=True)
     # Optimizer steps per epoch: global batches, the same on one process or several.
     steps_per_epoch = math.ceil(len(train_loader.sampler) / cfg.train.batch_size)
     valid_loader = make_loader(cfg, valid_ds, train=False)
     module = FoldModule(
-        cfg, model, task.create_loss(cfg, y[train_idx]), task, fold, steps_per_epoch
+        cfg,
+        model,
+        task.create_loss(cfg, y[train_idx]),
+        task,
+        fold,
+        steps_per_epoch,
+        channels_last=resolve_channels_last(cfg),
     )
     hooks: list[Any] = [EpochSeed(seed, fold), EpochReport(out / "history.csv", report)]
     if cfg.train.freeze_backbone_epochs:
@@ -234,7 +238,9 @@ def train_fold(
 
     best = torch.load(out / "best.ckpt", map_location="cpu", weights_only=False)
     module.load_state_dict(best["state_dict"])
-    preds = predict_array(module.eval_model(), task, valid_loader, tta=(), device=module.device)
+    preds = predict_array(
+        module.eval_model(), task, valid_loader, norm=module.input_norm, device=module.device
+    )
     oof = task.oof_frame(images_ids(images, valid_idx), folds[valid_idx], y[valid_idx], preds)
     write_csv(out / "oof.csv", oof)
     # Under ddp_spawn the history lives in the spawned processes; rank 0 wrote it to disk.
@@ -267,16 +273,19 @@ def predict_array(
     task: Any,
     loader: DataLoader,
     *,
+    norm: torch.nn.Module,
     tta: Sequence[str] = (),
     device: torch.device | str = "cpu",
 ) -> np.ndarray:
-    """Task predictions for every batch of `loader`, averaged over the TTA views."""
+    """Task predictions for every batch of `loader` (uint8 images), averaged over TTA views."""
     model.eval()
     model.to(device)
+    norm.to(device)
     outputs = []
-    for x, *_ in loader:
-        x = x.to(device)
-        views = [x] + [x.flip(-1) if t == "hflip" else x.flip(-2) for t in tta]
-        p = torch.stack([task.activate(model(v)) for v in views]).mean(0)
-        outputs.append(p.float().cpu())
+    with torch.inference_mode():
+        for x, *_ in loader:
+            x = norm(x.to(device))
+            views = [x] + [x.flip(-1) if t == "hflip" else x.flip(-2) for t in tta]
+            p = torch.stack([task.activate(model(v)) for v in views]).mean(0)
+            outputs.append(p.float().cpu())
     return torch.cat(outputs).numpy().astype(np.float64)

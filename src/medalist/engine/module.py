@@ -38,9 +38,11 @@ class FoldModule(L.LightningModule):
         task: Any,
         fold: int,
         steps_per_epoch: int,
+        channels_last: bool = False,
     ) -> None:
         super().__init__()
         self.cfg = cfg
+        self.channels_last = channels_last
         self.model = model
         self.loss_fn = loss
         self.task = task
@@ -51,6 +53,9 @@ class FoldModule(L.LightningModule):
             from timm.utils import ModelEmaV3
 
             self.ema = ModelEmaV3(model, decay=cfg.train.ema_decay)
+        from medalist.data.dataset import create_input_norm
+
+        self.input_norm = create_input_norm(cfg.data, cfg.model.in_chans)
         self.history: list[dict[str, float]] = []
         self._reset_epoch()
 
@@ -66,6 +71,14 @@ class FoldModule(L.LightningModule):
     # ---- model -----------------------------------------------------------------------------
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x)
+
+    def on_after_batch_transfer(self, batch: Any, dataloader_idx: int) -> Any:
+        # uint8 images travel to the device; they are normalised there.
+        x, *rest = batch
+        x = self.input_norm(x)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return (x, *rest)
 
     def eval_model(self) -> torch.nn.Module:
         return self.ema.module if self.ema is not None else self.model
@@ -104,8 +117,6 @@ class FoldModule(L.LightningModule):
         self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
     ) -> torch.Tensor:
         x, y = batch
-        if self.cfg.train.channels_last is True:
-            x = x.contiguous(memory_format=torch.channels_last)
         loss = self.loss_fn(self.model(x), y)
         if not torch.isfinite(loss):
             raise TrainingDiverged(

@@ -105,13 +105,9 @@ def label_text(task: Any, target: Any) -> str:
     return f"{float(target):.4g}"
 
 
-def denormalise(x: torch.Tensor, mean: list[float], std: list[float]) -> np.ndarray:
-    """A normalised CHW tensor back to an HWC uint8 image, as a person would see it."""
-    c = x.shape[0]
-    m = torch.tensor(mean if len(mean) == c else [float(np.mean(mean))] * c).view(c, 1, 1)
-    s = torch.tensor(std if len(std) == c else [float(np.mean(std))] * c).view(c, 1, 1)
-    img = ((x.float() * s + m).clamp(0, 1) * 255).round().byte()
-    return img.permute(1, 2, 0).numpy()
+def as_picture(x: torch.Tensor) -> np.ndarray:
+    """A CHW uint8 input tensor (what the model gets before normalisation) as an HWC image."""
+    return x.permute(1, 2, 0).numpy()
 
 
 def draw_input_batch(
@@ -121,12 +117,12 @@ def draw_input_batch(
     from medalist.analysis.plots import plot_image_grid
 
     d = cfg.data
-    transform = create_transform(d.augment, d.mean, d.std, images.channels, train=True)
+    transform = create_transform(d.augment, train=True)
     ds = ImageDataset(images, np.arange(len(images)), y, transform, seed=cfg.train.seed)
     pics, titles = [], []
     for i in range(len(ds)):
         x, target = ds[i]
-        pics.append(denormalise(x, d.mean, d.std))
+        pics.append(as_picture(x))
         titles.append(f"{images.ids[i]}\n{label_text(task, target.numpy())}")
     steps = ", ".join(s["name"] for s in d.augment) or "no augmentation"
     return plot_image_grid(
@@ -184,7 +180,7 @@ def run_check(
         torch.set_num_threads(cfg.train.threads)
     check_backbone(cfg.model.backbone)
     pretrained_file(cfg)
-    create_transform(cfg.data.augment, cfg.data.mean, cfg.data.std, cfg.model.in_chans, train=True)
+    create_transform(cfg.data.augment, train=True)
     train = load_train(cfg)
     task = ClassifyTask.from_config(cfg, train)
     y_all = task.encode(train)
@@ -201,12 +197,11 @@ def run_check(
     start = time.perf_counter()
     n = min(n_images, len(rows))
     probe_images = ImageSource(paths[:n], cfg.data.image_size, cfg.model.in_chans, ids=ids[:n])
-    d = probe_cfg.data
     dataset = ImageDataset(
         probe_images,
         np.arange(n),
         y[:n],
-        create_transform([], d.mean, d.std, cfg.model.in_chans, train=False),
+        create_transform([], train=False),
     )
     loader = torch.utils.data.DataLoader(dataset, batch_size=n, shuffle=False)
     L.seed_everything(mix_seed(cfg.train.seed, 0, 1), workers=False, verbose=False)

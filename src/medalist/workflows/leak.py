@@ -82,19 +82,20 @@ def embed_images(cfg: Config, paths: list[Path], batch_size: int = 64) -> np.nda
     import torch
     from torch.utils.data import DataLoader
 
-    from medalist.data.dataset import ImageDataset, create_transform
+    from medalist.data.dataset import ImageDataset, create_input_norm, create_transform
     from medalist.data.images import ImageSource
     from medalist.models.factory import create_model
 
     model = create_model(cfg, 0).eval()
     chans = cfg.model.in_chans
     source = ImageSource(paths, cfg.data.image_size, chans)
-    tf = create_transform([], cfg.data.mean, cfg.data.std, chans, train=False)
+    tf = create_transform([], train=False)
+    norm = create_input_norm(cfg.data, chans)
     data = ImageDataset(source, np.arange(len(paths)), None, tf)
     feats = []
     with torch.inference_mode():
         for x, _ in DataLoader(data, batch_size=batch_size, num_workers=cfg.data.num_workers):
-            f = model(x).flatten(1).float()
+            f = model(norm(x)).flatten(1).float()
             feats.append(torch.nn.functional.normalize(f, dim=1).numpy())
     return np.concatenate(feats)
 

@@ -23,20 +23,21 @@ def average_folds(
     cfg: Config, task: Any, images: ImageSource, weights: Iterable[dict]
 ) -> np.ndarray:
     """Test predictions averaged over the models whose state dicts `weights` yields (with TTA)."""
-    from medalist.data.dataset import ImageDataset, create_transform
+    from medalist.data.dataset import ImageDataset, create_input_norm, create_transform
     from medalist.engine.fold_loop import make_loader, predict_array, use_gpu
     from medalist.models.factory import create_model
 
     d = cfg.data
-    transform = create_transform([], d.mean, d.std, images.channels, train=False)
+    transform = create_transform([], train=False)
     dataset = ImageDataset(images, np.arange(len(images)), None, transform)
     loader = make_loader(cfg, dataset, train=False, batch_size=cfg.predict.batch_size)
     device = "cuda" if use_gpu(cfg) else "cpu"
     model = create_model(cfg, task.num_outputs)
+    norm = create_input_norm(d, images.channels)
     total, count = None, 0
     for state in weights:
         model.load_state_dict(state)
-        p = predict_array(model, task, loader, tta=cfg.predict.tta, device=device)
+        p = predict_array(model, task, loader, norm=norm, tta=cfg.predict.tta, device=device)
         total, count = (p if total is None else total + p), count + 1
     if total is None:
         raise UserError("no fold weights to predict with")

@@ -121,7 +121,7 @@ def prepare(cfg: Config, *, need_test: bool = False) -> Prepared:
     task.encode(tables.train)
     pretrained_file(cfg)
     check_backbone(cfg.model.backbone)
-    create_transform(cfg.data.augment, cfg.data.mean, cfg.data.std, cfg.model.in_chans, train=True)
+    create_transform(cfg.data.augment, train=True)
     folds = get_folds(cfg, tables.train, save=False)
     return Prepared(cfg, tables, task, folds)
 
