@@ -27,3 +27,8 @@ test: setup
 lint: setup
 	$(VENV)/bin/ruff check src tests bench
 	$(VENV)/bin/ruff format --check src tests bench
+
+# The CPU benches (several minutes each); bench/README.md keeps the latest figures.
+bench: setup
+	$(VENV)/bin/python bench/overhead.py
+	$(VENV)/bin/python bench/loader.py
