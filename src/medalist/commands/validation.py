@@ -50,30 +50,20 @@ def leak(
     ] = None,
 ) -> None:
     """Find near-duplicate images within train (across folds) and between train and test."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
     from medalist.config import load_config
-    from medalist.console import console, err_console
+    from medalist.console import console, err_console, progress
     from medalist.data.leak import DEFAULT_THRESHOLD
     from medalist.workflows.leak import find_leaks
 
     cfg = load_config(config, overrides or [])
-    with Progress(
-        TextColumn("hashing images"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
-        TimeRemainingColumn(),
-        console=console,
-        transient=True,
-    ) as bar:
-        task = bar.add_task("hash", total=None)
+    with progress("hashing images", None) as advance:
         report = find_leaks(
             cfg,
             threshold=DEFAULT_THRESHOLD if threshold is None else threshold,
             embeddings=embeddings,
             embed_similarity=embed_similarity,
             merge_group=merge_group,
-            progress=lambda n: bar.advance(task, n),
+            progress=advance,
         )
     c = report.counts
     if report.folds_note:

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from medalist.config import Config, load_config
-from medalist.console import console, err_console
+from medalist.console import console, err_console, progress
 from medalist.data.folds import (
     fold_summary,
     folds_file_name,
@@ -128,25 +128,13 @@ def prepare(cfg: Config, *, need_test: bool = False) -> Prepared:
 
 def image_source(cfg: Config, paths: list[Path], ids: pd.Series) -> ImageSource:
     """Images for training or prediction, through the decoded-image cache when enabled."""
-    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
-
     size, chans = cfg.data.image_size, cfg.model.in_chans
     source = ImageSource(paths, size, chans, ids=ids.tolist())
     if not cfg.data.cache:
         source.verify()
         return source
-    with Progress(
-        TextColumn("caching images"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
-        TimeRemainingColumn(),
-        console=console,
-        transient=True,
-    ) as bar:
-        t = bar.add_task("cache", total=len(paths))
-        source.cached = build_cache(
-            paths, size, chans, cfg.root / ".cache", progress=lambda n: bar.advance(t, n)
-        )
+    with progress("caching images", len(paths)) as advance:
+        source.cached = build_cache(paths, size, chans, cfg.root / ".cache", progress=advance)
     return source
 
 
