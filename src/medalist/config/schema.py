@@ -127,6 +127,7 @@ class Tune(Section):
     sampler: Literal["tpe", "random", "cmaes", "grid"] = "tpe"
     pruner: Literal["median", "hyperband", "none"] = "median"
     n_startup_trials: int = Field(5, ge=0)
+    pruner_startup_trials: int = Field(3, ge=0)
     n_warmup_epochs: int = Field(1, ge=0)
     seed: int | None = None
     heartbeat_interval: int = Field(30, ge=1)

@@ -45,6 +45,8 @@ if TYPE_CHECKING:
 
 @dataclass
 class TuneResult:
+    """What `medalist tune` prints: the study's state after this invocation."""
+
     study: str
     storage: str  # as shown: the password hidden
     metric: str

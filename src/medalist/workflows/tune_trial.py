@@ -75,34 +75,47 @@ def _with_driver(url: str) -> str:
 
 def open_storage(url: str, t: Tune) -> optuna.storages.RDBStorage:
     """An RDB storage with a heartbeat: a trial whose worker dies is failed, then retried."""
+    import time
+
     import optuna
-    from sqlalchemy.exc import SQLAlchemyError
+    from sqlalchemy.exc import IntegrityError, ProgrammingError, SQLAlchemyError
 
     # Several workers write to one SQLite file: wait for its lock instead of failing at once.
     sqlite = url.startswith("sqlite")
     engine_kwargs = {"connect_args": {"timeout": 60}} if sqlite else {}
-    try:
-        with optuna_quiet():
-            storage = optuna.storages.RDBStorage(
-                _with_driver(url),
-                engine_kwargs=engine_kwargs,
-                heartbeat_interval=t.heartbeat_interval,
-                grace_period=t.grace_period,
-                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(
-                    max_retry=t.max_retries
-                ),
-            )
-        if sqlite:
-            _write_ahead_log(storage)
-        return storage
-    except (SQLAlchemyError, ImportError, ValueError) as exc:
-        reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
-        if isinstance(exc, ImportError):
-            reason = f"{reason} (for postgresql:// pip install psycopg2-binary)"
-        raise UserError(
-            f"--storage {shown_url(url)}: cannot open it ({reason}); give sqlite:///path.db "
-            "or postgresql://user:password@host/database"
-        ) from None
+    for attempt in range(5):
+        try:
+            with optuna_quiet():
+                storage = optuna.storages.RDBStorage(
+                    _with_driver(url),
+                    engine_kwargs=engine_kwargs,
+                    heartbeat_interval=t.heartbeat_interval,
+                    grace_period=t.grace_period,
+                    heartbeat_stale_trial_callback=(
+                        optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=t.max_retries)
+                    ),
+                )
+            break
+        except (IntegrityError, ProgrammingError) as exc:
+            # Workers that start together on a new database race to create its tables.
+            if attempt == 4:
+                raise _cannot_open(url, exc) from None
+            time.sleep(0.5 * (attempt + 1))
+        except (SQLAlchemyError, ImportError, ValueError) as exc:
+            raise _cannot_open(url, exc) from None
+    if sqlite:
+        _write_ahead_log(storage)
+    return storage
+
+
+def _cannot_open(url: str, exc: Exception) -> UserError:
+    reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+    if isinstance(exc, ImportError):
+        reason = f"{reason} (for postgresql:// pip install psycopg2-binary)"
+    return UserError(
+        f"--storage {shown_url(url)}: cannot open it ({reason}); give sqlite:///path.db or "
+        "postgresql://user:password@host/database"
+    )
 
 
 def _write_ahead_log(storage: optuna.storages.RDBStorage) -> None:
@@ -129,6 +142,7 @@ def suggest(trial: optuna.Trial, key: str, dist: Any) -> Any:
 
 
 def trial_run_name(study: str, number: int) -> str:
+    """The run directory name of a trial: `<study>-trial007`."""
     return f"{study}-trial{number:03d}"
 
 
@@ -205,7 +219,7 @@ def create_pruner(t: Tune) -> optuna.pruners.BasePruner:
     if t.pruner == "hyperband":
         return pruners.HyperbandPruner(min_resource=t.n_warmup_epochs + 1)
     return pruners.MedianPruner(
-        n_startup_trials=t.n_startup_trials, n_warmup_steps=t.n_warmup_epochs
+        n_startup_trials=t.pruner_startup_trials, n_warmup_steps=t.n_warmup_epochs
     )
 
 
