@@ -2,10 +2,12 @@
 
 The demo's digits competition (scikit-learn's 8x8 scans as 32x32 PNGs, `medalist demo`), timm's
 small `test_resnet` from scratch (the demo's resnet18 is ~3x slower per epoch on a CPU), fold 0
-as each trial's metric fold, one torch thread. Both searches run the same
-number of TPE trials from the same sampler seed over train.lr (log-uniform) and
-train.weight_decay; one stops trials with the median pruner, the other trains every trial to
-the end. Reported:
+as each trial's metric fold, no learning-rate warm-up (so the pruner may judge a trial from its
+first epoch), one torch thread per process. For each sampler seed, both searches run the same
+number of TPE trials (`tune.seed` = that seed) over train.lr (log-uniform, 1e-5..1e-1) and
+train.weight_decay (0..0.3); one stops trials with the median pruner, the other trains every
+trial to the end. Two sampler seeds run side by side, one process each. Reported, per seed
+and pooled:
 
 - the training epochs each search ran (every epoch reported to the pruner is one trained), and
   the fraction pruning saved;
@@ -16,8 +18,8 @@ the end. Reported:
 
 Target: pruning saves >= 40% of the epochs and its best is within the seed noise.
 
-Run: .venv/bin/python bench/tune.py [--trials 16] [--epochs 8] [--noise-seeds 3]
-Writes bench/results/tune.json (or --out DIR/tune.json).
+Run: .venv/bin/python bench/tune.py [--trials 24] [--epochs 6] [--seeds 0,1] [--jobs 2]
+Writes bench/results/tune.json (or --out DIR/tune.json). About 7 minutes on 2 cores.
 """
 
 from __future__ import annotations
@@ -54,7 +56,12 @@ data:
   std: [0.5]
   augment:
     - {{name: Affine, translate_px: [-2, 2], rotate: [-10, 10], scale: [0.9, 1.1], p: 0.7}}
-train: {{epochs: {epochs}, batch_size: 64, lr: 3.0e-3, warmup_epochs: 1, threads: {threads}}}
+train:
+  epochs: {epochs}
+  batch_size: 64
+  lr: 3.0e-3
+  warmup_epochs: {lr_warmup}
+  threads: {threads}
 track: {{backends: [none]}}
 tune:
   metric_folds: [0]
@@ -64,12 +71,13 @@ tune:
   sampler: tpe
   pruner: median
   n_startup_trials: {startup}
-  n_warmup_epochs: 1
+  pruner_startup_trials: {pruner_startup}
+  n_warmup_epochs: {warmup}
   seed: {seed}
 """
 
 
-def make_project(root: Path, args: argparse.Namespace) -> Path:
+def make_project(root: Path, args: argparse.Namespace, seed: int) -> Path:
     """The digits competition inside a project, and its config with a tune section."""
     from medalist.workflows.demo import build_digits_competition
 
@@ -80,7 +88,10 @@ def make_project(root: Path, args: argparse.Namespace) -> Path:
         backbone=args.backbone,
         epochs=args.epochs,
         startup=args.startup,
-        seed=args.seed,
+        pruner_startup=args.pruner_startup,
+        warmup=args.warmup,
+        lr_warmup=args.lr_warmup,
+        seed=seed,
         threads=args.threads,
     )
     config.write_text(text)
@@ -134,68 +145,103 @@ def seed_noise(config: Path, params: dict[str, Any], first: float, seeds: int) -
     return {"scores": scores, "std": statistics.stdev(scores), "mean": statistics.mean(scores)}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--trials", type=int, default=16)
-    parser.add_argument("--epochs", type=int, default=8)
-    parser.add_argument("--startup", type=int, default=4, help="tune.n_startup_trials")
-    parser.add_argument("--backbone", default="test_resnet")
-    # One thread: on a shared 2-core machine two torch threads thrash (15x slower epochs).
-    parser.add_argument("--threads", type=int, default=1, help="train.threads")
-    parser.add_argument("--seed", type=int, default=0, help="tune.seed (the sampler's)")
-    parser.add_argument("--noise-seeds", type=int, default=3)
-    parser.add_argument("--out", type=Path, default=RESULTS)
-    args = parser.parse_args()
-
-    import torch
-
+def bench_one_seed(seed: int, args: argparse.Namespace) -> dict[str, Any]:
+    """Both searches and the seed noise for one sampler seed, in a project of their own."""
     from medalist.console import console
-    from medalist.io import write_json
 
-    start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="medalist-bench-tune-") as tmp:
-        config = make_project(Path(tmp) / "proj", args)
-        console.quiet = True  # the epoch lines of ~200 epochs; the figures are printed below
-        try:
-            unpruned = run_search(config, "unpruned", "none", args.trials)
-            pruned = run_search(config, "median", "median", args.trials)
-            noise = seed_noise(config, unpruned["best_params"], unpruned["best"], args.noise_seeds)
-        finally:
-            console.quiet = False
-    saved = 1 - pruned["epochs"] / unpruned["epochs"]
+        config = make_project(Path(tmp) / "proj", args, seed)
+        console.quiet = True  # the epoch lines of a few hundred epochs
+        unpruned = run_search(config, "unpruned", "none", args.trials)
+        pruned = run_search(config, "median", "median", args.trials)
+        noise = seed_noise(config, unpruned["best_params"], unpruned["best"], args.noise_seeds)
     gap = unpruned["best"] - pruned["best"]
-    result = {
-        "command": "python bench/tune.py " + " ".join(sys.argv[1:]),
-        "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+    return {
+        "sampler_seed": seed,
         "unpruned": unpruned,
         "median": pruned,
-        "epochs_saved_fraction": round(saved, 4),
+        "epochs_saved_fraction": round(1 - pruned["epochs"] / unpruned["epochs"], 4),
         "best_gap": gap,
         "seed_noise": noise,
         "within_seed_noise": gap <= 2 * noise["std"],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=24)
+    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--seeds", default="0,1", help="sampler seeds (tune.seed), one each")
+    parser.add_argument("--jobs", type=int, default=2, help="seeds benched at once")
+    parser.add_argument("--startup", type=int, default=4, help="tune.n_startup_trials")
+    parser.add_argument("--pruner-startup", type=int, default=2, help="tune.pruner_startup_trials")
+    parser.add_argument("--warmup", type=int, default=0, help="tune.n_warmup_epochs")
+    parser.add_argument("--lr-warmup", type=float, default=0.0, help="train.warmup_epochs")
+    parser.add_argument("--backbone", default="test_resnet")
+    # One thread per process: two torch threads on a busy 2-core machine thrash (15x slower).
+    parser.add_argument("--threads", type=int, default=1, help="train.threads")
+    parser.add_argument("--noise-seeds", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    args = parser.parse_args()
+    seeds = [int(x) for x in args.seeds.split(",")]
+
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from medalist.io import write_json
+
+    start = time.perf_counter()
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=args.jobs, mp_context=ctx) as pool:
+        runs = list(pool.map(bench_one_seed, seeds, [args] * len(seeds)))
+    unpruned = sum(r["unpruned"]["epochs"] for r in runs)
+    pruned = sum(r["median"]["epochs"] for r in runs)
+    result = {
+        "command": "python bench/tune.py " + " ".join(sys.argv[1:]),
+        "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "epochs_saved_fraction": round(1 - pruned / unpruned, 4),
+        "within_seed_noise": all(r["within_seed_noise"] for r in runs),
         "target": {"epochs_saved_at_least": 0.4, "best_gap_at_most": "2 x seed-noise std"},
         "seconds": round(time.perf_counter() - start, 1),
-        "machine": {
-            "cpu_count": os.cpu_count(),
-            "torch_threads": torch.get_num_threads(),
-            "load_average_1m": round(os.getloadavg()[0], 2),
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "date": time.strftime("%Y-%m-%d %H:%M"),
-        },
+        "machine": machine(args),
+        "per_seed": runs,
     }
     path = write_json(args.out / "tune.json", result)
-    for name, s in (("no pruning", unpruned), ("median pruner", pruned)):
+    for r in runs:
+        print(f"sampler seed {r['sampler_seed']}:")
+        for name in ("unpruned", "median"):
+            s = r[name]
+            print(
+                f"  {name:8s} {s['trials']} trials, {s['pruned']:2d} pruned, {s['epochs']:3d} "
+                f"epochs, best accuracy {s['best']:.4f}, {s['seconds']:.0f}s"
+            )
+        noise = r["seed_noise"]
         print(
-            f"{name:14s} {s['trials']} trials, {s['pruned']:2d} pruned, {s['epochs']:3d} epochs, "
-            f"best accuracy {s['best']:.4f}, {s['seconds']:.0f}s"
+            f"  epochs saved {r['epochs_saved_fraction']:.1%}; best gap {r['best_gap']:+.4f}, "
+            f"seed noise std {noise['std']:.4f} ({len(noise['scores'])} train seeds): "
+            f"{'within' if r['within_seed_noise'] else 'outside'} the noise"
         )
-    print(f"epochs saved by pruning: {saved:.1%} (target >= 40%)")
     print(
-        f"best gap {gap:+.4f}; seed noise std {noise['std']:.4f} over {len(noise['scores'])} "
-        f"seeds: {'within' if result['within_seed_noise'] else 'outside'} the noise"
+        f"all seeds: {unpruned} epochs without pruning, {pruned} with: "
+        f"{result['epochs_saved_fraction']:.1%} saved (target >= 40%); best within the seed "
+        f"noise: {result['within_seed_noise']}"
     )
     print(f"total {result['seconds']:.0f}s; written to {path}")
+
+
+def machine(args: argparse.Namespace) -> dict[str, Any]:
+    """What the figures were measured on."""
+    import torch
+
+    return {
+        "cpu_count": os.cpu_count(),
+        "processes": args.jobs,
+        "torch_threads_each": args.threads,
+        "load_average_1m": round(os.getloadavg()[0], 2),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "date": time.strftime("%Y-%m-%d %H:%M"),
+    }
 
 
 if __name__ == "__main__":

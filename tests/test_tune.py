@@ -175,13 +175,13 @@ def test_a_worker_killed_mid_trial_leaves_it_failed_and_retried_and_the_study_go
 def test_two_local_workers_share_one_sqlite_study(tmp_path: Path) -> None:
     cfg = tune_project(tmp_path)
     project = cfg.parent.parent
-    done = medalist("tune", str(cfg), "--trials", "4", "--workers", "2", cwd=project)
+    done = medalist("tune", str(cfg), "--trials", "2", "--workers", "2", cwd=project)
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr, done.stderr
     trials = load_trials(cfg, "baseline")
-    assert [t.number for t in trials] == [0, 1, 2, 3]
+    assert [t.number for t in trials] == [0, 1]
     assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
-    assert done.stdout.count("[worker 0]") == 2 and done.stdout.count("[worker 1]") == 2
+    assert done.stdout.count("[worker 0]") == 1 and done.stdout.count("[worker 1]") == 1
     assert "best: trial" in done.stdout and "optuna-dashboard sqlite:///" in done.stdout
     assert (project / "configs" / "baseline-best.yaml").is_file()
 
