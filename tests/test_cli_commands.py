@@ -42,3 +42,10 @@ def test_new_refuses_a_folder_that_is_not_empty(tmp_path: Path) -> None:
     proc = medalist("new", str(tmp_path / "proj"), "--data", str(data))
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert (tmp_path / "proj" / "notes.txt").read_text() == "mine"
+
+
+def test_usage_errors_exit_2_without_traceback() -> None:
+    for args in (["train", "--folds"], ["no-such-command"], ["runs", "--nope"]):
+        proc = medalist(*args)
+        assert proc.returncode == 2, (args, proc.stderr)
+        assert "Traceback" not in proc.stderr
