@@ -60,15 +60,9 @@ class PackageResult:
 
 def inference_state_dict(state_dict: dict[str, Any], ema: bool) -> dict[str, Any]:
     """The model's weights from a Lightning state dict (`ema.module.*` when `ema` and present)."""
-    weights = {n.removeprefix("model."): v for n, v in state_dict.items() if n.startswith("model.")}
-    if ema:
-        averaged = {
-            n.removeprefix("ema.module."): v
-            for n, v in state_dict.items()
-            if n.startswith("ema.module.")
-        }
-        weights = averaged or weights
-    return weights
+    from medalist.workflows.predict import inference_weights
+
+    return inference_weights(state_dict, ema=ema)
 
 
 def check_slug(value: str, what: str, option: str) -> str:
