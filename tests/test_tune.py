@@ -45,6 +45,7 @@ def load_trials(cfg: Path, study: str, storage: str | None = None) -> list:
     return sorted(found.get_trials(deepcopy=False), key=lambda t: t.number)
 
 
+@pytest.mark.slow
 def test_each_trial_is_a_run_and_the_best_config_trains_every_fold(tmp_path: Path) -> None:
     cfg = tune_project(tmp_path, TUNE.replace("[0]", "[0, 1]") + "  pruner: none\n")
     project = cfg.parent.parent
