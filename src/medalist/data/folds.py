@@ -34,9 +34,7 @@ written atomically, and read back aligned to the training table with `read_folds
 from __future__ import annotations
 
 import inspect
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +43,7 @@ import pandas as pd
 from rich.table import Table
 
 from medalist.errors import UserError
+from medalist.io import write_csv
 
 SCHEMES = ("kfold", "stratified", "group", "stratified_group", "multilabel")
 GROUP_SCHEMES = ("group", "stratified_group")
@@ -366,18 +365,8 @@ def write_folds(path: Path, ids: pd.Series, folds: np.ndarray) -> None:
     path = Path(path)
     if len(ids) != len(folds):
         raise ValueError(f"{len(ids)} ids but {len(folds)} folds")
-    path.parent.mkdir(parents=True, exist_ok=True)
     frame = pd.DataFrame({"id": np.asarray(ids), "fold": np.asarray(folds, dtype=np.int64)})
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", newline="") as fh:
-            frame.to_csv(fh, index=False)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_csv(path, frame)
 
 
 def read_folds(path: Path, ids: pd.Series, id_column_name: str) -> np.ndarray:
