@@ -14,6 +14,7 @@ from PIL import Image, ImageEnhance
 from medalist.config import load_config
 from medalist.data.leak import (
     DEFAULT_THRESHOLD,
+    MIH_BAND,
     connected_groups,
     find_near_duplicates,
     fingerprint_images,
@@ -98,6 +99,43 @@ def test_hamming_search_returns_exactly_the_pairs_within_the_radius():
     for a, b in pairs:
         assert (bits[a] != bits[b]).sum() <= 6
     assert all(a < b for a, b in pairs)
+
+
+def test_hamming_search_finds_every_pair_a_brute_force_finds_below_the_chunk_count():
+    # 3,000 codes, so 3-byte chunks: 10 chunks of 32 bytes; fewer than 10 differing bits
+    # always leave one chunk equal (pigeonhole), so the search must miss nothing.
+    rng = np.random.default_rng(2)
+    codes = rng.integers(0, 256, (3000, 32), dtype=np.uint8)
+    bits = np.unpackbits(codes, axis=1)
+    for i in range(0, 600, 2):  # near copies with 1..9 bits flipped anywhere
+        flip = rng.choice(256, int(rng.integers(1, 10)), replace=False)
+        bits[i + 1] = bits[i]
+        bits[i + 1, flip] ^= 1
+    codes = np.packbits(bits, axis=1)
+    dist = (bits[:, None, :] != bits[None, :, :]).sum(2)
+    brute = {(a, b) for a, b in zip(*np.nonzero(dist <= 9), strict=True) if a < b}
+    assert len(brute) >= 300
+    assert {tuple(p) for p in hamming_pairs(codes, radius=9)} == brute
+
+
+def test_hamming_search_keeps_a_bucket_of_identical_images_connected_at_bounded_cost():
+    codes = np.zeros((2000, 32), np.uint8)  # 2,000 blank images: one hash
+    pairs = hamming_pairs(codes, radius=0)
+    assert len(pairs) <= 2000 * MIH_BAND  # not the 2 million pairs of all against all
+    assert len(set(connected_groups(2000, pairs))) == 1
+
+
+def test_approximate_neighbour_search_above_the_exact_limit_finds_close_pairs(monkeypatch):
+    import medalist.data.leak as leak
+
+    monkeypatch.setattr(leak, "EXACT_KNN_MAX", 500)  # HNSW after PCA, as for 10,000+ images
+    rng = np.random.default_rng(3)
+    # Like spectra, the vectors vary along few directions (here 40 of 325).
+    x = (rng.normal(size=(3000, 40)) @ rng.normal(size=(40, 325))).astype(np.float32)
+    x[1:200:2] = x[0:200:2] + rng.normal(scale=0.3, size=(100, 325)).astype(np.float32)
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    pairs = {tuple(p) for p in knn_pairs(x, k=4, radius=0.01)}
+    assert pairs == {(i, i + 1) for i in range(0, 200, 2)}
 
 
 def test_knn_pairs_keep_only_neighbours_within_the_radius():

@@ -7,10 +7,13 @@ correlate almost perfectly. The search runs in three steps, none of them pairwis
    hash_size 16), a shift-invariant spectrum (low-frequency magnitudes of the 2-D Fourier
    transform of the Hann-windowed grey image, at one pixel scale for the whole data set so
    that a cropped copy keeps its original's scale), and a 64x64 grey thumbnail.
-2. Candidate pairs: perceptual hashes within ``HASH_RADIUS`` bits (faiss's multi-index binary
-   hashing, ``IndexBinaryMultiHash``) catch re-encoded, resized and brightened copies; the
-   ``SPECTRUM_K`` nearest spectra (faiss, exact below ``EXACT_KNN_MAX`` images, HNSW above)
-   within ``SPECTRUM_RADIUS`` catch shifted and cropped copies, which move every hash bit.
+2. Candidate pairs: perceptual hashes within ``HASH_RADIUS`` bits catch re-encoded, resized
+   and brightened copies; they are found by multi-index hashing (`hamming_pairs`: the codes
+   are cut into chunks, sorted by each chunk, and only codes that share a chunk are compared),
+   which grows near-linearly with the number of images. The ``SPECTRUM_K`` nearest spectra
+   within ``SPECTRUM_RADIUS`` catch shifted and cropped copies, which move every hash bit
+   (faiss: exact up to ``EXACT_KNN_MAX`` images; above, PCA to ``SPECTRUM_PCA`` dimensions
+   and an HNSW graph).
 3. Verification: the normalised cross-correlation (OpenCV ``matchTemplate``) of the two
    thumbnails over shifts of up to ``MARGIN`` pixels, under two hypotheses: both images
    resized to the same square (a resized copy), and both at the same pixel scale (a cropped
@@ -24,6 +27,7 @@ group column.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -33,8 +37,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pandas as pd
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
+from medalist.data.images import open_image
 from medalist.errors import UserError
 
 DEFAULT_THRESHOLD = 0.007
@@ -44,7 +49,10 @@ SPECTRUM_SIZE = 32
 SPECTRUM_FREQS = 12
 SPECTRUM_K = 8
 SPECTRUM_RADIUS = 0.05
-EXACT_KNN_MAX = 20_000
+EXACT_KNN_MAX = 10_000
+SPECTRUM_PCA = 64
+HNSW_M = 16
+MIH_BAND = 32
 THUMB = 64
 MARGIN = 5
 CROP_RATIO = 1.2
@@ -64,16 +72,9 @@ class Fingerprints:
 
 
 def _open_grey(path: Path) -> Image.Image:
-    try:
-        with Image.open(path) as img:
-            img.load()
-            return img.convert("L")
-    except FileNotFoundError:
-        raise UserError(f"image {path} not found: add it or drop its row") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise UserError(
-            f"image {path} is unreadable ({str(exc).splitlines()[0]}); replace it or drop its row"
-        ) from None
+    with open_image(path) as img:
+        img.load()
+        return img.convert("L")
 
 
 def spectrum(grey: np.ndarray, scale: float) -> np.ndarray:
@@ -102,24 +103,23 @@ def spectrum(grey: np.ndarray, scale: float) -> np.ndarray:
 
 def image_size(path: Path) -> tuple[int, int]:
     """Width and height from the file header (no decoding)."""
-    try:
-        with Image.open(path) as img:
-            return img.size
-    except FileNotFoundError:
-        raise UserError(f"image {path} not found: add it or drop its row") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise UserError(
-            f"image {path} is unreadable ({str(exc).splitlines()[0]}); replace it or drop its row"
-        ) from None
+    with open_image(path) as img:
+        return img.size
 
 
 def fingerprint(
     path: Path, scale: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, int]]:
     """The perceptual hash, spectrum (at `scale`), thumbnail and size of one image file."""
+    return fingerprint_grey(_open_grey(path), scale)
+
+
+def fingerprint_grey(
+    img: Image.Image, scale: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, int]]:
+    """The perceptual hash, spectrum (at `scale`), thumbnail and size of a decoded grey image."""
     import imagehash
 
-    img = _open_grey(path)
     bits = imagehash.phash(img, hash_size=HASH_SIZE).hash
     grey = np.asarray(img)
     thumb = cv2.resize(grey, (THUMB, THUMB), interpolation=cv2.INTER_AREA)
@@ -161,26 +161,65 @@ def _unique_pairs(i: np.ndarray, j: np.ndarray) -> np.ndarray:
     a, b = np.minimum(i[keep], j[keep]), np.maximum(i[keep], j[keep])
     if a.size == 0:
         return np.zeros((0, 2), np.int64)
-    return np.unique(np.stack([a, b], 1), axis=0)
+    n = int(b.max()) + 1
+    key = np.unique(a * n + b)  # one int64 per pair: a 1-D sort, not a row sort
+    return np.stack([key // n, key % n], 1)
 
 
 def hamming_pairs(codes: np.ndarray, radius: int) -> np.ndarray:
-    """Pairs of packed binary codes within `radius` bits (faiss multi-index hashing)."""
-    import faiss
+    """Pairs of packed binary codes within `radius` bits, by multi-index hashing.
 
+    Each code is cut into chunks of whole bytes (byte ``c``, ``c + m``, ``c + 2m``... for chunk
+    ``c`` of ``m``, so that a chunk of a perceptual hash mixes rows of its DCT); two codes are
+    compared only when they agree on a whole chunk. Chunks are long enough (about log2(n) + 6
+    bits) that random codes rarely share one, so the work grows near-linearly with n: one sort
+    per chunk and a popcount per candidate. Codes within ``radius < m`` bits always share a
+    chunk (pigeonhole); wider radii are found when the differences bunch up, which is how
+    near copies differ. Within a chunk bucket, each code is compared with its ``MIH_BAND``
+    neighbours in sort order, which bounds the work on a bucket of thousands of identical
+    images while keeping them connected (every member pairs with the next).
+
+    faiss's ``IndexBinaryMultiHash`` does the same lookups, but its time per query grew
+    eightfold from 10k to 100k codes in bench/leak.py even with empty buckets.
+    """
+    codes = np.ascontiguousarray(codes, np.uint8)
     n, nbytes = codes.shape
-    if n < 2:
+    if n < 2 or nbytes == 0:
         return np.zeros((0, 2), np.int64)
-    nhash, b = (8, 16) if nbytes * 8 >= 128 else (4, nbytes * 2)
-    index = faiss.IndexBinaryMultiHash(nbytes * 8, nhash, b)
-    index.add(np.ascontiguousarray(codes))
-    lims, _, ids = index.range_search(np.ascontiguousarray(codes), radius + 1)
-    rows = np.repeat(np.arange(n), np.diff(lims).astype(np.int64))
-    return _unique_pairs(rows, ids)
+    per = max(1, min(4, nbytes, math.ceil((math.log2(n) + 6) / 8)))  # bytes per chunk
+    m = nbytes // per
+    found = []
+    for c in range(m):
+        cols = codes[:, c::m][:, :per].astype(np.uint32)
+        keys = np.zeros(n, np.uint32)
+        for j in range(per):
+            keys = (keys << np.uint32(8)) | cols[:, j]
+        order = np.argsort(keys, kind="stable")
+        sorted_keys = keys[order]
+        run = np.cumsum(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]]) - 1
+        shared = np.bincount(run)[run] > 1
+        order, run = order[shared], run[shared]
+        for d in range(1, MIH_BAND + 1):
+            same = run[d:] == run[:-d]
+            if not same.any():
+                break
+            found.append(np.stack([order[:-d][same], order[d:][same]], 1))
+    if not found:
+        return np.zeros((0, 2), np.int64)
+    pairs = np.concatenate(found)
+    dist = np.bitwise_count(codes[pairs[:, 0]] ^ codes[pairs[:, 1]]).sum(1, dtype=np.int64)
+    pairs = pairs[dist <= radius]
+    return _unique_pairs(pairs[:, 0], pairs[:, 1])
 
 
 def knn_pairs(vectors: np.ndarray, k: int, radius: float) -> np.ndarray:
-    """Pairs among each unit vector's `k` nearest neighbours with cosine distance <= radius."""
+    """Pairs among each unit vector's `k` nearest neighbours with cosine distance <= radius.
+
+    Exact (faiss ``IndexFlatIP``) up to ``EXACT_KNN_MAX`` vectors. Above, faiss's PCA to
+    ``SPECTRUM_PCA`` dimensions (trained on at most 20,000 of them) feeds an HNSW graph, which
+    grows as n log n instead of n squared; PCA keeps Euclidean distances, which for unit
+    vectors are ``sqrt(2 * cosine distance)``, and the radius is checked on the full vectors.
+    """
     import faiss
 
     n, d = vectors.shape
@@ -190,13 +229,20 @@ def knn_pairs(vectors: np.ndarray, k: int, radius: float) -> np.ndarray:
     if n <= EXACT_KNN_MAX:
         index = faiss.IndexFlatIP(d)
     else:
-        index = faiss.IndexHNSWFlat(d, 32, faiss.METRIC_INNER_PRODUCT)
-        index.hnsw.efSearch = max(64, 4 * k)
+        hnsw = faiss.IndexHNSWFlat(min(d, SPECTRUM_PCA), HNSW_M)
+        hnsw.hnsw.efSearch = max(64, 4 * k)
+        index = hnsw
+        if d > SPECTRUM_PCA:
+            index = faiss.IndexPreTransform(faiss.PCAMatrix(d, SPECTRUM_PCA), hnsw)
+            rng = np.random.default_rng(0)
+            index.train(x[np.sort(rng.choice(n, min(n, 20_000), replace=False))])
     index.add(x)
-    sims, ids = index.search(x, min(k + 1, n))
-    ok = (ids >= 0) & (1.0 - sims <= radius)
+    _, ids = index.search(x, min(k + 1, n))
     rows = np.repeat(np.arange(n), ids.shape[1]).reshape(ids.shape)
-    return _unique_pairs(rows[ok], ids[ok])
+    ok = ids >= 0
+    pairs = _unique_pairs(rows[ok], ids[ok])
+    cosine = 1.0 - np.einsum("ij,ij->i", x[pairs[:, 0]], x[pairs[:, 1]])
+    return pairs[cosine <= radius]
 
 
 def cosine_pairs(vectors: np.ndarray, min_similarity: float, chunk: int = 2048) -> np.ndarray:
