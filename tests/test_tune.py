@@ -107,6 +107,28 @@ def test_a_pruned_trial_stops_early_and_keeps_no_resume_checkpoint(
     assert result.best is None and result.best_config is None
 
 
+@pytest.mark.slow
+def test_a_pruned_trial_closes_its_mlflow_runs_as_killed_with_the_reason(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlflow import MlflowClient
+
+    import medalist.workflows.tune_trial as tune_trial
+
+    monkeypatch.setattr(
+        tune_trial, "create_pruner", lambda t: optuna.pruners.ThresholdPruner(lower=1.01)
+    )
+    cfg = tune_project(tmp_path)
+    tune(cfg, ["train.epochs=3", "track.backends=[mlflow]"], trials=1)
+    run = cfg.parent.parent / "runs" / "baseline-trial000"
+    ids = json.loads((run / "tracking.json").read_text())
+    client = MlflowClient(f"sqlite:///{cfg.parent.parent / 'mlruns.db'}")
+    for key in ("parent", "fold_0"):
+        info = client.get_run(ids[key])
+        assert info.info.status == "KILLED", key  # not left RUNNING for ever
+        assert "prun" in info.data.tags["medalist.stopped"].lower()
+
+
 def test_a_trial_whose_loss_is_nan_is_pruned_with_the_reason_and_the_search_goes_on(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

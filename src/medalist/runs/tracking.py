@@ -130,6 +130,10 @@ class Mirror:
     def finish(self, scores: Mapping[str, Any] | None, artifacts: list[Path]) -> None:
         self._call("finish", self._finish, dict(scores) if scores else None, artifacts)
 
+    def abort(self, exc: BaseException) -> None:
+        """The run stopped early: pruned or interrupted (KILLED) or an error (FAILED)."""
+        self._call("stop", self._abort, stop_status(exc), str(exc).splitlines()[0][:250])
+
     # ---- hooks --------------------------------------------------------------------------------
     def _start(self) -> None:
         pass
@@ -158,6 +162,15 @@ class Mirror:
 
     def _finish(self, scores: dict[str, Any] | None, artifacts: list[Path]) -> None:
         pass
+
+    def _abort(self, status: str, reason: str) -> None:
+        pass
+
+
+def stop_status(exc: BaseException) -> str:
+    """KILLED for a pruned trial or an interrupt (the run was stopped), FAILED otherwise."""
+    names = {cls.__name__ for cls in type(exc).__mro__}
+    return "KILLED" if names & {"TrialPruned", "KeyboardInterrupt"} else "FAILED"
 
 
 class SafeLogger(Logger):
@@ -261,7 +274,9 @@ class MlflowMirror(Mirror):
             self.experiment_id = self.client.create_experiment(self.project, artifacts)
         else:
             self.experiment_id = exp.experiment_id
-        if "parent" not in self.ids:
+        if "parent" in self.ids:  # --resume: the stopped parent runs again
+            self.client.update_run(self.ids["parent"], status="RUNNING")
+        else:
             parent = self.client.create_run(
                 self.experiment_id,
                 run_name=self.run.name,
@@ -309,6 +324,17 @@ class MlflowMirror(Mirror):
             elif path.is_dir():
                 self.client.log_artifacts(parent, str(path), artifact_path=path.name)
         self.client.set_terminated(parent, "FINISHED" if scores else "RUNNING")
+
+    def _abort(self, status: str, reason: str) -> None:
+        """Close the parent and the fold that was training, with why (a tag)."""
+        parent = self.ids.get("parent")
+        if parent is None:
+            return
+        open_folds = [k for k in self.live if f"fold_{k}" in self.ids]
+        for run_id in [parent] + [self.ids[f"fold_{k}"] for k in open_folds]:
+            if self.client.get_run(run_id).info.status in ("RUNNING", "FAILED"):
+                self.client.set_tag(run_id, "medalist.stopped", reason or status.lower())
+                self.client.set_terminated(run_id, status)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -612,6 +638,11 @@ class Trackers:
     def finish(self, scores: Mapping[str, Any] | None, artifacts: list[Path]) -> None:
         for m in self.mirrors:
             m.finish(scores, artifacts)
+
+    def abort(self, exc: BaseException) -> None:
+        """Tell every mirror the run stopped early (never raises)."""
+        for m in self.mirrors:
+            m.abort(exc)
 
 
 def create_tracker(cfg: Config, run: RunDir) -> Trackers | None:

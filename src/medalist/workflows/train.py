@@ -11,7 +11,7 @@ import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -39,6 +39,9 @@ from medalist.runs.rundir import (
     write_merged,
     write_run_header,
 )
+
+if TYPE_CHECKING:
+    from medalist.runs.tracking import Trackers
 
 
 @dataclass
@@ -254,7 +257,7 @@ def train_in_run(
     *,
     callbacks: Callable[[int], list[Any]] | None = None,
 ) -> TrainSummary:
-    from medalist.engine.fold_loop import fold_done, read_fold_result, train_fold
+    from medalist.engine.fold_loop import fold_done
     from medalist.runs.tracking import create_tracker
 
     task, train_df = prepared.task, prepared.tables.train
@@ -263,6 +266,35 @@ def train_in_run(
     )
     y = task.encode(train_df)
     tracker = create_tracker(cfg, run)
+    try:
+        _train_folds(cfg, prepared, run, selected, images, y, tracker, callbacks)
+    except BaseException as exc:  # pruned, interrupted or failed: the trackers say so
+        if tracker:
+            tracker.abort(exc)
+        raise
+    scores = finish_run(cfg, run, task)
+    diagnosis = diagnose(run)
+    if tracker:
+        artifacts = ["scores.json", "oof.csv", "diagnosis.json", "plots", "analysis"]
+        tracker.finish(scores, [run.file(a) for a in artifacts])
+    done = [k for k in range(cfg.cv.n_splits) if fold_done(run.path, k)]
+    return TrainSummary(run, scores, done, diagnosis)
+
+
+def _train_folds(
+    cfg: Config,
+    prepared: Prepared,
+    run: RunDir,
+    selected: list[int],
+    images: ImageSource,
+    y: np.ndarray,
+    tracker: Trackers | None,
+    callbacks: Callable[[int], list[Any]] | None,
+) -> None:
+    """Every selected fold of every seed that is not done yet."""
+    from medalist.engine.fold_loop import fold_done, read_fold_result, train_fold
+
+    task = prepared.task
     for index, seed in enumerate(run_seeds(cfg)):
         for fold in selected:
             label = f"fold {fold}" + (f" seed {seed}" if cfg.train.seeds > 1 else "")
@@ -291,13 +323,6 @@ def train_in_run(
             console.print(
                 f"{label}: {task.metric.name} {result.score:.4f} (best epoch {result.best_epoch})"
             )
-    scores = finish_run(cfg, run, task)
-    diagnosis = diagnose(run)
-    if tracker:
-        artifacts = ["scores.json", "oof.csv", "diagnosis.json", "plots", "analysis"]
-        tracker.finish(scores, [run.file(a) for a in artifacts])
-    done = [k for k in range(cfg.cv.n_splits) if fold_done(run.path, k)]
-    return TrainSummary(run, scores, done, diagnosis)
 
 
 def diagnose(run: RunDir) -> dict[str, Any] | None:
