@@ -8,9 +8,10 @@ build it at the same time never see half a file. Later epochs, folds and runs me
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -23,16 +24,15 @@ from medalist.errors import UserError
 cv2.setNumThreads(1)
 
 
-def read_image(path: Path, channels: int) -> np.ndarray:
-    """Decode one image to an (H, W, C) uint8 array; unreadable or truncated files are UserError."""
+@contextlib.contextmanager
+def open_image(path: Path) -> Iterator[Image.Image]:
+    """PIL's image of `path`; a missing, unreadable or truncated file is a UserError.
+
+    Decoding errors inside the block count too (PIL decodes lazily, on load or convert).
+    """
     try:
         with Image.open(path) as img:
-            if channels == 3:
-                img = img.convert("RGB")
-            elif channels == 1:
-                img = img.convert("L")
-            img.load()
-            arr = np.asarray(img)
+            yield img
     except FileNotFoundError:
         raise UserError(f"image {path} not found: add it or drop its row") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
@@ -40,6 +40,17 @@ def read_image(path: Path, channels: int) -> np.ndarray:
             f"image {path} is unreadable or truncated ({str(exc).splitlines()[0]}); "
             "replace the file or drop its row"
         ) from None
+
+
+def read_image(path: Path, channels: int) -> np.ndarray:
+    """Decode one image to an (H, W, C) uint8 array; unreadable or truncated files are UserError."""
+    with open_image(path) as img:
+        if channels == 3:
+            img = img.convert("RGB")
+        elif channels == 1:
+            img = img.convert("L")
+        img.load()
+        arr = np.asarray(img)
     if arr.ndim == 2:
         arr = arr[:, :, None]
     if arr.shape[2] != channels:
