@@ -108,6 +108,26 @@ def test_a_pruned_trial_stops_early_and_keeps_no_resume_checkpoint(
 
 
 @pytest.mark.slow
+def test_the_same_study_run_twice_in_one_process_repeats_its_trials_exactly(
+    tmp_path: Path,
+) -> None:
+    import numpy as np
+    import pandas as pd
+
+    cfg = tune_project(tmp_path)
+    for study in ("first", "again"):
+        tune(cfg, ["train.epochs=2"], trials=3, study=study)
+    first, again = load_trials(cfg, "first"), load_trials(cfg, "again")
+    assert [t.params for t in first] == [t.params for t in again]
+    assert [t.value for t in first] == [t.value for t in again]
+    runs = cfg.parent.parent / "runs"
+    for k in range(3):
+        a, b = (pd.read_csv(runs / f"{s}-trial{k:03d}/fold_0/oof.csv") for s in ("first", "again"))
+        num = a.select_dtypes("number").columns
+        assert np.array_equal(a[num].to_numpy(), b[num].to_numpy())  # bit for bit, not close
+
+
+@pytest.mark.slow
 def test_a_pruned_trial_closes_its_mlflow_runs_as_killed_with_the_reason(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
