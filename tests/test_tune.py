@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -11,6 +12,7 @@ import time
 from pathlib import Path
 
 import optuna
+import pandas as pd
 import pytest
 import yaml
 from conftest import TINY_CONFIG, make_project, medalist
@@ -82,6 +84,19 @@ def test_each_trial_is_a_run_and_the_best_config_trains_every_fold(tmp_path: Pat
     summary = train(result.best_config, name="best")
     assert summary.folds_done == [0, 1, 2] and summary.scores is not None
 
+    table = ledger(project).set_index("name")
+    assert table.loc["baseline-trial001", "trial"] == "baseline#1 complete"
+    assert table.loc["best", "trial"] == ""
+    shown = medalist("runs", "--project", str(project))
+    assert "2 tune trial run(s) not shown" in shown.stdout
+    names = lambda *a: list(  # noqa: E731
+        pd.read_csv(io.StringIO(medalist("runs", "--project", str(project), "--csv", *a).stdout))[
+            "name"
+        ]
+    )
+    assert names() == ["best"]
+    assert sorted(names("--trials")) == ["baseline-trial000", "baseline-trial001", "best"]
+
     again = tune(cfg, trials=1)
     assert [t.number for t in load_trials(cfg, "baseline")] == [0, 1, 2]
     assert again.counts == {"complete": 3}
@@ -112,7 +127,6 @@ def test_the_same_study_run_twice_in_one_process_repeats_its_trials_exactly(
     tmp_path: Path,
 ) -> None:
     import numpy as np
-    import pandas as pd
 
     cfg = tune_project(tmp_path)
     for study in ("first", "again"):

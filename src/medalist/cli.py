@@ -130,6 +130,9 @@ def predict(
 def runs(
     project: Annotated[Path, typer.Option(help="project folder")] = Path("."),
     csv: Annotated[bool, typer.Option("--csv", help="print the table as CSV")] = False,
+    trials: Annotated[
+        bool, typer.Option("--trials", help="list the runs `medalist tune` made too")
+    ] = False,
 ) -> None:
     """List every run of the project: commit, backbone, CV mean +- std, folds done."""
     from rich.table import Table
@@ -138,14 +141,18 @@ def runs(
     from medalist.runs.rundir import ledger
 
     table = ledger(project)
+    hidden = 0 if trials else int((table["trial"] != "").sum())
+    if hidden:
+        table = table[table["trial"] == ""]
     if csv:
         sys.stdout.write(table.to_csv(index=False))
         return
-    if table.empty:
+    if table.empty and not hidden:
         console.print(f"no runs under {project / 'runs'}")
         return
     out = Table(title=f"runs in {project.resolve().name}")
-    for col in ("name", "date", "commit", "dirty", "backbone", "epochs", "CV", "seeds", "folds"):
+    columns = ["name", "date", "commit", "dirty", "backbone", "epochs", "CV", "seeds", "folds"]
+    for col in columns + (["trial"] if trials else []):
         out.add_column(col)
     for r in table.itertuples():
         has_cv = r.cv_mean is not None and r.cv_mean == r.cv_mean
@@ -161,8 +168,11 @@ def runs(
             cv,
             seeds,
             r.folds_done,
+            *([r.trial or "-"] if trials else []),
         )
     console.print(out)
+    if hidden:
+        console.print(f"{hidden} tune trial run(s) not shown: `medalist runs --trials` lists them")
 
 
 @app.command()

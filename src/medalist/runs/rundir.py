@@ -108,7 +108,10 @@ def write_merged(run: RunDir, oof: pd.DataFrame, scores: dict[str, Any]) -> None
 
 
 def ledger(project: Path) -> pd.DataFrame:
-    """Every run of a project: name, date, commit, dirty, backbone, epochs, CV, folds done."""
+    """Every run of a project: name, date, commit, dirty, backbone, epochs, CV, folds done.
+
+    `trial` is ``study#N state`` for a run that `medalist tune` made (from its trial.json).
+    """
     rows = []
     runs_dir = project / "runs"
     for path in sorted(runs_dir.glob("*/config.yaml")) if runs_dir.is_dir() else []:
@@ -123,6 +126,7 @@ def ledger(project: Path) -> pd.DataFrame:
         scores = run.scores() or {}
         done = sum(1 for k in range(cfg.cv.n_splits) if run.file(f"fold_{k}/result.json").is_file())
         git = prov.get("git", {})
+        trial = read_json(run.file("trial.json")) if run.file("trial.json").is_file() else None
         rows.append(
             {
                 "name": run.name,
@@ -137,6 +141,7 @@ def ledger(project: Path) -> pd.DataFrame:
                 "seeds": len(scores.get("seeds") or [cfg.train.seed]),
                 "seed_std": scores.get("seed_std"),
                 "folds_done": f"{done}/{cfg.cv.n_splits}",
+                "trial": f"{trial['study']}#{trial['trial']} {trial['state']}" if trial else "",
             }
         )
     return pd.DataFrame(
@@ -154,5 +159,6 @@ def ledger(project: Path) -> pd.DataFrame:
             "seeds",
             "seed_std",
             "folds_done",
+            "trial",
         ],
     )
