@@ -26,7 +26,8 @@ from medalist.config import load_config
 from medalist.errors import UserError
 from medalist.io import write_json
 from medalist.runs.rundir import RunDir
-from medalist.runs.tracking import CsvMirror, TensorBoardMirror, create_tracker
+from medalist.runs.tracker_backends import CsvMirror, TensorBoardMirror
+from medalist.runs.tracking import create_tracker
 
 FOLDS, EPOCHS, STEPS_PER_EPOCH = 2, 3, 10
 METRIC = "accuracy"
