@@ -135,6 +135,7 @@ def runs(
     ] = False,
 ) -> None:
     """List every run of the project: commit, backbone, CV mean +- std, folds done."""
+    import pandas as pd
     from rich.table import Table
 
     from medalist.console import console
@@ -164,7 +165,7 @@ def runs(
             r.commit or "-",
             str(r.dirty),
             r.backbone,
-            str(r.epochs),
+            "-" if pd.isna(r.epochs) else str(r.epochs),
             cv,
             seeds,
             r.folds_done,

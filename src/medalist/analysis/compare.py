@@ -174,7 +174,7 @@ def compare_runs(run_a: str | Path, run_b: str | Path) -> Comparison:
             f"({sa.get('metric')} and {sb.get('metric')}); compare runs of the same metric"
         )
     hib = bool(sb.get("higher_is_better", sa.get("higher_is_better", True)))
-    changes = config_changes(read_yaml(a.file("config.yaml")), read_yaml(b.file("config.yaml")))
+    changes = config_changes(_run_settings(a), _run_settings(b))
     fa, fb = [float(x) for x in sa["folds"]], [float(x) for x in sb["folds"]]
     paired = len(fa) == len(fb) and _same_folds(a, b)
     sign = 1.0 if hib else -1.0
@@ -210,6 +210,15 @@ def compare_runs(run_a: str | Path, run_b: str | Path) -> Comparison:
         verdict=verdict,
         reasons=reasons,
     )
+
+
+def _run_settings(run: RunDir) -> dict[str, Any]:
+    """The run's saved config, plus the members and weights when it is an ensemble."""
+    settings = read_yaml(run.file("config.yaml"))
+    blend = run.ensemble()
+    if blend is not None:
+        settings["ensemble"] = {k: blend.get(k) for k in ("members", "weights", "method")}
+    return settings
 
 
 def read_yaml(path: Path) -> dict[str, Any]:

@@ -32,7 +32,8 @@ import pandas as pd
 
 from medalist.errors import UserError
 from medalist.io import read_json, write_csv, write_json, write_text
-from medalist.kaggle.notebook import blend, read_manifest
+from medalist.kaggle.notebook import read_manifest
+from medalist.tasks.blend import blend
 
 KERNEL_NAME = "medalist-check"
 SECRET_VARS = ("KAGGLE_KEY", "KAGGLE_USERNAME", "KAGGLE_API_TOKEN", "KAGGLE_CONFIG_DIR")
@@ -202,7 +203,10 @@ def reference_submission(runs: list[Path], manifest: dict[str, Any], tmp: Path) 
     sample = load_sample_submission(cfg)
     ids = load_test(cfg, sample)[cfg.competition.id_column]
     preds = blend([r.preds for r in results], [manifest["weights"][r.run.name] for r in results])
-    sub = load_run_task(results[0].run, cfg).format_submission(ids, preds, sample)
+    task = load_run_task(results[0].run, cfg)
+    if manifest.get("task"):  # an ensemble's own task state (its multilabel thresholds)
+        task = type(task).from_state(cfg, manifest["task"])
+    sub = task.format_submission(ids, preds, sample)
     write_csv(tmp / "reference.csv", sub)
     return pd.read_csv(tmp / "reference.csv")
 

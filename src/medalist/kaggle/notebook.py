@@ -21,6 +21,7 @@ import pandas as pd
 
 from medalist.errors import UserError
 from medalist.io import read_json, write_csv, write_json, write_text
+from medalist.tasks.blend import blend
 
 MANIFEST = "medalist-package.json"
 QUICK_CHOICES = ("auto", "on", "off")
@@ -147,12 +148,6 @@ def predict_run(
     return average_folds(cfg, task, images, weights), ids, sample, task
 
 
-def blend(preds: list[np.ndarray], weights: list[float]) -> np.ndarray:
-    """The weighted average of several runs' predictions (weights need not sum to 1)."""
-    w = np.asarray(weights, dtype=np.float64)
-    return sum(wi * p for wi, p in zip(w / w.sum(), preds, strict=True))
-
-
 def predict_offline(
     package: str | Path,
     competition: str | Path,
@@ -179,6 +174,10 @@ def predict_offline(
             raise UserError(f"run {e['name']} reads other test ids than {entries[0]['name']}")
     weights = [manifest["weights"][e["name"]] for e in entries]
     preds = blend([r[0] for r in results], weights)
+    if manifest.get("task"):  # an ensemble's own task state (its multilabel thresholds)
+        task = type(task).from_state(
+            run_config(package, competition, manifest, entries[0]["name"]), manifest["task"]
+        )
     submission = task.format_submission(ids, preds, sample)
     write_csv(out, submission)
     return submission

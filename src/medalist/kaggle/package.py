@@ -28,6 +28,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from medalist.console import console
 from medalist.errors import UserError
 from medalist.io import atomic_write, read_json, write_json, write_text
 from medalist.kaggle.notebook import MANIFEST, ids_fingerprint, write_notebook_folder
@@ -309,15 +310,54 @@ def _names(opts: PackageOptions, cfg: Any) -> tuple[str, str, str, str]:
     return competition, user, slug, title
 
 
+def expand_ensemble(
+    runs: Sequence[Path], weights_file: Path | None
+) -> tuple[list[Path], dict[str, float] | None, dict[str, Any] | None]:
+    """An ensemble run given alone becomes its members with its weights and task (thresholds).
+
+    Members with weight 0 are left out. Returns (runs, weights or None, task state or None).
+    """
+    blends = [p for p in runs if RunDir(Path(p)).ensemble() is not None]
+    if not blends:
+        return list(runs), None, None
+    if len(runs) > 1:
+        raise UserError(
+            f"{blends[0]} is an ensemble: package it alone (it brings its member runs), or give "
+            "the runs themselves with --weights"
+        )
+    if weights_file is not None:
+        raise UserError(f"ensemble {blends[0]} carries its own weights: drop --weights")
+    run = RunDir(Path(blends[0]))
+    spec = run.ensemble() or {}
+    weights = {n: float(w) for n, w in spec["weights"].items() if float(w) > 1e-9}
+    dropped = [n for n in spec["members"] if n not in weights]
+    if dropped:
+        console.print(f"ensemble {run.name}: {', '.join(dropped)} weigh 0 and are left out")
+    paths = [run.path.parent / n for n in spec["members"] if n in weights]
+    for p in paths:
+        if not (p / "config.yaml").is_file():
+            raise UserError(f"ensemble {run.name}: member run {p} is missing")
+    return paths, weights, read_json(run.file("task.json"))
+
+
 def create_package(runs: Sequence[Path], opts: PackageOptions | None = None) -> PackageResult:
-    """Build the dataset folder and notebook for `runs` (written whole, then moved into place)."""
+    """Build the dataset folder and notebook for `runs` (written whole, then moved into place).
+
+    An ensemble run (`medalist ensemble`) given alone packages its members with its weights.
+    """
     opts = opts or PackageOptions()
+    runs, blend_weights, blend_task = expand_ensemble(runs, opts.weights)
     opened = _open_runs(runs)
     first_run, cfg, _ = opened[0]
     competition, user, slug, title = _names(opts, cfg)
     data_root, data_rel = competition_data_root(cfg, opts.data_dir)
     names = [r.name for r, _, _ in opened]
-    weights = read_weights_file(opts.weights, names) if opts.weights else dict.fromkeys(names, 1.0)
+    if blend_weights is not None:
+        weights = blend_weights
+    elif opts.weights:
+        weights = read_weights_file(opts.weights, names)
+    else:
+        weights = dict.fromkeys(names, 1.0)
     if opts.quick_mode not in ("sample", "one-fold"):
         raise UserError(f"--quick-mode {opts.quick_mode!r}: use sample or one-fold")
     for spec in opts.extra_wheels:
@@ -345,6 +385,7 @@ def create_package(runs: Sequence[Path], opts: PackageOptions | None = None) -> 
             "half": opts.half,
             "runs": entries,
             "weights": {n: w / sum(weights.values()) for n, w in weights.items()},
+            "task": blend_task,
             "extra_packages": extra_names,
             "data": data_rel,
             "quick": {

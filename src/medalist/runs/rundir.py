@@ -18,6 +18,9 @@ from medalist.io import read_json, write_csv, write_json, write_text
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 
+ENSEMBLE_FILE = "ensemble.json"
+
+
 @dataclass
 class RunDir:
     path: Path
@@ -41,6 +44,11 @@ class RunDir:
 
     def scores(self) -> dict[str, Any] | None:
         f = self.file("scores.json")
+        return read_json(f) if f.is_file() else None
+
+    def ensemble(self) -> dict[str, Any] | None:
+        """The blend of an ensemble run (members, weights, method); None for a trained run."""
+        f = self.file(ENSEMBLE_FILE)
         return read_json(f) if f.is_file() else None
 
 
@@ -125,6 +133,9 @@ def ledger(project: Path) -> pd.DataFrame:
         )
         scores = run.scores() or {}
         done = sum(1 for k in range(cfg.cv.n_splits) if run.file(f"fold_{k}/result.json").is_file())
+        blend = run.ensemble()
+        if blend is not None:  # its folds are the members'; scored once they all were
+            done = len(scores.get("folds") or [])
         git = prov.get("git", {})
         trial = read_json(run.file("trial.json")) if run.file("trial.json").is_file() else None
         rows.append(
@@ -133,8 +144,10 @@ def ledger(project: Path) -> pd.DataFrame:
                 "date": (prov.get("started_at") or "")[:16].replace("T", " "),
                 "commit": (git.get("commit") or "")[:8],
                 "dirty": git.get("dirty"),
-                "backbone": cfg.model.backbone,
-                "epochs": cfg.train.epochs,
+                "backbone": "ensemble: " + " + ".join(blend["members"])
+                if blend
+                else cfg.model.backbone,
+                "epochs": None if blend else cfg.train.epochs,
                 "metric": scores.get("metric", cfg.competition.metric),
                 "cv_mean": scores.get("mean"),
                 "cv_std": scores.get("std"),
@@ -144,7 +157,7 @@ def ledger(project: Path) -> pd.DataFrame:
                 "trial": f"{trial['study']}#{trial['trial']} {trial['state']}" if trial else "",
             }
         )
-    return pd.DataFrame(
+    table = pd.DataFrame(
         rows,
         columns=[
             "name",
@@ -162,3 +175,5 @@ def ledger(project: Path) -> pd.DataFrame:
             "trial",
         ],
     )
+    table["epochs"] = table["epochs"].astype("Int64")  # an ensemble has none
+    return table

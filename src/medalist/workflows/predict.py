@@ -65,24 +65,62 @@ class PredictResult:
     preds: np.ndarray
 
 
-def predict(
-    run_path: str | Path, *, tta: list[str] | None = None, out: Path | None = None
-) -> PredictResult:
-    """Fold-averaged test predictions of a run, written as `RUN/submission.csv`."""
-    import torch
+@dataclass
+class TestPredictions:
+    """One run's fold-averaged predictions on the test set, before they are formatted."""
 
-    from medalist.engine.fold_loop import fold_dir, fold_done
-    from medalist.workflows.train import image_source, load_run_task
+    run: RunDir
+    cfg: Config
+    task: Any
+    tables: Any
+    ids: pd.Series
+    preds: np.ndarray
 
-    run = open_run_dir(run_path)
-    cfg = run.config()
-    if tta is not None:
-        cfg.predict.tta = tta
+
+def _test_tables(cfg: Config) -> Any:
     tables = load_tables(cfg, need_test=True)
     if tables.sample is None:
         raise UserError(
             "competition.sample_submission is not set: predict needs it to shape the file"
         )
+    return tables
+
+
+def predict(
+    run_path: str | Path, *, tta: list[str] | None = None, out: Path | None = None
+) -> PredictResult:
+    """Fold-averaged test predictions of a run (an ensemble: its members' blend), written as
+    `RUN/submission.csv`."""
+    from medalist.workflows.ensemble import ensemble_test_predictions, is_ensemble
+    from medalist.workflows.train import load_run_task
+
+    run = open_run_dir(run_path)
+    if is_ensemble(run):
+        cfg = run.config()
+        tables = _test_tables(cfg)
+        ids = tables.test[cfg.competition.id_column]
+        preds = ensemble_test_predictions(run, tta=tta)
+        task = load_run_task(run, cfg)
+    else:
+        result = test_predictions(run, tta=tta)
+        tables, ids, preds, task = result.tables, result.ids, result.preds, result.task
+    sub = task.format_submission(ids, preds, tables.sample)
+    path = out or run.file("submission.csv")
+    write_csv(path, sub)
+    return PredictResult(run, sub, path, preds)
+
+
+def test_predictions(run: RunDir, *, tta: list[str] | None = None) -> TestPredictions:
+    """The fold (and seed) average of a trained run's predictions on the test set."""
+    import torch
+
+    from medalist.engine.fold_loop import fold_dir, fold_done
+    from medalist.workflows.train import image_source, load_run_task
+
+    cfg = run.config()
+    if tta is not None:
+        cfg.predict.tta = tta
+    tables = _test_tables(cfg)
     task = load_run_task(run, cfg)
     folds = [k for k in range(cfg.cv.n_splits) if fold_done(run.path, k)]
     if not folds:
@@ -104,7 +142,4 @@ def predict(
             yield inference_weights(state["state_dict"], ema=cfg.train.ema)
 
     preds = average_folds(cfg, task, images, weights())
-    sub = task.format_submission(ids, preds, tables.sample)
-    path = out or run.file("submission.csv")
-    write_csv(path, sub)
-    return PredictResult(run, sub, path, preds)
+    return TestPredictions(run, cfg, task, tables, ids, preds)

@@ -45,6 +45,15 @@ def reproducibility(run: RunDir, scores: dict[str, Any], n_splits: int) -> list[
         missing.append("seeds not recorded")
     if len(scores.get("folds") or []) < n_splits:
         missing.append("not every fold is done")
+    blend = run.ensemble()
+    for member in blend["members"] if blend else []:
+        member_run = RunDir(run.path.parent / member)
+        if not member_run.file("config.yaml").is_file():
+            missing.append(f"member {member} is missing")
+            continue
+        member_scores = member_run.scores() or {}
+        lacks = reproducibility(member_run, member_scores, n_splits)
+        missing += [f"member {member}: {m}" for m in lacks]
     return missing
 
 

@@ -1,0 +1,325 @@
+"""`medalist ensemble RUN RUN ...`: blend finished runs, weights fitted on their OOF rows.
+
+The seminar's advice: combine models that predict differently (architectures, data), once
+each of them is good on its own. What a competitor needs to trust the blend is an honest CV:
+
+- Every member must have finished every fold on the same folds (same fold of every id), so
+  that each out-of-fold row was predicted by models that never saw it.
+- Weights: non-negative, summing to 1, minimising a smooth loss of the blend on the OOF rows
+  (`medalist.tasks.blend`), or equal with ``--method mean``.
+- Honest CV: for each fold k the weights are refitted on the other folds' rows and the blend
+  is scored on fold k's rows only (nested). Weights fitted and scored on the same rows are
+  reported too, marked optimistic.
+- Against the best member: paired per-fold differences, with the verdict rule of `medalist
+  compare` (t-test, and twice the seed std where members had seed repeats). Every score in
+  that comparison is computed from the OOF rows the same way, for members and blend alike.
+
+The ensemble is a run directory like any other (`runs/<name>/`: ensemble.json, oof.csv,
+scores.json, folds.csv, task.json, config.yaml of the first member, provenance.json), so
+`medalist runs`, `compare`, `lb`, `select`, `predict` and `package` take it by name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from medalist.errors import UserError
+from medalist.io import read_json, write_csv, write_json, write_text
+from medalist.runs.rundir import ENSEMBLE_FILE, RunDir, create_run_dir, open_run_dir
+from medalist.tasks.blend import blend, fit_weights
+
+METHODS = ("fit", "mean")
+WEAK_FACTOR = 2.0  # a member this many fold-stds below the best is flagged (seminar: fix it first)
+
+
+@dataclass
+class Member:
+    run: RunDir
+    cfg: Any
+    task: Any
+    oof: pd.DataFrame
+    scores: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        return self.run.name
+
+
+@dataclass
+class EnsembleResult:
+    """What `make_ensemble` wrote and measured."""
+
+    run: RunDir
+    method: str
+    metric: str
+    higher_is_better: bool
+    members: list[str]
+    weights: dict[str, float]
+    member_folds: dict[str, list[float]]
+    folds: list[float]
+    fold_weights: list[list[float]]
+    equal_folds: list[float]
+    in_sample: float
+    best_member: str
+    mean_diff: float
+    p_value: float
+    verdict: str
+    reasons: list[str]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def mean(self) -> float:
+        return float(np.mean(self.folds))
+
+    @property
+    def std(self) -> float:
+        return float(np.std(self.folds))
+
+
+def is_ensemble(run: RunDir) -> bool:
+    return run.ensemble() is not None
+
+
+def member_paths(run: RunDir) -> list[Path]:
+    """The member run directories of an ensemble run (siblings under the same runs/)."""
+    spec = run.ensemble() or {"members": []}
+    paths = [run.path.parent / name for name in spec["members"]]
+    for p in paths:
+        if not (p / "config.yaml").is_file():
+            raise UserError(
+                f"ensemble {run.name}: member run {p} is missing; an ensemble needs its members"
+            )
+    return paths
+
+
+def _open_member(path: Path) -> Member:
+    from medalist.workflows.train import load_run_task
+
+    run = open_run_dir(path)
+    cfg = run.config()
+    scores = run.scores()
+    if is_ensemble(run):
+        raise UserError(
+            f"{run.name} is an ensemble: give its member runs instead "
+            f"(listed in {run.file(ENSEMBLE_FILE)})"
+        )
+    if not scores or not run.file("oof.csv").is_file():
+        raise UserError(
+            f"run {run.name} has not finished every fold (no scores.json/oof.csv): "
+            f"finish it with medalist train --resume {run.path}"
+        )
+    task = load_run_task(run, cfg)
+    oof = pd.read_csv(run.file("oof.csv")).astype({"id": str})
+    oof = oof.sort_values("id", kind="stable").reset_index(drop=True)
+    return Member(run, cfg, task, oof, scores)
+
+
+def open_members(paths: list[Path]) -> list[Member]:
+    """The member runs, checked to blend honestly: same task, metric, ids and folds."""
+    if len(paths) < 2:
+        raise UserError("give two or more runs to blend (medalist ensemble RUN RUN ...)")
+    members = [_open_member(p) for p in paths]
+    names = [m.name for m in members]
+    if len(set(names)) < len(names):
+        twice = next(n for n in names if names.count(n) > 1)
+        raise UserError(f"run {twice!r} is given twice: name each member once")
+    first = members[0]
+    for m in members[1:]:
+        if (m.task.kind, m.task.classes) != (first.task.kind, first.task.classes):
+            raise UserError(
+                f"run {m.name} predicts other targets than {first.name} "
+                f"({m.task.kind} {m.task.classes} against {first.task.kind} {first.task.classes})"
+                ": blend runs of the same competition task"
+            )
+        if m.scores.get("metric") != first.scores.get("metric"):
+            raise UserError(
+                f"run {m.name} is scored with {m.scores.get('metric')}, {first.name} with "
+                f"{first.scores.get('metric')}: blend runs of the same metric"
+            )
+        if not m.oof["id"].equals(first.oof["id"]):
+            raise UserError(
+                f"runs {first.name} and {m.name} hold different training ids in oof.csv: blend "
+                "runs trained on the same data"
+            )
+        moved = int((m.oof["fold"].to_numpy() != first.oof["fold"].to_numpy()).sum())
+        if moved:
+            raise UserError(
+                f"runs {first.name} and {m.name} put {moved} ids in different folds: the blend's "
+                "CV would score rows some member trained on; train them with the same cv settings"
+            )
+    return members
+
+
+def _fold_scores(task: Any, y: np.ndarray, pred: np.ndarray, folds: np.ndarray) -> list[float]:
+    return [float(task.score(y[folds == k], pred[folds == k])) for k in np.unique(folds)]
+
+
+def honest_folds(
+    task: Any, y: np.ndarray, preds: list[np.ndarray], folds: np.ndarray, method: str
+) -> tuple[list[float], list[list[float]]]:
+    """Per-fold scores of the blend with weights fitted without that fold (nested CV)."""
+    scores, weights = [], []
+    for k in np.unique(folds):
+        held, rest = folds == k, folds != k
+        w = (
+            fit_weights(task.kind, y[rest], [p[rest] for p in preds])
+            if method == "fit"
+            else np.full(len(preds), 1.0 / len(preds))
+        )
+        scores.append(float(task.score(y[held], blend([p[held] for p in preds], w))))
+        weights.append([float(x) for x in w])
+    return scores, weights
+
+
+def make_ensemble(
+    paths: list[Path], *, name: str | None = None, method: str = "fit"
+) -> EnsembleResult:
+    """Blend the runs at `paths` into a new ensemble run directory; see the module's doc."""
+    from medalist.analysis.compare import judge, paired_test
+    from medalist.runs import provenance
+
+    if method not in METHODS:
+        raise UserError(f"--method {method!r}: use fit (weights from OOF) or mean (equal)")
+    members = open_members(paths)
+    first = members[0]
+    task, cfg = first.task, first.cfg
+    y, _ = task.preds_from_oof(first.oof)
+    folds = first.oof["fold"].to_numpy()
+    preds = [m.task.preds_from_oof(m.oof)[1] for m in members]
+    hib = bool(first.scores.get("higher_is_better", task.metric.higher_is_better))
+    sign = 1.0 if hib else -1.0
+
+    member_folds = {
+        m.name: _fold_scores(task, y, p, folds) for m, p in zip(members, preds, strict=True)
+    }
+    equal = np.full(len(members), 1.0 / len(members))
+    weights = fit_weights(task.kind, y, preds) if method == "fit" else equal
+    blended = blend(preds, weights)
+    honest, fold_weights = honest_folds(task, y, preds, folds, method)
+    best = max(members, key=lambda m: sign * float(np.mean(member_folds[m.name])))
+    diffs = sign * (np.array(honest) - np.array(member_folds[best.name]))
+    mean_diff, _, p_value = paired_test(diffs)
+    seed_stds = [float(m.scores["seed_std"]) for m in members if m.scores.get("seed_std")]
+    verdict, reasons = judge(mean_diff, p_value, max(seed_stds) if seed_stds else None)
+
+    notes = []
+    best_mean, best_std = (
+        float(np.mean(member_folds[best.name])),
+        float(np.std(member_folds[best.name])),
+    )
+    for m, w in zip(members, weights, strict=True):
+        gap = sign * (best_mean - float(np.mean(member_folds[m.name])))
+        if m is not best and gap > WEAK_FACTOR * max(best_std, 1e-12):
+            notes.append(
+                f"{m.name} is {gap:.4g} below the best run ({best.name}), more than "
+                f"{WEAK_FACTOR:g} x its fold std: the seminar's advice is to improve single "
+                "models first"
+            )
+        if method == "fit" and w < 0.01:
+            notes.append(f"{m.name} gets weight {w:.3f}: it adds nothing to this blend")
+
+    run = create_run_dir(cfg, name or f"ensemble-{datetime.now().strftime('%Y%m%d-%H%M%S')}")
+    names = [m.name for m in members]
+    spec = {
+        "members": names,
+        "weights": {n: float(w) for n, w in zip(names, weights, strict=True)},
+        "method": method,
+        "objective": "none (equal weights)" if method == "mean" else _objective(task.kind),
+        "fold_weights": fold_weights,
+    }
+    write_json(run.file(ENSEMBLE_FILE), spec)
+    write_text(run.file("config.yaml"), first.run.file("config.yaml").read_text())
+    if first.run.file("folds.csv").is_file():
+        write_csv(run.file("folds.csv"), pd.read_csv(first.run.file("folds.csv")))
+    oof = first.oof[[c for c in first.oof.columns if c not in task.pred_columns]].copy()
+    oof[task.pred_columns] = blended.reshape(len(oof), -1)
+    final_task = type(task).from_state(cfg, task.state())
+    final_task.fit_thresholds(y, blended)
+    write_json(run.file("task.json"), final_task.state())
+    in_sample = float(task.score(y, blended))
+    equal_folds = _fold_scores(task, y, blend(preds, equal), folds)
+    scores = {
+        "metric": task.metric.name,
+        "higher_is_better": hib,
+        "folds": honest,
+        "mean": float(np.mean(honest)),
+        "std": float(np.std(honest)),
+        "oof": in_sample,
+        "in_sample_note": "oof: weights fitted and scored on the same rows (optimistic)",
+        "equal_weights": {"folds": equal_folds, "mean": float(np.mean(equal_folds))},
+        "members": {n: {"folds": f, "mean": float(np.mean(f))} for n, f in member_folds.items()},
+        "against_best": {
+            "run": best.name,
+            "mean_diff": mean_diff,
+            "p_value": p_value,
+            "verdict": verdict,
+        },
+    }
+    if final_task.kind == "multilabel":
+        scores["thresholds"] = final_task.thresholds
+    write_csv(run.file("oof.csv"), oof)
+    write_json(run.file("scores.json"), scores)
+    write_json(run.file("provenance.json"), _provenance(members, provenance, cfg.root))
+    return EnsembleResult(
+        run=run,
+        method=method,
+        metric=task.metric.name,
+        higher_is_better=hib,
+        members=names,
+        weights=spec["weights"],
+        member_folds=member_folds,
+        folds=honest,
+        fold_weights=fold_weights,
+        equal_folds=equal_folds,
+        in_sample=in_sample,
+        best_member=best.name,
+        mean_diff=mean_diff,
+        p_value=p_value,
+        verdict=verdict,
+        reasons=reasons,
+        notes=notes,
+    )
+
+
+def _objective(kind: str) -> str:
+    return {
+        "multiclass": "cross-entropy",
+        "multilabel": "binary cross-entropy",
+    }.get(kind, "squared error")
+
+
+def _provenance(members: list[Member], provenance: Any, root: Path) -> dict[str, Any]:
+    """The ensemble's code state now, and each member's provenance (for reproducibility)."""
+    member_prov = {}
+    for m in members:
+        f = m.run.file("provenance.json")
+        member_prov[m.name] = read_json(f) if f.is_file() else {}
+    return {
+        "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "git": provenance.git_state(root),
+        "seeds": {n: p.get("seeds") for n, p in member_prov.items()},
+        "members": {n: {"git": p.get("git")} for n, p in member_prov.items()},
+    }
+
+
+def ensemble_test_predictions(run: RunDir, tta: list[str] | None = None) -> np.ndarray:
+    """Each member's fold-averaged test predictions, blended with the ensemble's weights."""
+    from medalist.workflows.predict import test_predictions
+
+    spec = run.ensemble() or {}
+    results = [test_predictions(open_run_dir(p), tta=tta) for p in member_paths(run)]
+    ids = results[0].ids
+    for r in results[1:]:
+        if list(map(str, r.ids)) != list(map(str, ids)):
+            raise UserError(
+                f"ensemble {run.name}: member {r.run.name} reads other test ids than "
+                f"{results[0].run.name}; its config points at another test set"
+            )
+    weights = [spec["weights"][r.run.name] for r in results]
+    return blend([r.preds for r in results], weights)
