@@ -102,15 +102,19 @@ def test_each_trial_is_a_run_and_the_best_config_trains_every_fold(tmp_path: Pat
     assert again.counts == {"complete": 3}
 
 
-def test_a_pruned_trial_stops_early_and_keeps_no_resume_checkpoint(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def prune_every_trial_after_one_epoch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Accuracy never reaches 1.01: the real pruning callback stops each trial after epoch 1."""
     import medalist.workflows.tune_trial as tune_trial
 
-    # accuracy never reaches 1.01: the real pruning callback stops the trial after epoch 1
     monkeypatch.setattr(
         tune_trial, "create_pruner", lambda t: optuna.pruners.ThresholdPruner(lower=1.01)
     )
+
+
+def test_a_pruned_trial_stops_early_and_keeps_no_resume_checkpoint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    prune_every_trial_after_one_epoch(monkeypatch)
     cfg = tune_project(tmp_path)
     result = tune(cfg, ["train.epochs=3"], trials=1)
     (trial,) = load_trials(cfg, "baseline")
@@ -147,11 +151,7 @@ def test_a_pruned_trial_closes_its_mlflow_runs_as_killed_with_the_reason(
 ) -> None:
     from mlflow import MlflowClient
 
-    import medalist.workflows.tune_trial as tune_trial
-
-    monkeypatch.setattr(
-        tune_trial, "create_pruner", lambda t: optuna.pruners.ThresholdPruner(lower=1.01)
-    )
+    prune_every_trial_after_one_epoch(monkeypatch)
     cfg = tune_project(tmp_path)
     tune(cfg, ["train.epochs=3", "track.backends=[mlflow]"], trials=1)
     run = cfg.parent.parent / "runs" / "baseline-trial000"
