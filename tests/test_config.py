@@ -46,6 +46,8 @@ def test_misspelt_section_names_the_nearest_section(tmp_path: Path) -> None:
         ("cv:\n  n_splits: 1\n", "cv.n_splits"),
         ("cv:\n  scheme: random\n", "cv.scheme"),
         ("data:\n  augment:\n    - {p: 0.5}\n", "data.augment"),
+        ("train:\n  ema: true\n  swa: true\n", "train.swa"),
+        ("train:\n  swa_start: 1.0\n", "train.swa_start"),
     ],
 )
 def test_wrong_type_or_range_names_the_key(tmp_path: Path, text: str, key: str) -> None:

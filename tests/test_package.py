@@ -27,9 +27,9 @@ from medalist.kaggle.notebook import describe_test_set, predict_offline
 from medalist.kaggle.package import (
     PackageOptions,
     create_package,
-    inference_state_dict,
     read_weights_file,
 )
+from medalist.workflows.predict import inference_weights
 
 FAKE_KEY = "fake-kaggle-key-3f9c2e7a1b"
 
@@ -147,9 +147,9 @@ def test_half_precision_stores_half_the_bytes(
 def test_ema_runs_ship_the_averaged_weights() -> None:
     a, b = torch.zeros(2), torch.ones(2)
     state = {"model.fc.weight": a, "ema.module.fc.weight": b, "loss_fn.weight": a}
-    assert inference_state_dict(state, ema=True) == {"fc.weight": b}
-    assert inference_state_dict(state, ema=False) == {"fc.weight": a}
-    assert inference_state_dict({"model.fc.weight": a}, ema=True) == {"fc.weight": a}
+    assert inference_weights(state, "ema") == {"fc.weight": b}
+    assert inference_weights(state, None) == {"fc.weight": a}
+    assert inference_weights({"model.fc.weight": a}, "ema") == {"fc.weight": a}
 
 
 def test_ensemble_weights_are_normalised_and_must_name_every_run(tmp_path: Path) -> None:

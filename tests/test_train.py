@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 import yaml
 from conftest import TINY_CONFIG, make_project, medalist
 
@@ -184,6 +185,54 @@ def test_ema_and_backbone_freezing_train_and_predict(tmp_path: Path) -> None:
     assert s.scores is not None
     sub = predict(s.run.path).submission
     assert len(sub) == 9
+
+
+def test_swa_averages_the_weights_of_the_last_epochs_and_predicts_with_them(
+    tmp_path: Path,
+) -> None:
+    import lightning as L
+
+    from medalist.workflows.predict import inference_weights
+
+    seen: dict[int | str, dict[str, torch.Tensor]] = {}
+
+    class Weights(L.Callback):  # the model's weights as each epoch is validated, the average
+        def on_validation_epoch_start(self, trainer, module) -> None:
+            seen[trainer.current_epoch + 1] = {
+                n: p.detach().clone() for n, p in module.model.named_parameters()
+            }
+
+        def on_fit_end(self, trainer, module) -> None:
+            seen["end"] = {k: v.detach().clone() for k, v in module.state_dict().items()}
+
+    config = make_project(tmp_path / "p")
+    s = train(
+        config,
+        ["train.swa=true", "train.swa_start=0.5", "train.epochs=4"],  # epochs 3 and 4
+        name="swa",
+        folds="0",
+        callbacks=lambda fold: [Weights()],
+    )
+    last = seen["end"]
+    assert int(last["swa.n_averaged"]) == 2
+    for name in seen[4]:
+        want = (seen[3][name] + seen[4][name]) / 2
+        assert torch.allclose(last[f"swa.module.{name}"], want, atol=1e-6), name
+    averaged = inference_weights(last, "swa")
+    assert torch.equal(averaged["fc.weight"], last["swa.module.fc.weight"])
+    history = pd.read_csv(s.run.path / "fold_0/history.csv")
+    assert list(history["epoch"]) == [1, 2, 3, 4]  # no extra epoch for BatchNorm
+
+
+def test_weights_from_before_averaging_began_are_the_models_own() -> None:
+    from medalist.workflows.predict import inference_weights
+
+    a, b = torch.zeros(2), torch.ones(2)
+    state = {"model.fc.weight": a, "swa.module.fc.weight": b, "swa.n_averaged": torch.tensor(0)}
+    assert torch.equal(inference_weights(state, "swa")["fc.weight"], a)
+    state["swa.n_averaged"] = torch.tensor(3)
+    assert torch.equal(inference_weights(state, "swa")["fc.weight"], b)
+    assert torch.equal(inference_weights(state, None)["fc.weight"], a)
 
 
 def test_runs_lists_every_run_and_exports_csv(trained_run: Path) -> None:

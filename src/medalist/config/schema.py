@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, field_validator
 
 
 class Section(BaseModel):
@@ -85,6 +85,8 @@ class Train(Section):
     freeze_backbone_epochs: int = Field(0, ge=0)
     ema: bool = False
     ema_decay: float = Field(0.999, gt=0.0, lt=1.0)
+    swa: bool = False
+    swa_start: float = Field(0.75, ge=0.0, lt=1.0)
     grad_clip: float | None = Field(None, gt=0.0)
     precision: Literal["auto", "32", "16-mixed", "bf16-mixed"] = "auto"
     channels_last: bool | Literal["auto"] = "auto"
@@ -94,6 +96,23 @@ class Train(Section):
     threads: int | None = Field(None, ge=1)
     seed: int = 0
     seeds: int = Field(1, ge=1, le=100)
+
+    @field_validator("swa")
+    @classmethod
+    def _one_weight_average(cls, swa: bool, info: ValidationInfo) -> bool:
+        if swa and info.data.get("ema"):
+            raise ValueError("train.ema is on too: both average the weights, set one to false")
+        return swa
+
+    @property
+    def swa_first_epoch(self) -> int:
+        """The first epoch (1-based) whose weights go into the SWA average."""
+        return min(self.epochs, int(self.epochs * self.swa_start) + 1)
+
+    @property
+    def averaged_weights(self) -> str | None:
+        """Which averaged copy of the model predicts: "ema", "swa" or None (the model)."""
+        return "ema" if self.ema else "swa" if self.swa else None
 
 
 class Predict(Section):

@@ -53,6 +53,15 @@ class FoldModule(L.LightningModule):
             from timm.utils import ModelEmaV3
 
             self.ema = ModelEmaV3(model, decay=cfg.train.ema_decay)
+        self.swa = None
+        if cfg.train.swa:
+            from torch.optim.swa_utils import AveragedModel
+
+            # An equal average of the weights at the end of each epoch from swa_first_epoch;
+            # use_buffers averages BatchNorm's running statistics too (no extra pass).
+            self.swa = AveragedModel(model, use_buffers=True)
+            self.swa.requires_grad_(False)  # not trained: no gradients (and none for DDP)
+        self._swa_epoch = -1
         from medalist.data.dataset import create_input_norm
 
         self.input_norm = create_input_norm(cfg.data, cfg.model.in_chans)
@@ -81,7 +90,12 @@ class FoldModule(L.LightningModule):
         return (x, *rest)
 
     def eval_model(self) -> torch.nn.Module:
-        return self.ema.module if self.ema is not None else self.model
+        """What validation and prediction run: the EMA or SWA average when there is one."""
+        if self.ema is not None:
+            return self.ema.module
+        if self.swa is not None and int(self.swa.n_averaged) > 0:
+            return self.swa.module
+        return self.model
 
     def configure_optimizers(self) -> Any:
         from timm.optim import create_optimizer_v2
@@ -140,6 +154,18 @@ class FoldModule(L.LightningModule):
         self._val_count += len(y)
         self._val_outputs.append(self.task.activate(out).detach().cpu())
         self._val_targets.append(y.detach().cpu())
+
+    def on_validation_epoch_start(self) -> None:
+        # The epoch's weights join the SWA average before they are validated (once per epoch).
+        epoch = self.current_epoch + 1
+        if (
+            self.swa is not None
+            and not self.trainer.sanity_checking
+            and epoch >= self.cfg.train.swa_first_epoch
+            and epoch > self._swa_epoch
+        ):
+            self.swa.update_parameters(self.model)
+            self._swa_epoch = epoch
 
     def on_validation_epoch_end(self) -> None:
         if self.trainer.sanity_checking or not self._val_outputs:

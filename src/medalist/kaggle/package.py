@@ -11,7 +11,8 @@ Layout of `OUT/` (default `<project>/packages/<slug>/`):
     local.json                    where the runs and the data are here (not uploaded)
 
 A fold file is the inference-only state dict of `fold_<k>/best.ckpt`: the model's weights (the
-EMA weights when the run trained with `train.ema`), optionally in half precision.
+EMA or SWA weights when the run trained with `train.ema` or `train.swa`), optionally in half
+precision.
 """
 
 from __future__ import annotations
@@ -57,13 +58,6 @@ class PackageResult:
     wheels: list[tuple[str, int]]
     quick: dict[str, Any]
     manifest: dict[str, Any] = field(repr=False)
-
-
-def inference_state_dict(state_dict: dict[str, Any], ema: bool) -> dict[str, Any]:
-    """The model's weights from a Lightning state dict (`ema.module.*` when `ema` and present)."""
-    from medalist.workflows.predict import inference_weights
-
-    return inference_weights(state_dict, ema=ema)
 
 
 def check_slug(value: str, what: str, option: str) -> str:
@@ -219,12 +213,14 @@ def wheel_name(path: Path) -> str:
     return path.name.split("-", 1)[0]
 
 
-def _write_fold(run: RunDir, k: int, dest: Path, ema: bool, half: bool) -> FoldFile:
+def _write_fold(run: RunDir, k: int, dest: Path, averaged: str | None, half: bool) -> FoldFile:
     import torch
 
     ckpt = run.file(f"fold_{k}/best.ckpt")
     state = torch.load(ckpt, map_location="cpu", weights_only=False)
-    weights = inference_state_dict(state["state_dict"], ema)
+    from medalist.workflows.predict import inference_weights
+
+    weights = inference_weights(state["state_dict"], averaged)
     if half:
         weights = {n: v.half() if v.is_floating_point() else v for n, v in weights.items()}
     path = dest / f"fold_{k}.pt"
@@ -438,7 +434,8 @@ def _write_runs(
         for name in ("config.yaml", "task.json", "scores.json"):
             if run.file(name).is_file():
                 shutil.copy2(run.file(name), dest / run.name / name)
-        folds += [_write_fold(run, k, dest / run.name, cfg.train.ema, half) for k in done]
+        averaged = cfg.train.averaged_weights
+        folds += [_write_fold(run, k, dest / run.name, averaged, half) for k in done]
         scores = run.scores() or {}
         cv = {k: scores.get(k) for k in ("metric", "mean", "std")} if scores else None
         entries.append({"name": run.name, "folds": done, "cv": cv, "tta": list(cfg.predict.tta)})

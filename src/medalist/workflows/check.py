@@ -36,6 +36,7 @@ PROBE_OVERRIDES = [
     "train.warmup_epochs=0",
     "train.label_smoothing=0",
     "train.ema=false",
+    "train.swa=false",
     "train.freeze_backbone_epochs=0",
     "model.drop_rate=0",
     "model.drop_path_rate=0",

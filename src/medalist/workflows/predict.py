@@ -44,17 +44,17 @@ def average_folds(
     return total / count
 
 
-def inference_weights(state_dict: dict, *, ema: bool) -> dict:
-    """The model's weights from a fold checkpoint: the EMA copy when the run used EMA."""
+def inference_weights(state_dict: dict, averaged: str | None) -> dict:
+    """The model's weights from a fold checkpoint: its EMA or SWA copy when the run kept one
+    (`train.averaged_weights`) and it holds an average; otherwise the trained model's."""
     model = {n.removeprefix("model."): v for n, v in state_dict.items() if n.startswith("model.")}
-    if ema:
-        averaged = {
-            n.removeprefix("ema.module."): v
-            for n, v in state_dict.items()
-            if n.startswith("ema.module.")
-        }
-        return averaged or model
-    return model
+    if averaged is None:
+        return model
+    if averaged == "swa" and int(state_dict.get("swa.n_averaged", 0)) == 0:
+        return model  # a best epoch before averaging began
+    prefix = f"{averaged}.module."
+    copy = {n.removeprefix(prefix): v for n, v in state_dict.items() if n.startswith(prefix)}
+    return copy or model
 
 
 @dataclass
@@ -139,7 +139,7 @@ def test_predictions(run: RunDir, *, tta: list[str] | None = None) -> TestPredic
     def weights() -> Iterator[dict]:
         for folder in folders:
             state = torch.load(folder / "best.ckpt", map_location="cpu", weights_only=False)
-            yield inference_weights(state["state_dict"], ema=cfg.train.ema)
+            yield inference_weights(state["state_dict"], cfg.train.averaged_weights)
 
     preds = average_folds(cfg, task, images, weights())
     return TestPredictions(run, cfg, task, tables, ids, preds)
