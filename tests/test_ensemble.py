@@ -216,3 +216,13 @@ def test_an_unknown_method_is_refused(trained_run: Path):
     noisy_copy(trained_run, "other", noise=0.3)
     err = _refused(trained_run.parent.parent, "base", "other", "--method", "median")
     assert "--method 'median'" in err and "fit" in err
+
+
+def test_predicting_an_ensemble_whose_member_is_gone_is_a_clear_error(trained_run: Path):
+    other = noisy_copy(trained_run, "other", noise=0.3)
+    result = make_ensemble([trained_run, other], name="ens")
+    shutil.rmtree(other)
+    r = medalist("predict", str(result.run.path))
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "member run" in r.stderr and "other" in r.stderr
+    assert not (result.run.path / "submission.csv").exists()
