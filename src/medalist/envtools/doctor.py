@@ -10,21 +10,18 @@ from __future__ import annotations
 import os
 import platform
 import shutil
-import stat
 import sys
 import tempfile
-import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Literal
 
+from medalist.envtools.probes import MIB, folder_size, read_speed
 from medalist.errors import UserError
 
 Status = Literal["OK", "WARN", "FAIL"]
 GIB = 2**30
-MIB = 2**20
 # Marketed 16 GB cards report less to torch (a T4 about 14.7 GiB, a P100 about 15.9 GiB);
 # 12 GB cards report about 11.7 GiB. The line sits between, so 16 GB cards pass.
 MIN_GPU_BYTES = int(14.5 * GIB)
@@ -32,9 +29,6 @@ MIN_FREE_BYTES = 2 * GIB  # room for checkpoints and the image cache of a small 
 MIN_SHM_WITH_WORKERS = 256 * MIB  # below this DataLoader workers die with a bus error
 ADVISED_SHM = 2 * GIB
 SLOW_READ_MB_S = 100.0
-SIZE_BUDGET_S = 3.0  # time spent adding up the data folder's size before giving a lower bound
-READ_BUDGET_S = 2.0
-READ_MAX_BYTES = 256 * MIB
 MIN_PROBE_BYTES = 16 * MIB  # below this the probe times open() calls, not the disk
 SAAS_TRACKERS = {"wandb": "Weights & Biases", "comet": "Comet", "neptune": "Neptune"}
 TRACKER_MODULES = {
@@ -210,72 +204,6 @@ def check_gpus(gpus: list[Gpu]) -> list[Check]:
 # disk, shared memory, CPUs
 
 
-def _walk_files(root: Path) -> Iterator[os.DirEntry]:
-    """Every file under `root`, following links (data/ is one) but never around a loop."""
-    stack, seen = [root], set()
-    while stack:
-        folder = stack.pop()
-        try:
-            st = folder.stat()
-            if (st.st_dev, st.st_ino) in seen:
-                continue
-            seen.add((st.st_dev, st.st_ino))
-            with os.scandir(folder) as it:
-                for entry in it:
-                    if entry.is_dir(follow_symlinks=True):
-                        stack.append(Path(entry.path))
-                    elif entry.is_file(follow_symlinks=True):
-                        yield entry
-        except OSError:
-            continue
-
-
-def folder_size(root: Path, budget_s: float = SIZE_BUDGET_S) -> tuple[int, bool]:
-    """(bytes, complete): the folder's size, or what was counted when the time ran out."""
-    total, start = 0, time.monotonic()
-    for entry in _walk_files(root):
-        try:
-            total += entry.stat(follow_symlinks=True).st_size
-        except OSError:
-            continue
-        if time.monotonic() - start > budget_s:
-            return total, False
-    return total, True
-
-
-def read_speed(
-    root: Path, budget_s: float = READ_BUDGET_S, max_bytes: int = READ_MAX_BYTES
-) -> tuple[float, int] | None:
-    """(MB/s, bytes read) over a few files of `root`, or None when it holds no readable file.
-
-    Each file is dropped from the page cache first (posix_fadvise), so a file read a moment
-    ago does not pass for a fast disk.
-    """
-    done, start = 0, time.perf_counter()
-    for entry in _walk_files(root):
-        try:
-            fd = os.open(entry.path, os.O_RDONLY)
-        except OSError:
-            continue
-        try:
-            if hasattr(os, "posix_fadvise"):
-                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
-            while chunk := os.read(fd, 4 * MIB):
-                done += len(chunk)
-                if done >= max_bytes or time.perf_counter() - start > budget_s:
-                    break
-        except OSError:
-            pass
-        finally:
-            os.close(fd)
-        if done >= max_bytes or time.perf_counter() - start > budget_s:
-            break
-    seconds = time.perf_counter() - start
-    if done == 0:
-        return None
-    return done / 1e6 / max(seconds, 1e-6), done
-
-
 def check_disk(project: Path, data: Path | None) -> list[Check]:
     rows = []
     if not _writable(project):
@@ -419,42 +347,24 @@ def _check_mlflow_store(project: Path, uri: str | None) -> Check:
     )
 
 
-def _private(path: Path) -> str | None:
-    """None when only the owner may read `path`, else the advice to make it so."""
-    mode = stat.S_IMODE(path.stat().st_mode)
-    if mode & 0o077:
-        return f"readable by others (mode {mode:o}): chmod 600 {path}"
-    return None
-
-
-def kaggle_config_dir() -> Path:
-    """Where the kaggle package looks for kaggle.json (KAGGLE_CONFIG_DIR, ~/.kaggle, XDG)."""
-    env = os.environ.get("KAGGLE_CONFIG_DIR")
-    if env:
-        return Path(env)
-    home = Path.home() / ".kaggle"
-    if home.exists() or not sys.platform.startswith("linux"):
-        return home
-    xdg = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(xdg) / "kaggle"
-
-
 def check_kaggle_credentials() -> Check:
     """Credentials present and private; the key itself is never read into the report."""
+    from medalist.kaggle.credentials import kaggle_json_path, permission_warning
+
     name = "Kaggle credentials"
     token = os.environ.get("KAGGLE_API_TOKEN")
     if token:
         if Path(token).is_file():
-            problem = _private(Path(token))
+            problem = permission_warning(Path(token))
             return Check(name, "WARN" if problem else "OK", problem or "token file from env")
         return Check(name, "OK", "KAGGLE_API_TOKEN is set")
     if os.environ.get("KAGGLE_USERNAME") and os.environ.get("KAGGLE_KEY"):
         return Check(name, "OK", f"KAGGLE_USERNAME={os.environ['KAGGLE_USERNAME']} and KAGGLE_KEY")
     for token_file in (Path.home() / ".kaggle" / f for f in ("access_token", "access_token.txt")):
         if token_file.is_file():
-            problem = _private(token_file)
+            problem = permission_warning(token_file)
             return Check(name, "WARN" if problem else "OK", problem or f"{token_file}")
-    config = kaggle_config_dir() / "kaggle.json"
+    config = kaggle_json_path()
     if not config.is_file():
         return Check(
             name,
@@ -462,7 +372,7 @@ def check_kaggle_credentials() -> Check:
             f"none found (KAGGLE_USERNAME/KAGGLE_KEY, KAGGLE_API_TOKEN or {config}): "
             "`medalist kaggle` can't download or submit",
         )
-    problem = _private(config)
+    problem = permission_warning(config)
     try:
         import json
 
