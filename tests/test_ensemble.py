@@ -145,7 +145,8 @@ def test_compare_and_select_see_an_ensemble_as_its_members(trained_run: Path):
     make_ensemble([trained_run, other], name="ens")
     r = medalist("compare", "base", "ens", cwd=project)
     assert r.returncode == 0, r.stderr
-    assert "ensemble.members" in r.stdout
+    assert "1 key(s) differ" in r.stdout  # one change: what is blended, not the copied config
+    assert "ensemble: 'base' -> 'base 0." in r.stdout and "+ other 0." in r.stdout
     ens = RunDir(project / "runs" / "ens")
     missing = reproducibility(ens, ens.scores(), 3)
     (other / "config.yaml").rename(other / "config.off")

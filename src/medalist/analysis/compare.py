@@ -174,7 +174,7 @@ def compare_runs(run_a: str | Path, run_b: str | Path) -> Comparison:
             f"({sa.get('metric')} and {sb.get('metric')}); compare runs of the same metric"
         )
     hib = bool(sb.get("higher_is_better", sa.get("higher_is_better", True)))
-    changes = config_changes(_run_settings(a), _run_settings(b))
+    changes = config_changes(*comparable_settings(a, b))
     fa, fb = [float(x) for x in sa["folds"]], [float(x) for x in sb["folds"]]
     paired = len(fa) == len(fb) and _same_folds(a, b)
     sign = 1.0 if hib else -1.0
@@ -212,13 +212,22 @@ def compare_runs(run_a: str | Path, run_b: str | Path) -> Comparison:
     )
 
 
-def _run_settings(run: RunDir) -> dict[str, Any]:
-    """The run's saved config, plus the members and weights when it is an ensemble."""
-    settings = read_yaml(run.file("config.yaml"))
+def comparable_settings(a: RunDir, b: RunDir) -> tuple[dict[str, Any], dict[str, Any]]:
+    """What to diff between two runs: their saved configs, or, when one is an ensemble (whose
+    config.yaml is only its first member's), what each blends: one `ensemble` key."""
+    if a.ensemble() is None and b.ensemble() is None:
+        return read_yaml(a.file("config.yaml")), read_yaml(b.file("config.yaml"))
+    return {"ensemble": _blend_text(a)}, {"ensemble": _blend_text(b)}
+
+
+def _blend_text(run: RunDir) -> str:
+    """`a 0.62 + b 0.38 (fit)` for an ensemble, the run's name for a trained run."""
     blend = run.ensemble()
-    if blend is not None:
-        settings["ensemble"] = {k: blend.get(k) for k in ("members", "weights", "method")}
-    return settings
+    if blend is None:
+        return run.name
+    weights = blend.get("weights") or {}
+    parts = [f"{m} {float(weights.get(m, 0.0)):.2f}" for m in blend.get("members", [])]
+    return " + ".join(parts) + f" ({blend.get('method')})"
 
 
 def read_yaml(path: Path) -> dict[str, Any]:

@@ -17,12 +17,13 @@ from medalist.analysis.compare import (
     METHOD,
     NEUTRAL_PREFIXES,
     Comparison,
+    comparable_settings,
     compare_runs,
     config_changes,
-    read_yaml,
 )
 from medalist.errors import UserError
 from medalist.io import write_text
+from medalist.runs.rundir import RunDir
 from medalist.workflows.select import Selection, lb_summary, run_table, select_final
 
 MAX_CHANGES_SHOWN = 4
@@ -75,7 +76,7 @@ def write_review(project: Path) -> Review:
     changes: dict[str, list[tuple[str, Any, Any]]] = {}
     for prev, cur in zip(table["run"][:-1], table["run"][1:], strict=True):
         a, b = project / "runs" / prev, project / "runs" / cur
-        changes[cur] = config_changes(read_yaml(a / "config.yaml"), read_yaml(b / "config.yaml"))
+        changes[cur] = config_changes(*comparable_settings(RunDir(a), RunDir(b)))
         try:
             comparisons[cur] = compare_runs(a, b)
         except UserError:  # an unfinished run has no folds to compare
