@@ -216,6 +216,9 @@ def test_leak_on_an_unreadable_image_names_the_file(tiny_project: Path):
 @pytest.mark.slow
 def test_leak_embeddings_pass_adds_pairs_from_backbone_features(tiny_project: Path):
     cfg = load_config(tiny_project)
-    report = find_leaks(cfg, embeddings=True, embed_similarity=0.9999)
+    report = find_leaks(cfg, embeddings=True, embed_similarity=0.5)
     assert set(report.pairs["method"]) <= {"hash", "embedding"}
+    by_embedding = report.pairs[report.pairs["method"] == "embedding"]
+    assert len(by_embedding) > 0  # untrained features of these shapes are alike
+    assert (by_embedding["distance"] <= 0.5 + 1e-6).all()
     assert report.seconds["embeddings"] >= 0

@@ -245,19 +245,6 @@ def knn_pairs(vectors: np.ndarray, k: int, radius: float) -> np.ndarray:
     return pairs[cosine <= radius]
 
 
-def cosine_pairs(vectors: np.ndarray, min_similarity: float, chunk: int = 2048) -> np.ndarray:
-    """(i, j, similarity) for unit vectors with cosine >= min_similarity (chunked products)."""
-    x = np.asarray(vectors, np.float32)
-    found = []
-    for start in range(0, len(x), chunk):
-        sims = x[start : start + chunk] @ x.T
-        i, j = np.nonzero(sims >= min_similarity)
-        i = i + start
-        keep = i < j
-        found.append(np.stack([i[keep], j[keep], sims[i[keep] - start, j[keep]]], 1))
-    return np.concatenate(found) if found else np.zeros((0, 3))
-
-
 def _best_ncc(big: np.ndarray, small: np.ndarray) -> float:
     """Max normalised cross-correlation of `small`'s centre slid over `big`."""
     m = MARGIN

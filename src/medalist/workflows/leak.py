@@ -24,9 +24,9 @@ from medalist.config import Config
 from medalist.data.leak import (
     DEFAULT_THRESHOLD,
     connected_groups,
-    cosine_pairs,
     find_near_duplicates,
     fingerprint_images,
+    knn_pairs,
 )
 from medalist.data.tables import check_images_exist, load_tables
 from medalist.errors import UserError
@@ -34,6 +34,7 @@ from medalist.io import write_csv, write_text
 
 PAIR_COLUMNS = ["id_a", "id_b", "distance", "split_a", "split_b", "fold_a", "fold_b", "method"]
 DEFAULT_EMBED_SIMILARITY = 0.97
+EMBED_K = 16
 GROUPS_FILE = "leak/dup_groups.csv"
 
 
@@ -180,14 +181,12 @@ def find_leaks(
     seconds = {"fingerprint": t1 - t0, "search": t2 - t1}
     if embeddings:
         vec = embed_images(cfg, paths)
-        emb = cosine_pairs(vec, embed_similarity)
+        # Each image's EMBED_K nearest embeddings (faiss: exact, or PCA + HNSW at scale), not
+        # all pairs: duplicate groups still join through chains of neighbours.
+        emb = knn_pairs(vec, EMBED_K, 1.0 - embed_similarity)
+        cosine = np.einsum("ij,ij->i", vec[emb[:, 0]], vec[emb[:, 1]])
         extra = pd.DataFrame(
-            {
-                "a": emb[:, 0].astype(np.int64),
-                "b": emb[:, 1].astype(np.int64),
-                "distance": 1.0 - emb[:, 2],
-                "method": "embedding",
-            }
+            {"a": emb[:, 0], "b": emb[:, 1], "distance": 1.0 - cosine, "method": "embedding"}
         )
         found = pd.concat([found, extra]).drop_duplicates(["a", "b"], keep="first")
         found = found.sort_values(["distance", "a", "b"], kind="stable").reset_index(drop=True)
