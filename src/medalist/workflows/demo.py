@@ -65,8 +65,11 @@ def build_digits_competition(data_dir: Path, private_dir: Path, seed: int = 0) -
     )
 
 
-def run_demo(out: Path) -> dict[str, float]:
-    """Build (or reuse) the demo project under `out`, then folds, train, predict, score."""
+def run_demo(out: Path, overrides: list[str] | None = None) -> dict[str, float]:
+    """Build (or reuse) the demo project under `out`, then leak search, folds, train, predict,
+    score. `overrides` (section.key=value) change the demo config, e.g. fewer epochs."""
+    from medalist.config import load_config
+    from medalist.workflows.leak import find_leaks
     from medalist.workflows.predict import predict
     from medalist.workflows.train import train
 
@@ -84,7 +87,13 @@ def run_demo(out: Path) -> dict[str, float]:
         build_digits_competition(staging / "competition", staging / "private")
         _scaffold(out, staging)
         write_text(config, DEMO_CONFIG)
-    summary = train(config, name=f"demo-{time.strftime('%Y%m%d-%H%M%S')}")
+    overrides = list(overrides or [])
+    leaks = find_leaks(load_config(config, overrides)).counts
+    console.print(
+        f"leak search: {leaks['pairs']} near-duplicate pairs, {leaks['cross_fold']} across "
+        f"folds, {leaks['train_test']} between train and test (leak/pairs.html)"
+    )
+    summary = train(config, overrides, name=f"demo-{time.strftime('%Y%m%d-%H%M%S')}")
     scores = summary.scores or {}
     result = predict(summary.run.path)
     truth = pd.read_csv(private / "test_labels.csv")
@@ -107,6 +116,7 @@ def run_demo(out: Path) -> dict[str, float]:
         "cv_std": scores["std"],
         "test_accuracy": test_acc,
         "seconds": seconds,
+        "leak_pairs": leaks["pairs"],
     }
 
 
