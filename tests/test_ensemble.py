@@ -227,3 +227,16 @@ def test_predicting_an_ensemble_whose_member_is_gone_is_a_clear_error(trained_ru
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert "member run" in r.stderr and "other" in r.stderr
     assert not (result.run.path / "submission.csv").exists()
+
+
+def test_report_of_an_ensemble_shows_the_blend_and_its_error_analysis(trained_run: Path):
+    other = noisy_copy(trained_run, "other", noise=0.3)
+    result = make_ensemble([trained_run, other], name="ens")
+    r = medalist("report", str(result.run.path))
+    assert r.returncode == 0, r.stderr
+    html = (result.run.path / "report.html").read_text()
+    assert "blend of base (" in html and "against the best member base" in html
+    assert "confusion matrix" in html.lower() and "Verdict per fold" not in html
+    diagnosis = json.loads((result.run.path / "diagnosis.json").read_text())
+    assert diagnosis["verdict"] == "ensemble"
+    assert "plots/confusion_matrix.png" in diagnosis["plots"]

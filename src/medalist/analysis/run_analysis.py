@@ -179,6 +179,9 @@ def analyse_run(run_dir: Path) -> dict[str, Any]:
     kind, classes = state["kind"], list(state.get("classes", []))
     metric, higher = _metric(run, cfg)
     n_splits = cfg.cv.n_splits
+    blend = run.ensemble()
+    if blend is not None:
+        return _analyse_ensemble(run, cfg, state, blend, metric, higher)
     histories = read_histories(run, n_splits)
     if not histories:
         raise UserError(
@@ -221,6 +224,63 @@ def analyse_run(run_dir: Path) -> dict[str, Any]:
         "tables": errors["tables"],
         "skipped": errors["skipped"],
         "thresholds": {**dg.THRESHOLDS, **ea.THRESHOLDS},
+    }
+    write_json(run.file("diagnosis.json"), diagnosis)
+    return diagnosis
+
+
+def _analyse_ensemble(
+    run: RunDir,
+    cfg: Any,
+    state: dict[str, Any],
+    blend: dict[str, Any],
+    metric: str,
+    higher: bool,
+) -> dict[str, Any]:
+    """An ensemble has no epochs to diagnose: its blend, its honest CV against the best
+    member, and the error analysis of its out-of-fold rows."""
+    kind, classes, n_splits = state["kind"], list(state.get("classes", [])), cfg.cv.n_splits
+    errors = error_analysis(run, cfg, kind, classes, list(range(n_splits)), state.get("thresholds"))
+    scores = run.scores() or {}
+    best = scores.get("against_best") or {}
+    weights = blend.get("weights") or {}
+    parts = " + ".join(f"{m} ({float(weights.get(m, 0)):.2f})" for m in blend.get("members", []))
+    summary = (
+        f"blend of {parts}, weights by {blend.get('method')}; honest CV "
+        f"{scores.get('mean', float('nan')):.4f} +- {scores.get('std', float('nan')):.4f}; "
+        f"against the best member {best.get('run')}: {best.get('verdict')} "
+        f"(mean difference per fold {best.get('mean_diff', float('nan')):+.4f})"
+    )
+    if best.get("verdict") == "better":
+        steps = [{"step": "ship the blend", "command": f"medalist package {run.path} --check"}]
+    else:
+        steps = [
+            {
+                "step": f"the blend does not beat {best.get('run')} beyond noise: submit that run, "
+                "or blend runs that differ more (other backbones, image sizes, data)",
+                "command": None,
+            }
+        ]
+    diagnosis = {
+        "run": run.name,
+        "kind": kind,
+        "metric": metric,
+        "higher_is_better": higher,
+        "n_splits": n_splits,
+        "folds_analysed": [],
+        "folds_finished": list(range(n_splits)),
+        "folds_missing": [],
+        "complete": True,
+        "verdict": "ensemble",
+        "summary": summary,
+        "next_steps": steps,
+        "suggestions": errors["suggestions"],
+        "folds": [],
+        "resources": {"mean_epoch_s": None, "peak_mem_mb": None, "memory_kind": ""},
+        "plots": errors["plots"],
+        "tables": errors["tables"],
+        "skipped": {**errors["skipped"], "learning curves": "an ensemble trains no epochs"},
+        "thresholds": {},
     }
     write_json(run.file("diagnosis.json"), diagnosis)
     return diagnosis
