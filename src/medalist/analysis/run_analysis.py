@@ -201,11 +201,7 @@ def analyse_run(run_dir: Path) -> dict[str, Any]:
     gpus = read_json(prov_file).get("device", {}).get("gpus") if prov_file.is_file() else None
     on_gpu = bool(gpus) and cfg.train.accelerator in ("auto", "gpu", "cuda")
     diagnosis = {
-        "run": run.name,
-        "kind": kind,
-        "metric": metric,
-        "higher_is_better": higher,
-        "n_splits": n_splits,
+        **_header(run, kind, metric, higher, n_splits),
         "folds_analysed": sorted(histories),
         "folds_finished": finished,
         "folds_missing": [k for k in range(n_splits) if k not in histories],
@@ -227,6 +223,17 @@ def analyse_run(run_dir: Path) -> dict[str, Any]:
     }
     write_json(run.file("diagnosis.json"), diagnosis)
     return diagnosis
+
+
+def _header(run: RunDir, kind: str, metric: str, higher: bool, n_splits: int) -> dict[str, Any]:
+    """The keys every diagnosis.json starts with."""
+    return {
+        "run": run.name,
+        "kind": kind,
+        "metric": metric,
+        "higher_is_better": higher,
+        "n_splits": n_splits,
+    }
 
 
 def _analyse_ensemble(
@@ -262,11 +269,7 @@ def _analyse_ensemble(
             }
         ]
     diagnosis = {
-        "run": run.name,
-        "kind": kind,
-        "metric": metric,
-        "higher_is_better": higher,
-        "n_splits": n_splits,
+        **_header(run, kind, metric, higher, n_splits),
         "folds_analysed": [],
         "folds_finished": list(range(n_splits)),
         "folds_missing": [],
