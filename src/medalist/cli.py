@@ -111,6 +111,9 @@ def predict(
     tta: Annotated[
         list[str] | None, typer.Option(help="test-time augmentation: hflip, vflip")
     ] = None,
+    smooth: Annotated[
+        int | None, typer.Option(help="moving average over W video frames (see medalist smooth)")
+    ] = None,
 ) -> None:
     """Average the folds' predictions on the test set into RUN/submission.csv (checked)."""
     _quiet_libraries()
@@ -120,7 +123,7 @@ def predict(
     for t in tta or []:
         if t not in ("hflip", "vflip"):
             raise UserError(f"--tta {t!r}: use hflip or vflip")
-    result = run_predict(run, tta=tta)
+    result = run_predict(run, tta=tta, smooth=smooth)
     console.print(
         f"submission: {result.path} ({len(result.submission)} rows, checked against the sample)"
     )

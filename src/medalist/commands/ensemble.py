@@ -1,4 +1,4 @@
-"""Combining runs: `medalist ensemble`."""
+"""After training: `medalist ensemble` (combine runs), `medalist smooth` (video frames)."""
 
 from __future__ import annotations
 
@@ -68,3 +68,42 @@ def ensemble(
         f"written: {result.run.path} (ensemble.json, oof.csv, scores.json); "
         f"next: medalist predict {result.run.path}, medalist package {result.run.path}"
     )
+
+
+@app.command()
+def smooth(
+    run: Annotated[str, typer.Argument(help="a finished run (dir or name)")],
+    windows: Annotated[
+        str, typer.Option(help="odd window sizes in frames, comma-separated")
+    ] = "1,3,5,9,15",
+    project: Annotated[Path, typer.Option("--project", help="project folder")] = Path("."),
+) -> None:
+    """Video frames: does a moving average of the predictions over frames beat the CV's noise?"""
+    from rich.table import Table
+
+    from medalist.commands.validation import _resolve_run
+    from medalist.console import console
+    from medalist.errors import UserError
+    from medalist.workflows.smooth import evaluate_smoothing
+
+    try:
+        sizes = [int(w) for w in windows.split(",") if w.strip()]
+    except ValueError:
+        raise UserError(f"--windows {windows!r}: give odd numbers, e.g. 1,3,5,9") from None
+    result = evaluate_smoothing(_resolve_run(run, project), sizes)
+    table = Table(title=f"{result.run.name}: {result.metric} of the OOF rows smoothed over frames")
+    for col in ("window", "CV mean +- std", "vs no smoothing", "verdict", "per fold"):
+        table.add_column(col)
+    for r in result.table.itertuples():
+        diff = "-" if r.window == 1 else f"{r.mean_diff:+.4f} (p {r.p_value:.3g})"
+        table.add_row(str(r.window), f"{_fmt(r.mean)} +- {_fmt(r.std)}", diff, r.verdict, r.folds)
+    console.print(table)
+    if result.best > 1:
+        console.print(
+            f"best window beyond noise: {result.best} frames (chosen on these OOF rows, so "
+            f"slightly optimistic); apply it: medalist predict {result.run.path} --smooth "
+            f"{result.best}"
+        )
+    else:
+        console.print("no window beats the CV's noise: leave the predictions unsmoothed")
+    console.print(f"plot: {result.plot}")

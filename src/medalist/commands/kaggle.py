@@ -41,6 +41,9 @@ def package(
         typer.Option(help="a package missing from the Kaggle image (name or .whl); repeat"),
     ] = None,
     weights: Annotated[Path | None, typer.Option(help="JSON of run weights")] = None,
+    smooth: Annotated[
+        int | None, typer.Option(help="moving average over W video frames (medalist smooth)")
+    ] = None,
     gpu: Annotated[
         bool | None, typer.Option("--gpu/--no-gpu", help="notebook accelerator (from config)")
     ] = None,
@@ -83,6 +86,7 @@ def package(
         half=half,
         extra_wheels=extra_wheel or [],
         weights=weights,
+        smooth=smooth,
         gpu=gpu,
         quick=quick,
         quick_rows=quick_rows,

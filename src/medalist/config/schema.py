@@ -30,6 +30,8 @@ class Competition(Section):
     classes: list[str | int] | None = None
     group_column: str | None = None
     groups_csv: str | None = None
+    sequence_column: str | None = None  # video: which sequence a frame belongs to
+    frame_column: str | None = None  # and its position in it (a number)
     metric: str = "accuracy"
     metric_direction: Literal["maximize", "minimize"] | None = None
 
@@ -118,6 +120,14 @@ class Train(Section):
 class Predict(Section):
     tta: list[Literal["hflip", "vflip"]] = Field(default_factory=list)
     batch_size: int | None = Field(None, ge=1)
+    smooth_window: int = Field(1, ge=1, le=1001)  # centred moving average over frames; 1 = off
+
+    @field_validator("smooth_window")
+    @classmethod
+    def _odd(cls, window: int) -> int:
+        if window % 2 == 0:
+            raise ValueError("give an odd number of frames (1 = off, 3, 5, ...), centred on each")
+        return window
 
 
 TrackerName = Literal["mlflow", "wandb", "comet", "neptune", "tensorboard", "csv", "none"]

@@ -74,6 +74,7 @@ def load_train(cfg: Config) -> pd.DataFrame:
         _require_columns(df, [comp.image_column], path, "competition.image_column")
     if df.empty:
         raise UserError(f"{path}: the table has no rows")
+    check_sequence_columns(cfg, df, path)
     _check_unique_ids(df, comp.id_column, path)
     for col in cfg.target_columns:
         bad = df[col].isna().to_numpy()
@@ -84,6 +85,29 @@ def load_train(cfg: Config) -> pd.DataFrame:
                 f"first on lines {rows}; fill or drop those rows"
             )
     return df.reset_index(drop=True)
+
+
+def check_sequence_columns(cfg: Config, df: pd.DataFrame, path: Path) -> None:
+    """Video frames: both columns named, present, and frame numbers numeric and present."""
+    comp = cfg.competition
+    seq, frame = comp.sequence_column, comp.frame_column
+    if seq is None and frame is None:
+        return
+    if seq is None or frame is None:
+        raise UserError(
+            "set both competition.sequence_column and competition.frame_column (video frames), "
+            "or neither"
+        )
+    _require_columns(df, [seq], path, "competition.sequence_column")
+    _require_columns(df, [frame], path, "competition.frame_column")
+    numbers = pd.to_numeric(df[frame], errors="coerce")
+    bad = numbers.isna().to_numpy()
+    if bad.any():
+        rows = (np.flatnonzero(bad) + 2).tolist()[:3]
+        raise UserError(
+            f"{path}: frame column {frame!r} needs a number on every row; "
+            f"{int(bad.sum())} are missing or not numbers, first on lines {rows}"
+        )
 
 
 def _join_groups(df: pd.DataFrame, cfg: Config) -> pd.DataFrame:

@@ -196,7 +196,10 @@ def reference_submission(runs: list[Path], manifest: dict[str, Any], tmp: Path) 
     from medalist.workflows.predict import predict
     from medalist.workflows.train import load_run_task
 
-    results = [predict(run, out=tmp / f"reference-{i}.csv") for i, run in enumerate(runs)]
+    window = int(manifest.get("smooth_window") or 1)
+    results = [
+        predict(run, out=tmp / f"reference-{i}.csv", smooth=window) for i, run in enumerate(runs)
+    ]
     if len(results) == 1:
         return pd.read_csv(results[0].path)
     cfg = results[0].run.config()

@@ -174,10 +174,17 @@ def predict_offline(
             raise UserError(f"run {e['name']} reads other test ids than {entries[0]['name']}")
     weights = [manifest["weights"][e["name"]] for e in entries]
     preds = blend([r[0] for r in results], weights)
+    cfg = run_config(package, competition, manifest, entries[0]["name"])
     if manifest.get("task"):  # an ensemble's own task state (its multilabel thresholds)
-        task = type(task).from_state(
-            run_config(package, competition, manifest, entries[0]["name"]), manifest["task"]
-        )
+        task = type(task).from_state(cfg, manifest["task"])
+    window = int(manifest.get("smooth_window") or 1)
+    if window > 1:  # video frames: the moving average `medalist smooth` chose
+        from medalist.data.tables import load_test
+        from medalist.tasks.postprocess import smooth_sequences
+        from medalist.workflows.smooth import sequence_info
+
+        seqs, frames = sequence_info(cfg, ids, load_test(cfg, sample), "test")
+        preds = smooth_sequences(preds, seqs, frames, window)
     submission = task.format_submission(ids, preds, sample)
     write_csv(out, submission)
     return submission

@@ -251,6 +251,7 @@ class PackageOptions:
     half: bool = False
     extra_wheels: Sequence[str] = ()
     weights: Path | None = None
+    smooth: int | None = None
     gpu: bool | None = None
     quick: bool = True
     quick_rows: int | None = None
@@ -342,6 +343,10 @@ def create_package(runs: Sequence[Path], opts: PackageOptions | None = None) -> 
     An ensemble run (`medalist ensemble`) given alone packages its members with its weights.
     """
     opts = opts or PackageOptions()
+    if opts.smooth is not None:
+        from medalist.workflows.predict import check_window
+
+        check_window(opts.smooth)
     runs, blend_weights, blend_task = expand_ensemble(runs, opts.weights)
     opened = _open_runs(runs)
     first_run, cfg, _ = opened[0]
@@ -382,6 +387,7 @@ def create_package(runs: Sequence[Path], opts: PackageOptions | None = None) -> 
             "runs": entries,
             "weights": {n: w / sum(weights.values()) for n, w in weights.items()},
             "task": blend_task,
+            "smooth_window": opts.smooth if opts.smooth is not None else cfg.predict.smooth_window,
             "extra_packages": extra_names,
             "data": data_rel,
             "quick": {

@@ -86,14 +86,27 @@ def _test_tables(cfg: Config) -> Any:
     return tables
 
 
+def check_window(window: int, option: str = "--smooth") -> int:
+    if window < 1 or window % 2 == 0:
+        raise UserError(f"{option} {window}: give an odd number of frames (1 = off, 3, 5, ...)")
+    return window
+
+
 def predict(
-    run_path: str | Path, *, tta: list[str] | None = None, out: Path | None = None
+    run_path: str | Path,
+    *,
+    tta: list[str] | None = None,
+    out: Path | None = None,
+    smooth: int | None = None,
 ) -> PredictResult:
-    """Fold-averaged test predictions of a run (an ensemble: its members' blend), written as
+    """Fold-averaged test predictions of a run (an ensemble: its members' blend), smoothed over
+    video frames when `smooth` (else `predict.smooth_window`) is above 1, written as
     `RUN/submission.csv`."""
     from medalist.workflows.ensemble import ensemble_test_predictions, is_ensemble
     from medalist.workflows.train import load_run_task
 
+    if smooth is not None:
+        check_window(smooth)
     run = open_run_dir(run_path)
     if is_ensemble(run):
         cfg = run.config()
@@ -103,7 +116,16 @@ def predict(
         task = load_run_task(run, cfg)
     else:
         result = test_predictions(run, tta=tta)
-        tables, ids, preds, task = result.tables, result.ids, result.preds, result.task
+        tables, ids, preds, task, cfg = (
+            result.tables, result.ids, result.preds, result.task, result.cfg
+        )  # fmt: skip
+    window = smooth if smooth is not None else cfg.predict.smooth_window
+    if window > 1:
+        from medalist.tasks.postprocess import smooth_sequences
+        from medalist.workflows.smooth import sequence_info
+
+        seqs, frames = sequence_info(cfg, ids, tables.test, "test")
+        preds = smooth_sequences(preds, seqs, frames, window)
     sub = task.format_submission(ids, preds, tables.sample)
     path = out or run.file("submission.csv")
     write_csv(path, sub)

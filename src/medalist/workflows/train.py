@@ -89,9 +89,25 @@ def get_folds(cfg: Config, train: pd.DataFrame, *, save: bool = True) -> np.ndar
     if path.is_file():
         return read_folds(path, ids, cfg.competition.id_column)
     folds = compute_folds(cfg, train)
+    warn_split_sequences(cfg, train, folds)
     if save:
         write_folds(path, ids, folds)
     return folds
+
+
+def warn_split_sequences(cfg: Config, train: pd.DataFrame, folds: np.ndarray) -> None:
+    """Frames of one video in several folds: near-identical neighbours make the CV optimistic."""
+    seq = cfg.competition.sequence_column
+    if seq is None or seq not in train.columns:
+        return
+    spread = pd.Series(folds).groupby(train[seq].to_numpy()).nunique()
+    split = int((spread > 1).sum())
+    if split:
+        err_console.print(
+            f"[yellow]warning[/]: {split} of {len(spread)} sequences have frames in several "
+            "folds; neighbouring frames are near copies, so the CV is optimistic. Keep each "
+            f"sequence in one fold: cv.scheme=group competition.group_column={seq}"
+        )
 
 
 def run_folds(cfg: Config) -> tuple[Path, pd.DataFrame]:
@@ -100,6 +116,7 @@ def run_folds(cfg: Config) -> tuple[Path, pd.DataFrame]:
 
     train = load_train(cfg)
     folds = compute_folds(cfg, train)
+    warn_split_sequences(cfg, train, folds)
     path = folds_path(cfg)
     write_folds(path, train[cfg.competition.id_column], folds)
     return path, fold_summary(train, folds, cfg.target_columns, cfg.competition.group_column)

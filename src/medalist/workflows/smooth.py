@@ -1,0 +1,131 @@
+"""`medalist smooth RUN`: does a moving average over video frames improve the CV, and by how much?
+
+For each window the run's out-of-fold predictions are smoothed within each sequence
+(`medalist.tasks.postprocess`) and scored per fold; each window is judged against no smoothing
+with `medalist compare`'s rule on the paired per-fold differences. The best window that beats
+noise is recommended; `medalist predict RUN --smooth W` and `medalist package RUN --smooth W`
+apply it to the test set. Choosing the window on the OOF rows is itself a (small) fit: the
+printout says so.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from medalist.errors import UserError
+from medalist.io import write_csv
+from medalist.runs.rundir import RunDir, open_run_dir
+from medalist.tasks.postprocess import smooth_sequences
+
+DEFAULT_WINDOWS = (1, 3, 5, 9, 15)
+
+
+@dataclass
+class SmoothingResult:
+    run: RunDir
+    metric: str
+    table: pd.DataFrame  # window, mean, std, mean_diff, p_value, verdict, folds
+    best: int
+    plot: Path
+
+
+def sequence_info(cfg: Any, ids: pd.Series, table: pd.DataFrame, what: str) -> tuple:
+    """(sequences, frames) for `ids` from `table`, which must hold the sequence columns."""
+    comp = cfg.competition
+    seq, frame = comp.sequence_column, comp.frame_column
+    if seq is None or frame is None:
+        raise UserError(
+            "smoothing needs video frames: set competition.sequence_column and "
+            "competition.frame_column in the config"
+        )
+    missing = [c for c in (seq, frame) if c not in table.columns]
+    if missing:
+        raise UserError(
+            f"the {what} table has no column {missing[0]!r} (competition."
+            f"{'sequence' if missing[0] == seq else 'frame'}_column): smoothing needs it"
+        )
+    by_id = table.assign(_id=table[comp.id_column].astype(str)).set_index("_id")
+    keys = ids.astype(str)
+    absent = ~keys.isin(by_id.index)
+    if absent.any():
+        raise UserError(f"id {keys[absent].iloc[0]!r} is not in the {what} table")
+    rows = by_id.loc[keys]
+    return rows[seq].to_numpy(), pd.to_numeric(rows[frame]).to_numpy()
+
+
+def evaluate_smoothing(
+    run_path: str | Path, windows: list[int] | tuple[int, ...] = DEFAULT_WINDOWS
+) -> SmoothingResult:
+    """Score the run's OOF rows smoothed over each window; see the module's doc."""
+    from medalist.analysis.compare import judge, paired_test
+    from medalist.data.tables import load_train
+    from medalist.workflows.train import load_run_task
+
+    bad = [w for w in windows if w < 1 or w % 2 == 0]
+    if bad:
+        raise UserError(f"--windows: {bad[0]} is not an odd number of frames >= 1 (1, 3, 5, ...)")
+    windows = sorted(set(windows) | {1})
+    run = open_run_dir(run_path)
+    cfg = run.config()
+    if not run.file("oof.csv").is_file():
+        raise UserError(
+            f"run {run.name} has no oof.csv: finish it first (medalist train --resume {run.path})"
+        )
+    task = load_run_task(run, cfg)
+    oof = pd.read_csv(run.file("oof.csv"))
+    seqs, frames = sequence_info(cfg, oof["id"], load_train(cfg), "train")
+    y, preds = task.preds_from_oof(oof)
+    folds = oof["fold"].to_numpy()
+    hib = task.metric.higher_is_better
+    sign = 1.0 if hib else -1.0
+
+    def per_fold(p: np.ndarray) -> list[float]:
+        return [float(task.score(y[folds == k], p[folds == k])) for k in np.unique(folds)]
+
+    base = per_fold(preds)
+    rows = []
+    for w in windows:
+        scores = per_fold(smooth_sequences(preds, seqs, frames, w))
+        if w == 1:
+            mean_diff, p_value, verdict = 0.0, float("nan"), "baseline"
+        else:
+            diffs = sign * (np.array(scores) - np.array(base))
+            mean_diff, _, p_value = paired_test(diffs)
+            verdict, _ = judge(mean_diff, p_value, (run.scores() or {}).get("seed_std"))
+        rows.append(
+            {
+                "window": w,
+                "mean": float(np.mean(scores)),
+                "std": float(np.std(scores)),
+                "mean_diff": mean_diff,
+                "p_value": p_value,
+                "verdict": verdict,
+                "folds": " ".join(f"{s:.4f}" for s in scores),
+            }
+        )
+    table = pd.DataFrame(rows)
+    better = table[table["verdict"] == "better"]
+    best = int(better.loc[better["mean_diff"].idxmax(), "window"]) if len(better) else 1
+    write_csv(run.file("analysis/smoothing.csv"), table)
+    plot = _plot(table, task.metric.name, run.file("plots/smoothing.png"))
+    return SmoothingResult(run, task.metric.name, table, best, plot)
+
+
+def _plot(table: pd.DataFrame, metric: str, path: Path) -> Path:
+    from medalist.analysis.plots import new_figure, save_figure
+
+    fig = new_figure(6, 3.5)
+    ax = fig.add_subplot()
+    ax.errorbar(table["window"], table["mean"], yerr=table["std"], marker="o", capsize=3)
+    for _, r in table[table["verdict"] == "better"].iterrows():
+        ax.annotate("better", (r["window"], r["mean"]), textcoords="offset points", xytext=(4, 6))
+    ax.set_xlabel("moving-average window (frames)")
+    ax.set_ylabel(f"CV {metric} (mean +- fold std)")
+    ax.set_title("smoothing out-of-fold predictions over frames")
+    ax.grid(alpha=0.3)
+    return save_figure(fig, path)
