@@ -215,7 +215,9 @@ def test_a_worker_killed_mid_trial_leaves_it_failed_and_retried_and_the_study_go
     assert history.is_file() and worker.poll() is None, "the worker should be mid-trial"
     os.kill(worker.pid, signal.SIGKILL)
     worker.wait()
-    time.sleep(2.5)  # past the grace period: the trial's heartbeat is stale
+    # Past the grace period (2 s), with room for SQLite's CURRENT_TIMESTAMP, which Optuna's
+    # heartbeat check reads and which has whole seconds only: 2.5 s could read as 2 s.
+    time.sleep(4.0)
 
     result = tune(cfg, heartbeat, trials=2)
     trials = load_trials(cfg, "baseline")
