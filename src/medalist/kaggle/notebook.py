@@ -180,11 +180,9 @@ def predict_offline(
     window = int(manifest.get("smooth_window") or 1)
     if window > 1:  # video frames: the moving average `medalist smooth` chose
         from medalist.data.tables import load_test
-        from medalist.tasks.postprocess import smooth_sequences
-        from medalist.workflows.smooth import sequence_info
+        from medalist.workflows.smooth import smooth_test_predictions
 
-        seqs, frames = sequence_info(cfg, ids, load_test(cfg, sample), "test")
-        preds = smooth_sequences(preds, seqs, frames, window)
+        preds = smooth_test_predictions(cfg, ids, load_test(cfg, sample), preds, window)
     submission = task.format_submission(ids, preds, sample)
     write_csv(out, submission)
     return submission

@@ -330,10 +330,7 @@ def expand_ensemble(
     dropped = [n for n in spec["members"] if n not in weights]
     if dropped:
         console.print(f"ensemble {run.name}: {', '.join(dropped)} weigh 0 and are left out")
-    paths = [run.path.parent / n for n in spec["members"] if n in weights]
-    for p in paths:
-        if not (p / "config.yaml").is_file():
-            raise UserError(f"ensemble {run.name}: member run {p} is missing")
+    paths = [member.path for member in run.members() if member.name in weights]
     return paths, weights, read_json(run.file("task.json"))
 
 

@@ -51,6 +51,18 @@ class RunDir:
         f = self.file(ENSEMBLE_FILE)
         return read_json(f) if f.is_file() else None
 
+    def members(self) -> list[RunDir]:
+        """The member runs of an ensemble (siblings under runs/); a missing one is a UserError."""
+        spec = self.ensemble() or {"members": []}
+        runs = [RunDir(self.path.parent / name) for name in spec["members"]]
+        for r in runs:
+            if not r.file("config.yaml").is_file():
+                raise UserError(
+                    f"ensemble {self.name}: member run {r.path} is missing; an ensemble needs "
+                    "its members"
+                )
+        return runs
+
 
 def new_run_name(cfg: Config) -> str:
     stem = cfg.source.stem if cfg.source else "run"

@@ -82,29 +82,13 @@ class EnsembleResult:
         return float(np.std(self.folds))
 
 
-def is_ensemble(run: RunDir) -> bool:
-    return run.ensemble() is not None
-
-
-def member_paths(run: RunDir) -> list[Path]:
-    """The member run directories of an ensemble run (siblings under the same runs/)."""
-    spec = run.ensemble() or {"members": []}
-    paths = [run.path.parent / name for name in spec["members"]]
-    for p in paths:
-        if not (p / "config.yaml").is_file():
-            raise UserError(
-                f"ensemble {run.name}: member run {p} is missing; an ensemble needs its members"
-            )
-    return paths
-
-
 def _open_member(path: Path) -> Member:
     from medalist.workflows.train import load_run_task
 
     run = open_run_dir(path)
     cfg = run.config()
     scores = run.scores()
-    if is_ensemble(run):
+    if run.ensemble() is not None:
         raise UserError(
             f"{run.name} is an ensemble: give its member runs instead "
             f"(listed in {run.file(ENSEMBLE_FILE)})"
@@ -182,7 +166,6 @@ def make_ensemble(
 ) -> EnsembleResult:
     """Blend the runs at `paths` into a new ensemble run directory; see the module's doc."""
     from medalist.analysis.compare import judge, paired_test
-    from medalist.runs import provenance
 
     if method not in METHODS:
         raise UserError(f"--method {method!r}: use fit (weights from OOF) or mean (equal)")
@@ -265,7 +248,7 @@ def make_ensemble(
         scores["thresholds"] = final_task.thresholds
     write_csv(run.file("oof.csv"), oof)
     write_json(run.file("scores.json"), scores)
-    write_json(run.file("provenance.json"), _provenance(members, provenance, cfg.root))
+    write_json(run.file("provenance.json"), _provenance(members, cfg.root))
     return EnsembleResult(
         run=run,
         method=method,
@@ -294,15 +277,17 @@ def _objective(kind: str) -> str:
     }.get(kind, "squared error")
 
 
-def _provenance(members: list[Member], provenance: Any, root: Path) -> dict[str, Any]:
+def _provenance(members: list[Member], root: Path) -> dict[str, Any]:
     """The ensemble's code state now, and each member's provenance (for reproducibility)."""
+    from medalist.runs.provenance import git_state
+
     member_prov = {}
     for m in members:
         f = m.run.file("provenance.json")
         member_prov[m.name] = read_json(f) if f.is_file() else {}
     return {
         "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "git": provenance.git_state(root),
+        "git": git_state(root),
         "seeds": {n: p.get("seeds") for n, p in member_prov.items()},
         "members": {n: {"git": p.get("git")} for n, p in member_prov.items()},
     }
@@ -313,7 +298,7 @@ def ensemble_test_predictions(run: RunDir, tta: list[str] | None = None) -> np.n
     from medalist.workflows.predict import test_predictions
 
     spec = run.ensemble() or {}
-    results = [test_predictions(open_run_dir(p), tta=tta) for p in member_paths(run)]
+    results = [test_predictions(member, tta=tta) for member in run.members()]
     ids = results[0].ids
     for r in results[1:]:
         if list(map(str, r.ids)) != list(map(str, ids)):

@@ -102,13 +102,13 @@ def predict(
     """Fold-averaged test predictions of a run (an ensemble: its members' blend), smoothed over
     video frames when `smooth` (else `predict.smooth_window`) is above 1, written as
     `RUN/submission.csv`."""
-    from medalist.workflows.ensemble import ensemble_test_predictions, is_ensemble
+    from medalist.workflows.ensemble import ensemble_test_predictions
     from medalist.workflows.train import load_run_task
 
     if smooth is not None:
         check_window(smooth)
     run = open_run_dir(run_path)
-    if is_ensemble(run):
+    if run.ensemble() is not None:
         cfg = run.config()
         tables = _test_tables(cfg)
         ids = tables.test[cfg.competition.id_column]
@@ -119,13 +119,10 @@ def predict(
         tables, ids, preds, task, cfg = (
             result.tables, result.ids, result.preds, result.task, result.cfg
         )  # fmt: skip
-    window = smooth if smooth is not None else cfg.predict.smooth_window
-    if window > 1:
-        from medalist.tasks.postprocess import smooth_sequences
-        from medalist.workflows.smooth import sequence_info
+    from medalist.workflows.smooth import smooth_test_predictions
 
-        seqs, frames = sequence_info(cfg, ids, tables.test, "test")
-        preds = smooth_sequences(preds, seqs, frames, window)
+    window = smooth if smooth is not None else cfg.predict.smooth_window
+    preds = smooth_test_predictions(cfg, ids, tables.test, preds, window)
     sub = task.format_submission(ids, preds, tables.sample)
     path = out or run.file("submission.csv")
     write_csv(path, sub)

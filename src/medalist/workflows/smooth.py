@@ -58,6 +58,16 @@ def sequence_info(cfg: Any, ids: pd.Series, table: pd.DataFrame, what: str) -> t
     return rows[seq].to_numpy(), pd.to_numeric(rows[frame]).to_numpy()
 
 
+def smooth_test_predictions(
+    cfg: Any, ids: pd.Series, test: pd.DataFrame, preds: np.ndarray, window: int
+) -> np.ndarray:
+    """Test predictions averaged over `window` frames of their sequences (1: unchanged)."""
+    if window <= 1:
+        return preds
+    seqs, frames = sequence_info(cfg, ids, test, "test")
+    return smooth_sequences(preds, seqs, frames, window)
+
+
 def evaluate_smoothing(
     run_path: str | Path, windows: list[int] | tuple[int, ...] = DEFAULT_WINDOWS
 ) -> SmoothingResult:
@@ -88,6 +98,7 @@ def evaluate_smoothing(
         return [float(task.score(y[folds == k], p[folds == k])) for k in np.unique(folds)]
 
     base = per_fold(preds)
+    seed_std = (run.scores() or {}).get("seed_std")
     rows = []
     for w in windows:
         scores = per_fold(smooth_sequences(preds, seqs, frames, w))
@@ -96,7 +107,7 @@ def evaluate_smoothing(
         else:
             diffs = sign * (np.array(scores) - np.array(base))
             mean_diff, _, p_value = paired_test(diffs)
-            verdict, _ = judge(mean_diff, p_value, (run.scores() or {}).get("seed_std"))
+            verdict, _ = judge(mean_diff, p_value, seed_std)
         rows.append(
             {
                 "window": w,
