@@ -82,8 +82,7 @@ def fold_scores(run: RunDir, n_splits: int) -> dict[int, float]:
 def run_context(run: RunDir, diagnosis: dict[str, Any], label: str) -> dict[str, Any]:
     """Everything the template shows about one run."""
     config_text = run.file("config.yaml").read_text()
-    prov_file = run.file("provenance.json")
-    provenance = flatten(read_json(prov_file)) if prov_file.is_file() else {}
+    provenance = flatten(run.provenance())
     scores = run.scores() or {}
     per_fold = fold_scores(run, diagnosis["n_splits"])
     plots = [

@@ -17,7 +17,7 @@ from medalist.analysis import diagnosis as dg
 from medalist.analysis import error_analysis as ea
 from medalist.analysis import plots
 from medalist.errors import UserError
-from medalist.io import read_json, write_csv, write_json
+from medalist.io import write_csv, write_json
 from medalist.runs.rundir import RunDir, open_run_dir
 
 N_WORST = 16
@@ -197,8 +197,7 @@ def analyse_run(run_dir: Path) -> dict[str, Any]:
     best = int(np.median(best_epochs)) if best_epochs and None not in best_epochs else None
     epoch_s = [f["mean_epoch_s"] for f in folds if f["mean_epoch_s"] is not None]
     peak_mb = [f["peak_mem_mb"] for f in folds if f["peak_mem_mb"] is not None]
-    prov_file = run.file("provenance.json")
-    gpus = read_json(prov_file).get("device", {}).get("gpus") if prov_file.is_file() else None
+    gpus = run.provenance().get("device", {}).get("gpus")
     on_gpu = bool(gpus) and cfg.train.accelerator in ("auto", "gpu", "cuda")
     diagnosis = {
         **_header(run, kind, metric, higher, n_splits),

@@ -233,8 +233,7 @@ def enable_gpu_for(run: RunDir, cfg: Any) -> bool:
     acc = cfg.train.accelerator
     if acc != "auto":
         return acc in ("gpu", "cuda")
-    prov = run.file("provenance.json")
-    return bool(prov.is_file() and read_json(prov).get("device", {}).get("gpus"))
+    return bool(run.provenance().get("device", {}).get("gpus"))
 
 
 @dataclass

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -45,6 +46,11 @@ class RunDir:
     def scores(self) -> dict[str, Any] | None:
         f = self.file("scores.json")
         return read_json(f) if f.is_file() else None
+
+    def provenance(self) -> dict[str, Any]:
+        """provenance.json (commit, versions, device, seeds); empty when the run has none."""
+        f = self.file("provenance.json")
+        return read_json(f) if f.is_file() else {}
 
     def ensemble(self) -> dict[str, Any] | None:
         """The blend of an ensemble run (members, weights, method); None for a trained run."""
@@ -127,22 +133,25 @@ def write_merged(run: RunDir, oof: pd.DataFrame, scores: dict[str, Any]) -> None
     write_json(run.file("scores.json"), scores)
 
 
+def project_runs(project: Path) -> Iterator[tuple[RunDir, Config]]:
+    """(run, config) of every run under `<project>/runs`, by name; unreadable configs skipped."""
+    runs_dir = Path(project) / "runs"
+    for path in sorted(runs_dir.glob("*/config.yaml")) if runs_dir.is_dir() else []:
+        run = RunDir(path.parent)
+        try:
+            yield run, run.config()
+        except UserError:
+            continue
+
+
 def ledger(project: Path) -> pd.DataFrame:
     """Every run of a project: name, date, commit, dirty, backbone, epochs, CV, folds done.
 
     `trial` is ``study#N state`` for a run that `medalist tune` made (from its trial.json).
     """
     rows = []
-    runs_dir = project / "runs"
-    for path in sorted(runs_dir.glob("*/config.yaml")) if runs_dir.is_dir() else []:
-        run = RunDir(path.parent)
-        try:
-            cfg = run.config()
-        except UserError:
-            continue
-        prov = (
-            read_json(run.file("provenance.json")) if run.file("provenance.json").is_file() else {}
-        )
+    for run, cfg in project_runs(project):
+        prov = run.provenance()
         scores = run.scores() or {}
         done = sum(1 for k in range(cfg.cv.n_splits) if run.file(f"fold_{k}/result.json").is_file())
         blend = run.ensemble()

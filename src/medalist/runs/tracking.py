@@ -79,8 +79,7 @@ class Mirror:
     @property
     def uid(self) -> str:
         """A stable id of this run (same after --resume), for the trackers' own run ids."""
-        prov = self.run.file("provenance.json")
-        started = read_json(prov).get("started_at", "") if prov.is_file() else ""
+        started = self.run.provenance().get("started_at", "")
         return hashlib.sha1(f"{self.run.path}|{started}".encode()).hexdigest()[:10]
 
     def params(self) -> dict[str, Any]:

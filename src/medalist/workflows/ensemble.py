@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from medalist.errors import UserError
-from medalist.io import read_json, write_csv, write_json, write_text
+from medalist.io import write_csv, write_json, write_text
 from medalist.runs.rundir import ENSEMBLE_FILE, RunDir, create_run_dir, open_run_dir
 from medalist.tasks.blend import blend, fit_weights
 
@@ -281,10 +281,7 @@ def _provenance(members: list[Member], root: Path) -> dict[str, Any]:
     """The ensemble's code state now, and each member's provenance (for reproducibility)."""
     from medalist.runs.provenance import git_state
 
-    member_prov = {}
-    for m in members:
-        f = m.run.file("provenance.json")
-        member_prov[m.name] = read_json(f) if f.is_file() else {}
+    member_prov = {m.name: m.run.provenance() for m in members}
     return {
         "started_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "git": git_state(root),

@@ -18,9 +18,8 @@ import pandas as pd
 
 from medalist.analysis.compare import correlation, plot_cv_vs_lb
 from medalist.errors import UserError
-from medalist.io import read_json
 from medalist.runs.leaderboard import read_leaderboard
-from medalist.runs.rundir import RunDir
+from medalist.runs.rundir import RunDir, project_runs
 
 POOR_SPEARMAN = 0.5
 MIN_POINTS = 4
@@ -34,8 +33,7 @@ RULE = (
 def reproducibility(run: RunDir, scores: dict[str, Any], n_splits: int) -> list[str]:
     """What is missing to reproduce a run (empty when nothing is)."""
     missing = []
-    prov_file = run.file("provenance.json")
-    prov = read_json(prov_file) if prov_file.is_file() else {}
+    prov = run.provenance()
     git = prov.get("git") or {}
     if not git.get("commit"):
         missing.append("no git commit recorded")
@@ -62,17 +60,9 @@ def run_table(project: Path) -> pd.DataFrame:
     project = Path(project)
     board = read_leaderboard(project).set_index("run")
     rows = []
-    runs_dir = project / "runs"
-    for cfg_file in sorted(runs_dir.glob("*/config.yaml")) if runs_dir.is_dir() else []:
-        run = RunDir(cfg_file.parent)
-        try:
-            cfg = run.config()
-        except UserError:
-            continue
+    for run, cfg in project_runs(project):
         scores = run.scores() or {}
-        prov = (
-            read_json(run.file("provenance.json")) if run.file("provenance.json").is_file() else {}
-        )
+        prov = run.provenance()
         lb = board.loc[run.name] if run.name in board.index else None
         folds = scores.get("folds") or []
         missing = reproducibility(run, scores, cfg.cv.n_splits)
