@@ -10,6 +10,7 @@ import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,9 @@ from PIL import Image
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+
+# The system's temp folder, before _contained_temp_files points libraries into pytest's own.
+SYSTEM_TEMP = tempfile.gettempdir()
 
 TINY_CONFIG = """\
 competition:
@@ -111,6 +115,23 @@ def medalist(
         text=True,
         timeout=timeout,
     )
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _contained_temp_files(tmp_path_factory: pytest.TempPathFactory):
+    """Libraries' own temporary files (W&B's media and artifact folders, matplotlib, Optuna)
+    go under pytest's rotated base folder, and the subprocesses' too, instead of piling up in
+    the system's temp folder run after run."""
+    folder = tmp_path_factory.mktemp("libtmp")
+    saved_env, saved_dir = os.environ.get("TMPDIR"), tempfile.tempdir
+    os.environ["TMPDIR"] = str(folder)
+    tempfile.tempdir = str(folder)
+    yield
+    tempfile.tempdir = saved_dir
+    if saved_env is None:
+        os.environ.pop("TMPDIR", None)
+    else:
+        os.environ["TMPDIR"] = saved_env
 
 
 @pytest.fixture

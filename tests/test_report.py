@@ -17,7 +17,6 @@ from conftest import medalist
 from medalist.analysis.report import config_differences, write_report
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-SCREENSHOT_COPY = Path("/tmp/medalist_report_screenshot.png")
 
 # Injected into a copy of the page only: marks images the browser could not decode.
 IMAGE_PROBE = """<script>
@@ -245,4 +244,3 @@ def test_report_opens_in_headless_chromium_without_broken_images_or_errors(
     )
     assert r.returncode == 0, r.stderr[-2000:]
     assert shot.read_bytes()[:8] == PNG_MAGIC and shot.stat().st_size > 20_000
-    shutil.copyfile(shot, SCREENSHOT_COPY)

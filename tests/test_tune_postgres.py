@@ -24,7 +24,7 @@ from pathlib import Path
 import optuna
 import pytest
 import yaml
-from conftest import TINY_CONFIG, make_project
+from conftest import SYSTEM_TEMP, TINY_CONFIG, make_project
 
 from medalist.config.schema import Tune
 from medalist.workflows.tune_trial import open_storage
@@ -70,7 +70,8 @@ def postgres_url() -> Iterator[str]:
     if not initdb or not pg_ctl:
         unavailable("the PostgreSQL server binaries are missing (apt-get install postgresql)")
     as_user: list[str] = []
-    base = Path(tempfile.mkdtemp(prefix="medalist-pg-"))
+    # In the system's temp folder: the postgres user can't enter pytest's private base folder.
+    base = Path(tempfile.mkdtemp(prefix="medalist-pg-", dir=SYSTEM_TEMP))
     if os.geteuid() == 0:  # the server refuses to run as root
         if not shutil.which("runuser"):
             unavailable("running as root needs runuser to start PostgreSQL as postgres")
