@@ -4,11 +4,15 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.medalist-installed
+SETUP_FREE_GB ?= 8
 export NO_ALBUMENTATIONS_UPDATE := 1
 
 .PHONY: setup demo test lint bench
 
 $(STAMP): pyproject.toml
+	@# A first install takes about 7 GB (torch's build carries its CUDA libraries): say so early.
+	@test -x $(PY) || [ "$$(df -Pk . | awk 'NR==2 {print int($$4 / 1048576)}')" -ge $(SETUP_FREE_GB) ] || \
+	  { echo "make: the first setup needs about $(SETUP_FREE_GB) GB free disk for $(VENV) (torch with its CUDA libraries); $$(df -Ph . | awk 'NR==2 {print $$4}') free here: free some space and rerun" >&2; exit 2; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	# torch and torchvision first, pinned to the releases this machine serves from its disk
