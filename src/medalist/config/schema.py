@@ -32,6 +32,11 @@ class Competition(Section):
     groups_csv: str | None = None
     sequence_column: str | None = None  # video: which sequence a frame belongs to
     frame_column: str | None = None  # and its position in it (a number)
+    # Segmentation: a folder of mask images (same file name stem as the image; non-zero pixels
+    # are the object), or else target_column holds run-length encodings (empty = no object).
+    mask_dir: str | None = None
+    mask_ext: str = ".png"
+    rle_order: Literal["column", "row"] = "column"  # pixels counted down columns, or along rows
     metric: str = "accuracy"
     metric_direction: Literal["maximize", "minimize"] | None = None
 
@@ -197,5 +202,7 @@ class Config(Section):
 
     @property
     def target_columns(self) -> list[str]:
+        if self.competition.task == "segment" and self.competition.mask_dir is not None:
+            return []  # the masks are files, not columns
         t = self.competition.target_column
         return [t] if isinstance(t, str) else list(t)

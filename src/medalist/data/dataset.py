@@ -81,7 +81,9 @@ def create_transform(augment: list[dict[str, Any]], *, train: bool, seed: int = 
 
 
 class ImageDataset(Dataset):
-    """(image tensor, target) pairs for the given rows of an ImageSource."""
+    """(image tensor, target) pairs for the given rows of an ImageSource.
+
+    Targets of shape (n, H, W) are masks: albumentations moves them with the image."""
 
     def __init__(
         self,
@@ -111,6 +113,9 @@ class ImageDataset(Dataset):
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         row = int(self.indices[i])
         self.transform.set_random_seed(mix_seed(self.seed, self.fold, self.epoch, row, 7))
+        if self.targets is not None and self.targets.ndim == 3:  # a mask: augmented with it
+            out = self.transform(image=self.images[row], mask=self.targets[row])
+            return out["image"], torch.as_tensor(out["mask"])
         image = self.transform(image=self.images[row])["image"]
         if self.targets is None:
             return image, torch.tensor(0)

@@ -76,7 +76,8 @@ def load_train(cfg: Config) -> pd.DataFrame:
         raise UserError(f"{path}: the table has no rows")
     check_sequence_columns(cfg, df, path)
     _check_unique_ids(df, comp.id_column, path)
-    for col in cfg.target_columns:
+    # An empty run-length cell is an image without the object, not a missing target.
+    for col in cfg.target_columns if comp.task != "segment" else []:
         bad = df[col].isna().to_numpy()
         if bad.any():
             rows = (np.flatnonzero(bad) + 2).tolist()[:3]
@@ -185,6 +186,8 @@ def load_test(cfg: Config, sample: pd.DataFrame | None) -> pd.DataFrame | None:
 def check_classes(cfg: Config, train: pd.DataFrame, sample: pd.DataFrame | None) -> None:
     """Target values must be among the classes the competition scores."""
     comp = cfg.competition
+    if comp.task == "segment":
+        return  # masks, not classes
     classes = comp.classes
     if classes is None and sample is not None and isinstance(comp.target_column, str):
         per_class = [c for c in sample.columns if c != comp.id_column]

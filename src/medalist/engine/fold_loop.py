@@ -242,6 +242,8 @@ def train_fold(
         module.eval_model(), task, valid_loader, norm=module.input_norm, device=module.device
     )
     oof = task.oof_frame(images_ids(images, valid_idx), folds[valid_idx], y[valid_idx], preds)
+    if hasattr(task, "write_fold_arrays"):  # segmentation: the masks beside the table
+        task.write_fold_arrays(out, preds)
     write_csv(out / "oof.csv", oof)
     # Under ddp_spawn the history lives in the spawned processes; rank 0 wrote it to disk.
     history = pd.DataFrame(module.history) if module.history else pd.read_csv(out / "history.csv")
@@ -277,7 +279,8 @@ def predict_array(
     tta: Sequence[str] = (),
     device: torch.device | str = "cpu",
 ) -> np.ndarray:
-    """Task predictions for every batch of `loader` (uint8 images), averaged over TTA views."""
+    """Task predictions for every batch of `loader` (uint8 images), averaged over TTA views
+    (a mask prediction flipped back to the image's orientation first)."""
     model.eval()
     model.to(device)
     norm.to(device)
@@ -285,7 +288,10 @@ def predict_array(
     with torch.inference_mode():
         for x, *_ in loader:
             x = norm(x.to(device))
-            views = [x] + [x.flip(-1) if t == "hflip" else x.flip(-2) for t in tta]
-            p = torch.stack([task.activate(model(v)) for v in views]).mean(0)
-            outputs.append(p.float().cpu())
-    return torch.cat(outputs).numpy().astype(np.float64)
+            dims = [(-1,) if t == "hflip" else (-2,) for t in tta]
+            p = task.activate(model(x)).float()
+            for d in dims:
+                q = task.activate(model(x.flip(d))).float()
+                p = p + (q.flip(d) if getattr(task, "spatial", False) else q)
+            outputs.append((p / (1 + len(dims))).cpu())
+    return torch.cat(outputs).numpy().astype(getattr(task, "pred_dtype", np.float64))

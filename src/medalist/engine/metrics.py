@@ -2,7 +2,8 @@
 
 A metric takes `(y_true, y_pred)` in the task's representation: for single-label
 classification `y_true` holds class indices and `y_pred` class probabilities (n, K); for
-multi-label both are (n, L) with `y_pred` probabilities; for regression both are (n,).
+multi-label both are (n, L) with `y_pred` probabilities; for regression both are (n,); for
+masks (`dice`, `iou`) `y_true` is (n, H, W) of 0/1 and `y_pred` (n, H, W) probabilities.
 A competition's own metric is given as "module:function" and takes the same arguments.
 """
 
@@ -97,6 +98,35 @@ def rmse(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     return float(np.sqrt(skm.mean_squared_error(y_true.reshape(-1), y_pred.reshape(-1))))
 
 
+def per_image_scores(
+    y_true: np.ndarray, y_pred: np.ndarray, threshold: float = 0.5, kind: str = "dice"
+) -> np.ndarray:
+    """Dice or IoU of each image's mask at `threshold`; 1 when both masks are empty."""
+    scores = np.empty(len(y_true), dtype=np.float64)
+    for start in range(0, len(y_true), 256):  # chunks bound the boolean copies' memory
+        t = y_true[start : start + 256].reshape(len(y_true[start : start + 256]), -1) > 0
+        p = y_pred[start : start + 256].reshape(len(t), -1) >= threshold
+        inter = np.logical_and(t, p).sum(axis=1).astype(np.float64)
+        sums = t.sum(axis=1) + p.sum(axis=1).astype(np.float64)
+        if kind == "dice":
+            s = np.where(sums > 0, 2 * inter / np.maximum(sums, 1), 1.0)
+        else:
+            union = sums - inter
+            s = np.where(union > 0, inter / np.maximum(union, 1), 1.0)
+        scores[start : start + len(t)] = s
+    return scores
+
+
+def mean_dice(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """Mean per-image Dice of masks thresholded at 0.5 (empty against empty scores 1)."""
+    return float(per_image_scores(y_true, y_pred, 0.5, "dice").mean())
+
+
+def mean_iou(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """Mean per-image IoU (Jaccard) of masks thresholded at 0.5 (empty against empty scores 1)."""
+    return float(per_image_scores(y_true, y_pred, 0.5, "iou").mean())
+
+
 BUILTIN: dict[str, tuple[MetricFn, bool]] = {
     "accuracy": (accuracy, True),
     "f1": (f1_macro, True),
@@ -104,6 +134,8 @@ BUILTIN: dict[str, tuple[MetricFn, bool]] = {
     "log_loss": (log_loss, False),
     "qwk": (qwk, True),
     "rmse": (rmse, False),
+    "dice": (mean_dice, True),
+    "iou": (mean_iou, True),
 }
 
 

@@ -178,7 +178,7 @@ class FoldModule(L.LightningModule):
         if self.trainer.world_size > 1:
             preds, y = self._gather_shards(preds), self._gather_shards(y)
             sums = self.all_gather(sums.to(self.device)).sum(dim=0).cpu()
-        preds, y = preds.numpy().astype(np.float64), y.numpy()
+        preds, y = preds.numpy().astype(getattr(self.task, "pred_dtype", np.float64)), y.numpy()
         val_loss = float(sums[0] / max(1.0, float(sums[1])))
         train_loss = float(sums[2] / max(1.0, float(sums[3])))
         try:

@@ -1,4 +1,5 @@
-"""One factory over timm: a backbone by name, optionally with weights from a local file."""
+"""One factory over timm (classification) and segmentation_models_pytorch (U-Net on a timm
+encoder): a backbone by name, optionally with weights from a local file."""
 
 from __future__ import annotations
 
@@ -51,6 +52,8 @@ def create_model(cfg: Config, num_outputs: int) -> torch.nn.Module:
     )
     if cfg.model.drop_path_rate:
         kwargs["drop_path_rate"] = cfg.model.drop_path_rate
+    if cfg.competition.task == "segment":
+        return create_unet(cfg, num_outputs, weights)
     if weights is None:
         return timm.create_model(cfg.model.backbone, pretrained=False, **kwargs)
     try:
@@ -68,8 +71,38 @@ def create_model(cfg: Config, num_outputs: int) -> torch.nn.Module:
         ) from None
 
 
+def create_unet(cfg: Config, num_outputs: int, weights: Path | None) -> torch.nn.Module:
+    """segmentation_models_pytorch's U-Net over the timm backbone as its encoder ("tu-" names);
+    a local weights file loads into the encoder through timm, as for classification."""
+    import segmentation_models_pytorch as smp
+
+    kwargs: dict = {}
+    if cfg.model.drop_path_rate:
+        kwargs["drop_path_rate"] = cfg.model.drop_path_rate
+    if weights is not None:
+        kwargs["pretrained_cfg_overlay"] = dict(file=str(weights))
+    try:
+        return smp.Unet(
+            encoder_name=f"tu-{cfg.model.backbone}",
+            encoder_weights=True if weights is not None else None,
+            in_channels=cfg.model.in_chans,
+            classes=num_outputs,
+            **kwargs,
+        )
+    except (RuntimeError, KeyError, ValueError, OSError, TypeError) as exc:
+        what = f"model.pretrained = {str(weights)!r}" if weights else "model.backbone"
+        raise UserError(
+            f"{what}: could not build a U-Net encoder from {cfg.model.backbone} "
+            f"({str(exc).splitlines()[0][:160]}); pick a timm backbone with feature maps"
+        ) from None
+
+
 def backbone_parameters(model: torch.nn.Module) -> list[torch.nn.Parameter]:
-    """Every parameter except the classifier head's (what freezing the backbone freezes)."""
+    """Every parameter except the classifier head's (what freezing the backbone freezes); a
+    segmentation model's encoder."""
+    encoder = getattr(model, "encoder", None)
+    if isinstance(encoder, torch.nn.Module):
+        return list(encoder.parameters())
     head = model.get_classifier() if hasattr(model, "get_classifier") else None
     head_ids = {id(p) for p in head.parameters()} if isinstance(head, torch.nn.Module) else set()
     return [p for p in model.parameters() if id(p) not in head_ids]

@@ -38,6 +38,7 @@ def average_folds(
     for state in weights:
         model.load_state_dict(state)
         p = predict_array(model, task, loader, norm=norm, tta=cfg.predict.tta, device=device)
+        p = p if p.dtype == np.float64 else p.astype(np.float32)  # float16 masks: sum in 32
         total, count = (p if total is None else total + p), count + 1
     if total is None:
         raise UserError("no fold weights to predict with")

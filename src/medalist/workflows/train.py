@@ -71,12 +71,21 @@ def folds_path(cfg: Config) -> Path:
 
 
 def compute_folds(cfg: Config, train: pd.DataFrame) -> np.ndarray:
+    targets = cfg.target_columns
+    if cfg.competition.task == "segment" and cfg.cv.scheme in ("stratified", "stratified_group"):
+        # Masks stratify by emptiness and area quartile, not by their run-length text.
+        from medalist.data.tables import image_paths
+        from medalist.tasks.segment import mask_strata
+
+        paths = image_paths(cfg, train, cfg.path(cfg.competition.image_dir))
+        train = train.assign(mask_area_bin=mask_strata(cfg, train, paths).to_numpy())
+        targets = ["mask_area_bin"]
     return make_folds(
         train,
         scheme=cfg.cv.scheme,
         n_splits=cfg.cv.n_splits,
         seed=cfg.cv.seed,
-        target_columns=cfg.target_columns,
+        target_columns=targets,
         group_column=cfg.competition.group_column,
         where=str(cfg.path(cfg.competition.train_csv)),
     )
@@ -130,14 +139,11 @@ def prepare(cfg: Config, *, need_test: bool = False) -> Prepared:
     """Every check that can fail on the user's input, before anything is written."""
     from medalist.data.dataset import create_transform
     from medalist.models.factory import check_backbone, pretrained_file
-    from medalist.tasks.classify import ClassifyTask
 
-    if cfg.competition.task != "classify":
-        raise UserError(
-            f"competition.task = {cfg.competition.task!r} is not available yet; use classify"
-        )
+    if cfg.competition.task == "detect":
+        raise UserError("competition.task = 'detect' is not available yet; use classify or segment")
     tables = load_tables(cfg, need_test=need_test)
-    task = ClassifyTask.from_config(cfg, tables.train)
+    task = task_class(cfg).from_config(cfg, tables.train)
     task.encode(tables.train)
     pretrained_file(cfg)
     check_backbone(cfg.model.backbone)
@@ -412,6 +418,15 @@ def finish_run(cfg: Config, run: RunDir, task: Any) -> dict[str, Any] | None:
             seed_std=float(np.std(seed_scores)),
             seconds=float(sum(m["scores"]["seconds"] for m in per_seed)),
         )
+    if hasattr(task, "finish_oof"):  # segmentation: the masks live beside each fold's table
+        from medalist.engine.fold_loop import fold_dir
+
+        dirs = [fold_dir(run.path, k) for k in range(cfg.cv.n_splits)]
+        scores.update(task.finish_oof(run.path, oof, dirs))
+        write_json(run.file("task.json"), task.state())
+        scores["seeds"] = run_seeds(cfg)
+        write_merged(run, oof, scores)
+        return scores
     y, preds = task.preds_from_oof(oof)
     scores["oof"] = task.score(y, preds)
     if task.kind == "multilabel":
@@ -423,7 +438,16 @@ def finish_run(cfg: Config, run: RunDir, task: Any) -> dict[str, Any] | None:
     return scores
 
 
-def load_run_task(run: RunDir, cfg: Config) -> Any:
+def task_class(cfg: Config) -> Any:
+    """The task class of `competition.task`."""
+    if cfg.competition.task == "segment":
+        from medalist.tasks.segment import SegmentTask
+
+        return SegmentTask
     from medalist.tasks.classify import ClassifyTask
 
-    return ClassifyTask.from_state(cfg, read_json(run.file("task.json")))
+    return ClassifyTask
+
+
+def load_run_task(run: RunDir, cfg: Config) -> Any:
+    return task_class(cfg).from_state(cfg, read_json(run.file("task.json")))
