@@ -101,6 +101,65 @@ def _thumbnail(path: Path | None, channels: int) -> np.ndarray | None:
     return arr[:, :, None] if arr.ndim == 2 else arr
 
 
+def _mask_errors(
+    run: RunDir, cfg: Any, oof: pd.DataFrame, folds: list[int], lookup: dict, plot: Any, table: Any
+) -> None:
+    """Segmentation: the lowest-scoring images, drawn with the true mask in green and the
+    prediction in red (overlap yellow)."""
+    from medalist.data.images import load_resized
+    from medalist.tasks.segment import OOF_MASKS
+
+    metric = oof.columns[-1]
+    worst = oof.sort_values([metric, "id"], kind="stable").head(N_WORST)
+    table("worst_predictions.csv", worst.reset_index(drop=True))
+    size = cfg.data.image_size
+    state = run.task_state()
+    threshold = 0.5  # the threshold the per-image scores were computed at
+    masks, rows = {}, {}
+    for k in folds:
+        folder = run.file(f"fold_{k}")
+        if (folder / OOF_MASKS).is_file():
+            masks[k] = np.load(folder / OOF_MASKS, mmap_mode="r")
+            ids = pd.read_csv(folder / "oof.csv")["id"].astype(str)
+            rows.update({(k, i): r for r, i in enumerate(ids)})
+    train_masks = None
+    images, titles = [], []
+    for i, fold, score in zip(worst["id"].astype(str), worst["fold"], worst[metric], strict=True):
+        path = lookup.get(i)
+        if path is None or (fold, i) not in rows:
+            images.append(None)
+        else:
+            if train_masks is None:
+                train_masks = _train_masks(cfg, state)
+            grey = load_resized(path, size, 3).astype(np.float32).mean(axis=2) * 0.6
+            rgb = np.repeat(grey[:, :, None], 3, axis=2)
+            truth = train_masks.get(i, np.zeros((size, size), np.uint8)) > 0
+            pred = np.asarray(masks[fold][rows[(fold, i)]]) >= threshold
+            color = np.zeros_like(rgb)
+            color[truth, 1], color[pred, 0] = 255, 255
+            drawn = truth | pred
+            rgb[drawn] = 0.4 * rgb[drawn] + 0.6 * color[drawn]
+            images.append(rgb.clip(0, 255).astype(np.uint8))
+        titles.append(f"{i}\n{metric} {score:.2f}")
+    plot(
+        "worst_predictions.png",
+        plots.plot_image_grid,
+        images,
+        titles,
+        suptitle=f"lowest {metric} out of fold (truth green, prediction red, both yellow; "
+        f"threshold {threshold:g})",
+    )
+
+
+def _train_masks(cfg: Any, state: dict[str, Any]) -> dict[str, np.ndarray]:
+    from medalist.data.tables import load_train
+    from medalist.tasks.segment import SegmentTask
+
+    train = load_train(cfg)
+    masks = SegmentTask.from_state(cfg, state).encode(train)
+    return dict(zip(train[cfg.competition.id_column].astype(str), masks, strict=True))
+
+
 def error_analysis(
     run: RunDir,
     cfg: Any,
@@ -118,7 +177,6 @@ def error_analysis(
     if oof is None or oof.empty:
         out["skipped"]["error analysis"] = "no finished fold has out-of-fold predictions yet"
         return out
-    y, p = ea.oof_arrays(oof, kind, classes)
 
     def plot(name: str, fn: Any, *args: Any, **kwargs: Any) -> None:
         fn(*args, path=run.file(f"plots/{name}"), **kwargs)
@@ -127,6 +185,12 @@ def error_analysis(
     def table(name: str, df: pd.DataFrame) -> None:
         write_csv(run.file(f"analysis/{name}"), df)
         out["tables"].append(f"analysis/{name}")
+
+    if kind == "mask":
+        _mask_errors(run, cfg, oof, folds, lookup or {}, plot, table)
+        out["skipped"]["per-class, precision-recall and confusion plots"] = "masks: no classes"
+        return out
+    y, p = ea.oof_arrays(oof, kind, classes)
 
     if kind in ("multiclass", "multilabel"):
         onehot = np.eye(len(classes), dtype=int)[y] if kind == "multiclass" else y.astype(int)

@@ -133,12 +133,12 @@ def predict_run(
     import torch
 
     from medalist.data.images import ImageSource
-    from medalist.tasks.classify import ClassifyTask
     from medalist.workflows.predict import average_folds
+    from medalist.workflows.train import task_class
 
     cfg = run_config(package, competition, manifest, entry["name"])
     run_dir = package / "runs" / entry["name"]
-    task = ClassifyTask.from_state(cfg, read_json(run_dir / "task.json"))
+    task = task_class(cfg).from_state(cfg, read_json(run_dir / "task.json"))
     ids, sample, paths = _test_table(cfg)
     images = ImageSource(paths, cfg.data.image_size, cfg.model.in_chans, ids=ids.tolist())
     chosen = entry["folds"] if folds is None else folds
