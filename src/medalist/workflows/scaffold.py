@@ -64,7 +64,7 @@ KEY_ORDER = (
         for k in (
             "task", "target_type", "train_csv", "test_csv", "image_dir", "test_image_dir",
             "sample_submission", "id_column", "image_column", "image_ext", "target_column",
-            "classes", "group_column", "metric",
+            "classes", "group_column", "metric", "mask_dir", "rle_order",
         )
     ),
     "cv.scheme",
@@ -572,12 +572,22 @@ def _infer(data_dir: Path) -> _Found:
     det_col = _named_like(columns, DETECT_NAMES)
     if seg_col or mask_dir:
         what = f"column {seg_col!r}" if seg_col else f"folder {mask_dir}/"
-        found.guess(
-            c + "task",
-            "segment",
-            f"train.csv looks like segmentation ({what}); guessed segment: set "
-            "competition.task to classify, segment or detect, and check the target",
-        )
+        found.ok(c + "task", "segment", f"masks: {what}")
+        found.ok(c + "metric", "dice", "masks: mean Dice per image")
+        found.ok("cv.scheme", "stratified_group" if group_col else "stratified", "by mask area")
+        if mask_dir:
+            found.ok(c + "mask_dir", _rel(data_dir / mask_dir, data_dir), "a folder of masks")
+            unused = found.values.get(c + "target_column", "label")
+            found.ok(c + "target_column", unused, "not used: the masks are files")
+        else:
+            found.ok(c + "target_column", seg_col, "run-length masks")
+            found.guess(
+                c + "rle_order",
+                "column",
+                f"the masks in {seg_col!r} are run-length text: check on the competition's "
+                "data page whether pixels are counted top to bottom, then left to right "
+                "(competition.rle_order: column) or along rows (row)",
+            )
     elif det_col or train[id_col].duplicated().any():
         what = f"column {det_col!r}" if det_col else f"ids repeat in {id_col!r}"
         found.guess(
@@ -590,6 +600,8 @@ def _infer(data_dir: Path) -> _Found:
         found.ok(c + "task", task, "one row per image")
 
     _infer_images(found, data_dir, train, test, sub, id_col, image_col, value_ext)
+    if found.values.get(c + "task") == "segment" and found.values.get("data.image_size", 32) < 32:
+        found.ok("data.image_size", 32, "a U-Net takes multiples of 32")
     return found
 
 
@@ -802,6 +814,16 @@ def _render_config(found: _Found, name: str, prefix: str) -> str:
         line(c + "classes", None, "# null: taken from the target values"),
         line(c + "group_column", None, "# patient, photographer, date...: kept in one fold"),
         line(c + "metric", "accuracy", "# accuracy | f1 | roc_auc | log_loss | qwk | rmse"),
+        *(
+            [line(c + "mask_dir", None, "# masks named like the images; null: RLE column")]
+            if found.values.get(c + "task") == "segment"
+            else []
+        ),
+        *(
+            [line(c + "rle_order", "column", "# column | row: how the RLE counts pixels")]
+            if found.values.get(c + "task") == "segment"
+            else []
+        ),
         "",
         "# Validation folds (`medalist folds`).",
         "cv:",
