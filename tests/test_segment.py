@@ -1,0 +1,372 @@
+"""Segmentation (`competition.task: segment`): masks from run-length text or a mask folder, a U-Net
+per fold, out-of-fold masks and a fitted threshold, run-length submissions at each test image's
+own size."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import medalist
+from PIL import Image
+
+from medalist.engine.metrics import get_metric, per_image_scores
+from medalist.tasks.segment import rle_area, rle_decode, rle_encode
+
+SEG_CONFIG = """\
+competition:
+  task: segment
+  train_csv: data/train.csv
+  test_csv: data/test.csv
+  image_dir: data/train
+  test_image_dir: data/test
+  sample_submission: data/sample_submission.csv
+  id_column: id
+  target_column: rle
+  metric: dice
+cv:
+  scheme: stratified
+  n_splits: 2
+  seed: 42
+model:
+  backbone: test_resnet
+data:
+  image_size: 32
+  augment:
+    - {name: HorizontalFlip, p: 0.5}
+train:
+  epochs: 3
+  batch_size: 8
+  lr: 1.0e-2
+  warmup_epochs: 0
+  threads: 1
+track:
+  backends: [none]
+"""
+
+
+def blob_image(rng: np.random.Generator, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+    """A noisy image with a bright rectangle (or nothing, one time in four), and its mask."""
+    img = rng.integers(0, 70, (h, w, 3)).astype(np.uint8)
+    mask = np.zeros((h, w), dtype=np.uint8)
+    if rng.random() > 0.25:
+        y0, x0 = int(rng.integers(0, h // 2)), int(rng.integers(0, w // 2))
+        y1, x1 = y0 + int(rng.integers(h // 4, h // 2)), x0 + int(rng.integers(w // 4, w // 2))
+        mask[y0:y1, x0:x1] = 1
+        img[mask == 1] = rng.integers(180, 255, (int(mask.sum()), 3)).astype(np.uint8)
+    return img, mask
+
+
+def make_seg_project(
+    root: Path, *, n_train: int = 32, n_test: int = 6, mask_dir: bool = False, seed: int = 0
+) -> Path:
+    """A segmentation competition in Kaggle's layout (images of several sizes); returns the
+    config path. With `mask_dir`, masks are PNG files instead of an RLE column."""
+    rng = np.random.default_rng(seed)
+    data = root / "data"
+    for sub in ("train", "test", "masks"):
+        (data / sub).mkdir(parents=True, exist_ok=True)
+    rows = []
+    for i in range(n_train):
+        h, w = (40, 36) if i % 2 else (32, 48)
+        img, mask = blob_image(rng, h, w)
+        Image.fromarray(img).save(data / "train" / f"img_{i:03d}.png")
+        Image.fromarray(mask * 255).save(data / "masks" / f"img_{i:03d}.png")
+        rows.append({"id": f"img_{i:03d}", "rle": rle_encode(mask)})
+    pd.DataFrame(rows).to_csv(data / "train.csv", index=False)
+    test_ids = []
+    for j in range(n_test):
+        h, w = (40, 36) if j % 2 else (32, 48)
+        img, _ = blob_image(rng, h, w)
+        Image.fromarray(img).save(data / "test" / f"t_{j:03d}.png")
+        test_ids.append(f"t_{j:03d}")
+    pd.DataFrame({"id": test_ids}).to_csv(data / "test.csv", index=False)
+    # The sample's order differs from test.csv's: the submission must follow the sample.
+    pd.DataFrame({"id": test_ids[::-1], "rle": ""}).to_csv(
+        data / "sample_submission.csv", index=False
+    )
+    (root / "configs").mkdir(parents=True, exist_ok=True)
+    text = SEG_CONFIG
+    if mask_dir:
+        text = text.replace("  target_column: rle\n", "  mask_dir: data/masks\n")
+    cfg = root / "configs" / "baseline.yaml"
+    cfg.write_text(text)
+    return cfg
+
+
+# ---- run-length encoding and mask metrics ----------------------------------------------------
+def test_rle_counts_pixels_down_columns_by_default_and_along_rows_when_asked() -> None:
+    mask = np.array([[0, 1, 1], [0, 1, 0]], dtype=np.uint8)
+    assert rle_encode(mask) == "3 3"  # columns: 0 0 | 1 1 | 1 0
+    assert rle_encode(mask, "row") == "2 2 5 1"  # rows: 0 1 1 | 0 1 0
+    assert np.array_equal(rle_decode("3 3", (2, 3)), mask)
+    assert np.array_equal(rle_decode("2 2 5 1", (2, 3), "row"), mask)
+    assert rle_encode(np.zeros((4, 4))) == "" and not rle_decode(float("nan"), (4, 4)).any()
+    assert rle_area("3 3 10 2") == 5
+
+
+@pytest.mark.parametrize("order", ["column", "row"])
+def test_rle_round_trips_random_masks(order: str) -> None:
+    rng = np.random.default_rng(1)
+    for _ in range(20):
+        mask = (rng.random((int(rng.integers(1, 30)), int(rng.integers(1, 30)))) > 0.6).astype(
+            np.uint8
+        )
+        text = rle_encode(mask, order)
+        assert np.array_equal(rle_decode(text, mask.shape, order), mask)
+        assert rle_area(text) == int(mask.sum())
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [("1 2 3", "odd count"), ("5 10", "past the"), ("0 3", "count from 1"), ("a b", "whole")],
+)
+def test_malformed_rle_is_refused_with_the_reason(text: str, why: str) -> None:
+    with pytest.raises(ValueError, match=why):
+        rle_decode(text, (3, 4))
+
+
+def test_dice_and_iou_score_each_image_and_count_empty_against_empty_as_perfect() -> None:
+    y = np.zeros((3, 4, 4), dtype=np.uint8)
+    y[0, :2] = 1  # 8 pixels
+    y[1, :1] = 1  # 4 pixels
+    p = np.zeros((3, 4, 4))
+    p[0, :1] = 0.9  # 4 of the 8 pixels: dice 2*4/12, iou 4/8
+    p[1, :1] = 0.4  # below 0.5: nothing predicted, dice 0
+    # image 2: both empty, 1
+    dice = per_image_scores(y, p, 0.5, "dice")
+    assert np.allclose(dice, [2 * 4 / 12, 0.0, 1.0])
+    assert np.allclose(per_image_scores(y, p, 0.3, "dice"), [2 * 4 / 12, 1.0, 1.0])
+    assert np.allclose(per_image_scores(y, p, 0.5, "iou"), [0.5, 0.0, 1.0])
+    assert get_metric("dice")(y, p) == pytest.approx(dice.mean())
+    assert get_metric("iou").higher_is_better
+
+
+def test_mask_strata_merge_a_stratum_smaller_than_the_fold_count(tmp_path: Path) -> None:
+    from medalist.config import load_config
+    from medalist.tasks.segment import mask_strata
+
+    cfg = load_config(make_seg_project(tmp_path / "proj", n_train=2, n_test=1), ["cv.n_splits=5"])
+    areas = [0] * 3 + list(range(1, 38))  # 3 empty masks, 37 of growing area
+    train = pd.DataFrame({"id": range(40), "rle": [f"1 {a}" if a else "" for a in areas]})
+    strata = mask_strata(cfg, train, [])
+    counts = strata.value_counts()
+    assert counts.min() >= 5 and strata.nunique() >= 3
+    # The empty masks share one stratum with the smallest areas, not with the largest.
+    assert strata[0] == strata[3] != strata[39]
+
+
+# ---- end to end ---------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def seg_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess]:
+    """A trained 2-fold segmentation run (trained once for this module) and its CLI output."""
+    project = tmp_path_factory.mktemp("seg") / "proj"
+    cfg = make_seg_project(project)
+    r = medalist("train", str(cfg), "--name", "seg", cwd=project)
+    assert r.returncode == 0, r.stderr[-3000:]
+    return project / "runs" / "seg", r
+
+
+@pytest.mark.slow
+def test_segment_run_trains_unets_and_writes_oof_masks_threshold_and_an_rle_submission(
+    seg_run: tuple[Path, subprocess.CompletedProcess], tmp_path: Path
+) -> None:
+    src, r = seg_run
+    shutil.copytree(src.parent.parent, tmp_path / "proj")
+    run = tmp_path / "proj" / "runs" / "seg"
+    assert "analysis failed" not in r.stderr
+    assert "verdict:" in r.stdout
+    scores = json.loads((run / "scores.json").read_text())
+    assert scores["metric"] == "dice" and len(scores["folds"]) == 2
+    assert 0.2 <= scores["threshold"] <= 0.8
+    assert scores["oof_at_threshold"] >= scores["oof"]
+    oof = pd.read_csv(run / "oof.csv")
+    assert list(oof.columns) == ["id", "fold", "target_area", "pred_area", "dice"]
+    assert len(oof) == 32 and oof["dice"].between(0, 1).all()
+    # The pooled score at 0.5 is the mean of the per-image Dice (every image counted once).
+    assert scores["oof"] == pytest.approx(oof["dice"].mean(), abs=1e-9)
+    # Every fold's masks are stored in the order of its table, at data.image_size.
+    for k in range(2):
+        masks = np.load(run / f"fold_{k}" / "oof_masks.npy")
+        part = pd.read_csv(run / f"fold_{k}" / "oof.csv")
+        assert masks.shape == (len(part), 32, 32) and masks.dtype == np.float16
+        assert 0.0 <= float(masks.min()) and float(masks.max()) <= 1.0
+    # The model learnt the bright rectangles: better than predicting nothing everywhere
+    # (which scores only the empty images, about a quarter).
+    empty = float((oof["target_area"] == 0).mean())
+    assert scores["oof_at_threshold"] > empty + 0.15
+    # The error analysis lists the lowest-scoring images and draws them.
+    worst = pd.read_csv(run / "analysis" / "worst_predictions.csv")
+    assert worst["dice"].is_monotonic_increasing and worst["dice"].iloc[0] == oof["dice"].min()
+    assert (run / "plots" / "worst_predictions.png").stat().st_size > 10_000
+
+    r = medalist("predict", str(run), "--tta", "hflip", cwd=tmp_path / "proj")
+    assert r.returncode == 0, r.stderr[-3000:]
+    sub = pd.read_csv(run / "submission.csv", keep_default_na=False)
+    sample = pd.read_csv(tmp_path / "proj" / "data" / "sample_submission.csv")
+    assert list(sub.columns) == ["id", "rle"] and list(sub["id"]) == list(sample["id"])
+    # Each mask is encoded at its image's own size: it decodes there, and not past it.
+    for i, text in zip(sub["id"], sub["rle"], strict=True):
+        h, w = Image.open(tmp_path / "proj" / "data" / "test" / f"{i}.png").size[::-1]
+        rle_decode(text, (h, w))
+    assert (sub["rle"] != "").any()
+
+
+@pytest.mark.slow
+def test_segment_reads_masks_from_a_folder_and_stratifies_folds_by_empty_masks(
+    tmp_path: Path,
+) -> None:
+    cfg = make_seg_project(tmp_path / "proj", mask_dir=True)
+    r = medalist("train", str(cfg), "train.epochs=1", "--name", "m", cwd=tmp_path / "proj")
+    assert r.returncode == 0, r.stderr[-3000:]
+    oof = pd.read_csv(tmp_path / "proj" / "runs" / "m" / "oof.csv")
+    # The folder's masks are the same as the run-length ones: the areas say so.
+    train = pd.read_csv(tmp_path / "proj" / "data" / "train.csv").set_index("id")
+    for i, area in zip(oof["id"], oof["target_area"], strict=True):
+        h, w = Image.open(tmp_path / "proj" / "data" / "train" / f"{i}.png").size[::-1]
+        assert area == pytest.approx(rle_area(train.loc[i, "rle"]) / (h * w), abs=0.08)
+    empties = oof.assign(empty=oof["target_area"] == 0).groupby("fold")["empty"].sum()
+    assert abs(int(empties.iloc[0]) - int(empties.iloc[1])) <= 1
+
+
+@pytest.mark.slow
+def test_same_segment_config_and_seed_give_the_same_oof_masks(tmp_path: Path) -> None:
+    cfg = make_seg_project(tmp_path / "proj", n_train=16)
+    for name in ("a", "b"):
+        r = medalist("train", str(cfg), "train.epochs=1", "--name", name, cwd=tmp_path / "proj")
+        assert r.returncode == 0, r.stderr[-3000:]
+    runs = tmp_path / "proj" / "runs"
+    for k in range(2):
+        a = np.load(runs / "a" / f"fold_{k}" / "oof_masks.npy")
+        b = np.load(runs / "b" / f"fold_{k}" / "oof_masks.npy")
+        assert np.array_equal(a, b)
+
+
+@pytest.mark.slow
+def test_a_segment_package_runs_offline_and_matches_medalist_predict(
+    seg_run: tuple[Path, subprocess.CompletedProcess], tmp_path: Path
+) -> None:
+    src, _ = seg_run
+    shutil.copytree(src.parent.parent, tmp_path / "proj")
+    r = medalist(
+        "package", "runs/seg", "--check", "--competition", "seg-demo", "--user", "someone",
+        cwd=tmp_path / "proj",
+    )  # fmt: skip
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert "check passed" in r.stdout and "columns ['id', 'rle']" in r.stdout
+    # The quick path writes the sample (empty masks), which is a valid submission here.
+    assert "quick path: valid" in r.stdout
+
+
+@pytest.mark.slow
+def test_commands_for_classification_outputs_refuse_a_segment_run_with_exit_2(
+    seg_run: tuple[Path, subprocess.CompletedProcess], tmp_path: Path
+) -> None:
+    src, _ = seg_run
+    project = tmp_path / "proj"
+    shutil.copytree(src.parent.parent, project)
+    shutil.copytree(project / "runs" / "seg", project / "runs" / "seg_b")
+    before = sorted(p.name for p in (project / "runs").iterdir())
+    for args in (["ensemble", "runs/seg", "runs/seg_b"], ["smooth", "runs/seg"]):
+        r = medalist(*args, cwd=project)
+        assert r.returncode == 2, (args, r.stderr)
+        assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert "segmentation run" in medalist("ensemble", "runs/seg", "runs/seg_b", cwd=project).stderr
+    assert sorted(p.name for p in (project / "runs").iterdir()) == before
+
+
+def test_the_package_check_compares_masks_by_pixels_and_tolerates_one_percent() -> None:
+    from medalist.kaggle.check import CheckFailed, compare_submissions
+
+    want = pd.DataFrame({"id": ["a", "b"], "rle": ["1 200", ""]})
+    near = pd.DataFrame({"id": ["a", "b"], "rle": ["1 199", ""]})  # one pixel of 200
+    far = pd.DataFrame({"id": ["a", "b"], "rle": ["1 150", ""]})  # 50 of 200
+    assert compare_submissions(near, want, 1e-5) == 0.0
+    with pytest.raises(CheckFailed, match="25.00% of its pixels"):
+        compare_submissions(far, want, 1e-5)
+    with pytest.raises(CheckFailed, match="labels differ"):
+        compare_submissions(
+            pd.DataFrame({"id": ["a"], "label": ["cat"]}),
+            pd.DataFrame({"id": ["a"], "label": ["dog"]}),
+            1e-5,
+        )
+
+
+@pytest.mark.parametrize("masks", ["rle", "folder"])
+def test_new_infers_a_segmentation_config_that_folds_stratify_by_mask_area(
+    tmp_path: Path, masks: str
+) -> None:
+    from medalist.config import load_config
+    from medalist.workflows.scaffold import create_project
+
+    make_seg_project(tmp_path / "comp", n_train=48, n_test=2)
+    data = tmp_path / "comp" / "data"
+    if masks == "folder":
+        pd.read_csv(data / "train.csv")[["id"]].to_csv(data / "train.csv", index=False)
+    else:
+        shutil.rmtree(data / "masks")
+    report = create_project(tmp_path / "proj", data)
+    cfg = load_config(report.config_path)
+    assert cfg.competition.task == "segment" and cfg.competition.metric == "dice"
+    assert cfg.data.image_size % 32 == 0
+    if masks == "folder":
+        assert cfg.competition.mask_dir == "data/masks" and cfg.target_columns == []
+        assert report.unresolved == []
+    else:
+        assert cfg.competition.target_column == "rle" and cfg.competition.mask_dir is None
+        # Whether the text counts down columns or along rows only the competition says.
+        assert [s.split(":")[0] for s in report.unresolved] == ["competition.rle_order"]
+    r = medalist("folds", str(report.config_path), cwd=tmp_path / "proj")
+    assert r.returncode == 0, r.stderr[-2000:]
+    folds = pd.read_csv(next((tmp_path / "proj" / "folds").glob("*.csv")))
+    train = pd.read_csv(tmp_path / "comp" / "data" / "train.csv", keep_default_na=False)
+    if masks == "rle":  # each fold holds its share of the empty masks
+        empty = folds.merge(train, on="id").assign(empty=lambda d: d["rle"] == "")
+        per_fold = empty.groupby("fold")["empty"].sum()
+        assert per_fold.max() - per_fold.min() <= 1
+
+
+# ---- bad input ----------------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("override", "expected"),
+    [
+        ("data.image_size=48", "multiple of 32; use 32 or 64"),
+        ("competition.metric=accuracy", "use dice or iou"),
+        ("competition.task=detect", "'detect' is not available yet"),
+        ("model.backbone=not_a_net", "not a timm model"),
+    ],
+)
+def test_segment_settings_that_cannot_work_exit_2_before_a_run_starts(
+    tmp_path: Path, override: str, expected: str
+) -> None:
+    cfg = make_seg_project(tmp_path / "proj", n_train=8, n_test=2)
+    r = medalist("train", str(cfg), override, cwd=tmp_path / "proj")
+    assert r.returncode == 2, r.stderr
+    assert expected in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "proj" / "runs").exists()
+
+
+def test_a_malformed_rle_row_names_its_line_and_exits_2(tmp_path: Path) -> None:
+    cfg = make_seg_project(tmp_path / "proj", n_train=8, n_test=2)
+    table = tmp_path / "proj" / "data" / "train.csv"
+    df = pd.read_csv(table, keep_default_na=False)
+    df.loc[3, "rle"] = "1 5 9"
+    df.to_csv(table, index=False)
+    r = medalist("train", str(cfg), cwd=tmp_path / "proj")
+    assert r.returncode == 2, r.stderr
+    assert "line 5" in r.stderr and "odd count" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "proj" / "runs").exists()
+
+
+def test_a_missing_mask_file_is_named_and_exits_2(tmp_path: Path) -> None:
+    cfg = make_seg_project(tmp_path / "proj", n_train=8, n_test=2, mask_dir=True)
+    (tmp_path / "proj" / "data" / "masks" / "img_005.png").unlink()
+    r = medalist("train", str(cfg), cwd=tmp_path / "proj")
+    assert r.returncode == 2, r.stderr
+    assert "img_005.png not found" in r.stderr and "Traceback" not in r.stderr
+    assert not (tmp_path / "proj" / "runs").exists()
