@@ -331,6 +331,35 @@ def test_new_infers_a_segmentation_config_that_folds_stratify_by_mask_area(
         assert per_fold.max() - per_fold.min() <= 1
 
 
+@pytest.mark.slow
+def test_segment_seeds_average_the_masks_and_record_the_seed_spread(tmp_path: Path) -> None:
+    cfg = make_seg_project(tmp_path / "proj", n_train=16)
+    r = medalist(
+        "train", str(cfg), "train.epochs=1", "--seeds", "2", "--name", "s", cwd=tmp_path / "proj"
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    run = tmp_path / "proj" / "runs" / "s"
+    scores = json.loads((run / "scores.json").read_text())
+    assert scores["seeds"] == [0, 1] and len(scores["seed_scores"]) == 2
+    oof = pd.read_csv(run / "oof.csv").set_index("id")
+    assert scores["oof"] == pytest.approx(oof["dice"].mean(), abs=1e-9)
+    # The table's Dice is that of the two seeds' averaged masks, not of either seed alone.
+    part = pd.read_csv(run / "fold_0" / "oof.csv")
+    a = np.load(run / "fold_0" / "oof_masks.npy").astype(np.float32)
+    b = np.load(run / "fold_0_seed1" / "oof_masks.npy").astype(np.float32)
+    y = np.zeros_like(a)  # the masks at 32x32, from the run-length text
+    train = pd.read_csv(tmp_path / "proj" / "data" / "train.csv", keep_default_na=False)
+    texts = dict(zip(train["id"], train["rle"], strict=True))
+    import cv2
+
+    for j, i in enumerate(part["id"]):
+        h, w = Image.open(tmp_path / "proj" / "data" / "train" / f"{i}.png").size[::-1]
+        y[j] = cv2.resize(rle_decode(texts[i], (h, w)), (32, 32), interpolation=cv2.INTER_NEAREST)
+    mean = ((a + b) / 2).astype(np.float16)
+    want = per_image_scores(y, mean, 0.5, "dice")
+    assert np.allclose(oof.loc[part["id"], "dice"].to_numpy(), want)
+
+
 # ---- bad input ----------------------------------------------------------------------------------
 @pytest.mark.parametrize(
     ("override", "expected"),

@@ -211,11 +211,6 @@ class SegmentTask:
                 f"data.image_size = {size}: a U-Net halves the image five times, so it takes a "
                 f"multiple of 32; use {max(32, size // 32 * 32)} or {(size // 32 + 1) * 32}"
             )
-        if cfg.train.seeds > 1:
-            raise UserError(
-                "train.seeds > 1 averages out-of-fold predictions, which segmentation runs don't "
-                "do yet; run each seed as its own run (train.seed=...)"
-            )
         return cls(cfg, metric, cfg.competition.id_column, target_columns=cfg.target_columns)
 
     def state(self) -> dict[str, Any]:
@@ -286,17 +281,29 @@ class SegmentTask:
             "(fold_*/oof_masks.npy), and this command works on classification runs only"
         )
 
-    def finish_oof(self, run_path: Path, oof: pd.DataFrame, folds: list[Path]) -> dict[str, Any]:
-        """Pool the folds' masks: the OOF score at 0.5, and the threshold that maximises it."""
-        ids = [pd.read_csv(d / "oof.csv")["id"].astype(str) for d in folds]
-        preds = np.concatenate([np.load(d / OOF_MASKS) for d in folds])
+    def finish_oof(self, oof: pd.DataFrame, folds: list[list[Path]]) -> dict[str, Any]:
+        """Pool the folds' masks (each fold's seeds averaged, `folds[k]` its folders by seed):
+        the OOF score at 0.5, and the threshold that maximises it. With several seeds the
+        table's per-image columns are recomputed from the averaged masks."""
         from medalist.data.tables import load_train
 
+        ids, parts = [], []
+        for dirs in folds:
+            ids.append(pd.read_csv(dirs[0] / "oof.csv")["id"].astype(str))
+            masks = [np.load(d / OOF_MASKS) for d in dirs]
+            mean = masks[0] if len(masks) == 1 else np.mean(masks, axis=0, dtype=np.float32)
+            parts.append(mean.astype(np.float16))
+        preds, order = np.concatenate(parts), pd.concat(ids).tolist()
         train = load_train(self.cfg)
         y_all = self.encode(train)
         row = {v: i for i, v in enumerate(train[self.id_column].astype(str))}
-        y = y_all[[row[i] for i in pd.concat(ids)]]
+        y = y_all[[row[i] for i in order]]
         kind = "iou" if self.metric.name == "iou" else "dice"
+        if len(folds[0]) > 1:
+            where = {v: i for i, v in enumerate(order)}
+            at = [where[str(v)] for v in oof["id"]]
+            oof["pred_area"] = (preds[at] >= 0.5).reshape(len(at), -1).mean(axis=1)
+            oof[self.metric.name] = per_image_scores(y[at], preds[at], 0.5, kind)
         by_t = {float(t): float(per_image_scores(y, preds, t, kind).mean()) for t in THRESHOLD_GRID}
         self.threshold = max(by_t, key=lambda t: (by_t[t], -abs(t - 0.5)))
         return {

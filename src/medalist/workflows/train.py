@@ -421,8 +421,11 @@ def finish_run(cfg: Config, run: RunDir, task: Any) -> dict[str, Any] | None:
     if hasattr(task, "finish_oof"):  # segmentation: the masks live beside each fold's table
         from medalist.engine.fold_loop import fold_dir
 
-        dirs = [fold_dir(run.path, k) for k in range(cfg.cv.n_splits)]
-        scores.update(task.finish_oof(run.path, oof, dirs))
+        dirs = [
+            [fold_dir(run.path, k, i) for i in range(cfg.train.seeds)]
+            for k in range(cfg.cv.n_splits)
+        ]
+        scores.update(task.finish_oof(oof, dirs))
         write_json(run.file("task.json"), task.state())
         scores["seeds"] = run_seeds(cfg)
         write_merged(run, oof, scores)
