@@ -12,42 +12,23 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import medalist
+from conftest import TINY_CONFIG, medalist
 from PIL import Image
 
 from medalist.engine.metrics import get_metric, per_image_scores
 from medalist.tasks.segment import rle_area, rle_decode, rle_encode
 
-SEG_CONFIG = """\
-competition:
-  task: segment
-  train_csv: data/train.csv
-  test_csv: data/test.csv
-  image_dir: data/train
-  test_image_dir: data/test
-  sample_submission: data/sample_submission.csv
-  id_column: id
-  target_column: rle
-  metric: dice
-cv:
-  scheme: stratified
-  n_splits: 2
-  seed: 42
-model:
-  backbone: test_resnet
-data:
-  image_size: 32
-  augment:
-    - {name: HorizontalFlip, p: 0.5}
-train:
-  epochs: 3
-  batch_size: 8
-  lr: 1.0e-2
-  warmup_epochs: 0
-  threads: 1
-track:
-  backends: [none]
-"""
+# The tiny classification config, made a segmentation one: masks want 32 px (a U-Net halves the
+# image five times), two folds of 16 images and a higher learning rate to learn in 3 epochs.
+SEG_CONFIG = (
+    TINY_CONFIG.replace("competition:\n", "competition:\n  task: segment\n")
+    .replace("target_column: label", "target_column: rle")
+    .replace("metric: accuracy", "metric: dice")
+    .replace("n_splits: 3", "n_splits: 2")
+    .replace("image_size: 16", "image_size: 32")
+    .replace("epochs: 2", "epochs: 3")
+    .replace("lr: 3.0e-3", "lr: 1.0e-2")
+)
 
 
 def blob_image(rng: np.random.Generator, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
@@ -172,13 +153,18 @@ def seg_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.
     return project / "runs" / "seg", r
 
 
+@pytest.fixture
+def seg_copy(seg_run: tuple[Path, subprocess.CompletedProcess], tmp_path: Path) -> Path:
+    """A private copy of the trained segmentation project; returns its run directory."""
+    shutil.copytree(seg_run[0].parent.parent, tmp_path / "proj")
+    return tmp_path / "proj" / "runs" / "seg"
+
+
 @pytest.mark.slow
 def test_segment_run_trains_unets_and_writes_oof_masks_threshold_and_an_rle_submission(
-    seg_run: tuple[Path, subprocess.CompletedProcess], tmp_path: Path
+    seg_run: tuple[Path, subprocess.CompletedProcess], seg_copy: Path, tmp_path: Path
 ) -> None:
-    src, r = seg_run
-    shutil.copytree(src.parent.parent, tmp_path / "proj")
-    run = tmp_path / "proj" / "runs" / "seg"
+    r, run = seg_run[1], seg_copy
     assert "analysis failed" not in r.stderr
     assert "verdict:" in r.stdout
     scores = json.loads((run / "scores.json").read_text())
@@ -249,10 +235,8 @@ def test_same_segment_config_and_seed_give_the_same_oof_masks(tmp_path: Path) ->
 
 @pytest.mark.slow
 def test_a_segment_package_runs_offline_and_matches_medalist_predict(
-    seg_run: tuple[Path, subprocess.CompletedProcess], tmp_path: Path
+    seg_copy: Path, tmp_path: Path
 ) -> None:
-    src, _ = seg_run
-    shutil.copytree(src.parent.parent, tmp_path / "proj")
     r = medalist(
         "package", "runs/seg", "--check", "--competition", "seg-demo", "--user", "someone",
         cwd=tmp_path / "proj",
@@ -265,11 +249,9 @@ def test_a_segment_package_runs_offline_and_matches_medalist_predict(
 
 @pytest.mark.slow
 def test_commands_for_classification_outputs_refuse_a_segment_run_with_exit_2(
-    seg_run: tuple[Path, subprocess.CompletedProcess], tmp_path: Path
+    seg_copy: Path, tmp_path: Path
 ) -> None:
-    src, _ = seg_run
     project = tmp_path / "proj"
-    shutil.copytree(src.parent.parent, project)
     shutil.copytree(project / "runs" / "seg", project / "runs" / "seg_b")
     before = sorted(p.name for p in (project / "runs").iterdir())
     for args in (["ensemble", "runs/seg", "runs/seg_b"], ["smooth", "runs/seg"]):
