@@ -142,6 +142,24 @@ def test_mask_strata_merge_a_stratum_smaller_than_the_fold_count(tmp_path: Path)
     assert strata[0] == strata[3] != strata[39]
 
 
+def test_augmentation_moves_the_mask_with_the_image() -> None:
+    from medalist.data.dataset import ImageDataset, create_transform
+    from medalist.data.images import ImageSource
+
+    rng = np.random.default_rng(0)
+    img, mask = blob_image(rng, 32, 32)
+    while not mask.any():
+        img, mask = blob_image(rng, 32, 32)
+    source = ImageSource([Path("unused.png")], 32, 3, cached=img[None])
+    steps = [{"name": "HorizontalFlip", "p": 1.0}, {"name": "Affine", "rotate": 90, "p": 1.0}]
+    x, m = ImageDataset(source, np.array([0]), mask[None], create_transform(steps, train=True))[0]
+    assert m.shape == (32, 32) and int(m.sum()) > 0
+    # The bright pixels of the augmented image are the mask's pixels, wherever they went.
+    bright = x.numpy().min(axis=0) >= 180
+    assert np.array_equal(bright, m.numpy() > 0)
+    assert not np.array_equal(m.numpy(), mask)
+
+
 # ---- end to end ---------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def seg_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess]:
@@ -340,6 +358,15 @@ def test_segment_seeds_average_the_masks_and_record_the_seed_spread(tmp_path: Pa
     mean = ((a + b) / 2).astype(np.float16)
     want = per_image_scores(y, mean, 0.5, "dice")
     assert np.allclose(oof.loc[part["id"], "dice"].to_numpy(), want)
+
+
+def test_check_memorises_one_batch_of_masks_and_draws_them(tmp_path: Path) -> None:
+    cfg = make_seg_project(tmp_path / "proj", n_train=12, n_test=2)
+    r = medalist("check", str(cfg), "--images", "4", cwd=tmp_path / "proj")
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert "PASS" in r.stdout
+    (grid,) = (tmp_path / "proj" / "checks").glob("*/plots/input_batch.png")
+    assert grid.stat().st_size > 10_000
 
 
 # ---- bad input ----------------------------------------------------------------------------------

@@ -6,7 +6,8 @@ or below a threshold for a few steps in a row (PASS) or the step budget runs out
 Everything that would keep a correct pipeline from reaching zero is switched off for the probe:
 augmentation, label smoothing, dropout, drop path, EMA, the learning-rate schedule. It also
 draws a grid of augmented training inputs exactly as the model receives them (de-normalised,
-with their labels), so augmentation and preprocessing bugs are visible.
+with their labels, or their masks drawn on them), so augmentation and preprocessing bugs are
+visible.
 
 Output: `<project>/checks/<timestamp>/check.json` and `plots/input_batch.png`.
 """
@@ -103,6 +104,8 @@ def label_text(task: Any, target: Any) -> str:
     if task.kind == "multilabel":
         on = [str(c) for c, v in zip(task.classes, np.asarray(target), strict=True) if v >= 0.5]
         return ",".join(on) or "(none)"
+    if task.kind == "mask":
+        return f"mask {float(np.asarray(target).mean()):.0%}"
     return f"{float(target):.4g}"
 
 
@@ -123,11 +126,20 @@ def draw_input_batch(
     pics, titles = [], []
     for i in range(len(ds)):
         x, target = ds[i]
-        pics.append(as_picture(x))
+        pic = as_picture(x)
+        if task.kind == "mask":  # the augmented mask drawn on its augmented image, in red
+            pic = np.repeat(pic[:, :, :1], 3, axis=2) if pic.shape[2] == 1 else pic.copy()
+            on = target.numpy() > 0
+            pic[on] = (0.5 * pic[on] + [127, 0, 0]).astype(np.uint8)
+        pics.append(pic)
         titles.append(f"{images.ids[i]}\n{label_text(task, target.numpy())}")
     steps = ", ".join(s["name"] for s in d.augment) or "no augmentation"
+    what = " with their masks (red)" if task.kind == "mask" else ""
     return plot_image_grid(
-        pics, titles, path, f"training inputs as the model sees them ({steps}), de-normalised"
+        pics,
+        titles,
+        path,
+        f"training inputs{what} as the model sees them ({steps}), de-normalised",
     )
 
 
@@ -164,7 +176,7 @@ def run_check(
     from medalist.engine.fold_loop import resolve_precision, use_gpu
     from medalist.engine.module import FoldModule
     from medalist.models.factory import check_backbone, create_model, pretrained_file
-    from medalist.tasks.classify import ClassifyTask
+    from medalist.workflows.train import task_class
 
     if n_images < 1:
         raise UserError(f"--images {n_images}: give 1 or more images to memorise")
@@ -175,15 +187,15 @@ def run_check(
     overrides = list(overrides)
     cfg = load_config(config, overrides)
     probe_cfg = load_config(config, [*overrides, *PROBE_OVERRIDES, f"train.epochs={max_steps}"])
-    if cfg.competition.task != "classify":
-        raise UserError(f"competition.task = {cfg.competition.task!r}: check supports classify")
+    if cfg.competition.task == "detect":
+        raise UserError("competition.task = 'detect': check supports classify and segment")
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     check_backbone(cfg.model.backbone)
     pretrained_file(cfg)
     create_transform(cfg.data.augment, train=True)
     train = load_train(cfg)
-    task = ClassifyTask.from_config(cfg, train)
+    task = task_class(cfg).from_config(cfg, train)
     y_all = task.encode(train)
     rows = pick_rows(y_all, task.kind, max(n_images, GRID_IMAGES), cfg.train.seed)
     ids = train[cfg.competition.id_column].astype(str).to_numpy()[rows].tolist()
