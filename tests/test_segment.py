@@ -160,6 +160,34 @@ def test_augmentation_moves_the_mask_with_the_image() -> None:
     assert not np.array_equal(m.numpy(), mask)
 
 
+def test_tta_flips_each_predicted_mask_back_before_averaging(tmp_path: Path) -> None:
+    import torch
+
+    from medalist.config import load_config
+    from medalist.data.dataset import ImageDataset, InputNorm, create_transform
+    from medalist.data.images import ImageSource
+    from medalist.engine.fold_loop import predict_array
+    from medalist.tasks.segment import SegmentTask
+
+    class FirstChannel(torch.nn.Module):  # logits = the image itself: flips with its input
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x[:, :1] * 4
+
+    cfg = load_config(make_seg_project(tmp_path / "proj", n_train=2, n_test=1))
+    task = SegmentTask.from_state(cfg, {})
+    rng = np.random.default_rng(0)
+    images = np.stack([blob_image(rng, 32, 32)[0] for _ in range(3)])
+    ds = ImageDataset(ImageSource([Path("x.png")] * 3, 32, 3, cached=images), np.arange(3), None,
+                      create_transform([], train=False))  # fmt: skip
+    loader = torch.utils.data.DataLoader(ds, batch_size=2)
+    norm = InputNorm([0.5], [0.25], 3)
+    plain = predict_array(FirstChannel(), task, loader, norm=norm)
+    both = predict_array(FirstChannel(), task, loader, norm=norm, tta=["hflip", "vflip"])
+    assert plain.shape == (3, 32, 32) and plain.dtype == np.float16
+    assert np.allclose(both.astype(np.float32), plain.astype(np.float32), atol=1e-3)
+    assert not np.allclose(plain[:, :, ::-1].astype(np.float32), plain.astype(np.float32))
+
+
 # ---- end to end ---------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def seg_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess]:
