@@ -94,6 +94,27 @@ def test_same_config_and_seed_give_identical_oof_on_the_cpu(tmp_path: Path) -> N
     assert not pd.read_csv(c.run.path / "oof.csv").equals(oof_a), "the seed must matter"
 
 
+def test_a_training_stopped_by_an_exception_does_not_change_the_next_ones_oof(
+    tmp_path: Path,
+) -> None:
+    """As in `medalist tune`, where pruned trials stop mid-fit in the same process."""
+    import lightning as L
+
+    class Prune(L.Callback):
+        def on_train_epoch_end(self, trainer: L.Trainer, module: L.LightningModule) -> None:
+            raise RuntimeError("pruned")
+
+    config = make_project(tmp_path / "p")
+    a = train(config, name="a", folds="0")
+    with pytest.raises(RuntimeError, match="pruned"):
+        train(config, ["train.lr=0.05"], name="stopped", folds="0", callbacks=lambda k: [Prune()])
+    b = train(config, name="b", folds="0")
+    pd.testing.assert_frame_equal(
+        pd.read_csv(a.run.path / "fold_0" / "oof.csv"),
+        pd.read_csv(b.run.path / "fold_0" / "oof.csv"),
+    )
+
+
 @pytest.mark.slow
 def test_resume_after_sigkill_ends_with_the_scores_of_an_uninterrupted_run(tmp_path: Path) -> None:
     config = make_project(tmp_path / "p", TINY_CONFIG.replace("epochs: 2", "epochs: 6"))
