@@ -436,3 +436,137 @@ def test_a_missing_mask_file_is_named_and_exits_2(tmp_path: Path) -> None:
     assert r.returncode == 2, r.stderr
     assert "img_005.png not found" in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "proj" / "runs").exists()
+
+
+# ---- several classes ----------------------------------------------------------------------------
+def make_two_class_project(root: Path, *, long: bool, n_train: int = 32, n_test: int = 4) -> Path:
+    """Red rectangles (class "red") and green ones ("green"), either, both or none per image:
+    one row per image and class present (Kaggle's long format) or a column per class (wide)."""
+    rng = np.random.default_rng(3)
+    data = root / "data"
+    for sub in ("train", "test"):
+        (data / sub).mkdir(parents=True, exist_ok=True)
+
+    def picture(h: int, w: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        img = rng.integers(0, 60, (h, w, 3)).astype(np.uint8)
+        masks = {}
+        present = [True, True] if rng.random() > 0.5 else [rng.random() > 0.5] * 2
+        present[1] = not present[0] if not all(present) else True  # at least one per image
+        for (channel, name), shown in zip(((0, "red"), (1, "green")), present, strict=True):
+            mask = np.zeros((h, w), dtype=np.uint8)
+            if shown:
+                y0, x0 = int(rng.integers(0, h // 2)), int(rng.integers(0, w // 2))
+                mask[y0 : y0 + h // 3, x0 : x0 + w // 3] = 1
+                img[mask == 1, channel] = 240
+            masks[name] = mask
+        return img, masks
+
+    rows, wide = [], []
+    for i in range(n_train):
+        img, masks = picture(32, 40)
+        Image.fromarray(img).save(data / "train" / f"img_{i:03d}.png")
+        texts = {k: rle_encode(m) for k, m in masks.items()}
+        rows += [{"id": f"img_{i:03d}", "class": k, "rle": t} for k, t in texts.items() if t]
+        wide.append({"id": f"img_{i:03d}", **texts})
+    test_ids = [f"t_{j:03d}" for j in range(n_test)]
+    for t in test_ids:
+        Image.fromarray(picture(40, 32)[0]).save(data / "test" / f"{t}.png")
+    pd.DataFrame({"id": test_ids}).to_csv(data / "test.csv", index=False)
+    if long:
+        pd.DataFrame(rows).to_csv(data / "train.csv", index=False)
+        sample = [
+            {"id": t, "class": c, "rle": ""} for t in test_ids[::-1] for c in ("green", "red")
+        ]
+        pd.DataFrame(sample).to_csv(data / "sample_submission.csv", index=False)
+        target = "  target_column: rle\n  class_column: class\n"
+    else:
+        pd.DataFrame(wide).to_csv(data / "train.csv", index=False)
+        pd.DataFrame({"id": test_ids, "green": "", "red": ""}).to_csv(
+            data / "sample_submission.csv", index=False
+        )
+        target = "  target_column: [red, green]\n"
+    (root / "configs").mkdir(parents=True, exist_ok=True)
+    cfg = root / "configs" / "baseline.yaml"
+    cfg.write_text(SEG_CONFIG.replace("  target_column: rle\n", target))
+    return cfg
+
+
+def test_mean_dice_over_several_classes_is_the_mean_over_image_class_pairs() -> None:
+    rng = np.random.default_rng(0)
+    y = (rng.random((5, 3, 8, 8)) > 0.7).astype(np.uint8)
+    p = rng.random((5, 3, 8, 8))
+    pairs = per_image_scores(y.reshape(15, 8, 8), p.reshape(15, 8, 8), 0.5, "dice")
+    assert get_metric("dice")(y, p) == pytest.approx(pairs.mean())
+    per_class = [per_image_scores(y[:, j], p[:, j], 0.5, "dice").mean() for j in range(3)]
+    assert get_metric("dice")(y, p) == pytest.approx(np.mean(per_class))
+
+
+@pytest.mark.slow
+def test_long_format_classes_train_one_sigmoid_each_and_submit_a_row_per_image_and_class(
+    tmp_path: Path,
+) -> None:
+    cfg = make_two_class_project(tmp_path / "proj", long=True)
+    project = tmp_path / "proj"
+    r = medalist("train", str(cfg), "train.epochs=10", "--name", "two", cwd=project)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "analysis failed" not in r.stderr
+    run = project / "runs" / "two"
+    scores = json.loads((run / "scores.json").read_text())
+    assert set(scores["thresholds"]) == {"green", "red"}
+    oof = pd.read_csv(run / "oof.csv")
+    assert list(oof.columns) == [
+        "id", "fold",
+        "target_area_green", "pred_area_green", "dice_green",
+        "target_area_red", "pred_area_red", "dice_red",
+        "dice",
+    ]  # fmt: skip
+    assert np.allclose(oof["dice"], (oof["dice_green"] + oof["dice_red"]) / 2)
+    assert scores["oof"] == pytest.approx(oof["dice"].mean(), abs=1e-9)
+    # Images without a row for a class have an empty mask of that class.
+    train = pd.read_csv(project / "data" / "train.csv")
+    red = set(train.loc[train["class"] == "red", "id"])
+    assert ((oof["target_area_red"] > 0) == oof["id"].isin(red)).all()
+    assert np.load(run / "fold_0" / "oof_masks.npy").shape[1:] == (2, 32, 32)
+    # Each class is learnt on its own: better than predicting nothing for it.
+    for c in ("red", "green"):
+        empty = float((oof[f"target_area_{c}"] == 0).mean())
+        assert oof[f"dice_{c}"].mean() > empty + 0.1, c
+
+    r = medalist("predict", str(run), cwd=project)
+    assert r.returncode == 0, r.stderr[-3000:]
+    sub = pd.read_csv(run / "submission.csv", keep_default_na=False)
+    sample = pd.read_csv(project / "data" / "sample_submission.csv", keep_default_na=False)
+    assert list(sub.columns) == ["id", "class", "rle"]
+    assert sub[["id", "class"]].equals(sample[["id", "class"]])
+    for text in sub["rle"]:
+        rle_decode(text, (40, 32))  # the test images' own size
+    assert (sub["rle"] != "").any()
+
+
+@pytest.mark.slow
+def test_wide_format_classes_read_a_column_each_and_submit_a_column_each(tmp_path: Path) -> None:
+    cfg = make_two_class_project(tmp_path / "proj", long=False, n_train=16)
+    project = tmp_path / "proj"
+    r = medalist("train", str(cfg), "train.epochs=1", "--name", "w", cwd=project)
+    assert r.returncode == 0, r.stderr[-3000:]
+    oof = pd.read_csv(project / "runs" / "w" / "oof.csv")
+    assert {"dice_red", "dice_green", "dice"} <= set(oof.columns)
+    r = medalist("predict", "runs/w", "--tta", "vflip", cwd=project)
+    assert r.returncode == 0, r.stderr[-3000:]
+    sub = pd.read_csv(project / "runs" / "w" / "submission.csv", keep_default_na=False)
+    assert list(sub.columns) == ["id", "green", "red"]
+
+
+def test_long_format_mistakes_exit_2_with_the_line(tmp_path: Path) -> None:
+    cfg = make_two_class_project(tmp_path / "proj", long=True, n_train=8, n_test=2)
+    project = tmp_path / "proj"
+    table = project / "data" / "train.csv"
+    original = pd.read_csv(table, keep_default_na=False)
+    pd.concat([original, original.iloc[[1]]]).to_csv(table, index=False)
+    r = medalist("train", str(cfg), cwd=project)
+    assert r.returncode == 2 and "on several lines" in r.stderr, r.stderr
+    assert "line 3" in r.stderr and "Traceback" not in r.stderr
+    original.to_csv(table, index=False)
+    r = medalist("train", str(cfg), "competition.classes=[red]", cwd=project)
+    assert r.returncode == 2 and "'green' is not in competition.classes" in r.stderr, r.stderr
+    assert not (project / "runs").exists()

@@ -135,6 +135,8 @@ def _mask_errors(
             rgb = np.repeat(grey[:, :, None], 3, axis=2)
             truth = train_masks.get(i, np.zeros((size, size), np.uint8)) > 0
             pred = np.asarray(masks[fold][rows[(fold, i)]]) >= threshold
+            if pred.ndim == 3:  # several classes: drawn together
+                truth, pred = truth.any(axis=0), pred.any(axis=0)
             color = np.zeros_like(rgb)
             color[truth, 1], color[pred, 0] = 255, 255
             drawn = truth | pred

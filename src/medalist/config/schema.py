@@ -35,6 +35,7 @@ class Competition(Section):
     # Segmentation: a folder of mask images (same file name stem as the image; non-zero pixels
     # are the object), or else target_column holds run-length encodings (empty = no object).
     mask_dir: str | None = None
+    class_column: str | None = None  # several classes: one row per image and class (long format)
     mask_ext: str = ".png"
     rle_order: Literal["column", "row"] = "column"  # pixels counted down columns, or along rows
     metric: str = "accuracy"

@@ -83,7 +83,8 @@ def create_transform(augment: list[dict[str, Any]], *, train: bool, seed: int = 
 class ImageDataset(Dataset):
     """(image tensor, target) pairs for the given rows of an ImageSource.
 
-    Targets of shape (n, H, W) are masks: albumentations moves them with the image."""
+    Targets of shape (n, H, W) are masks, (n, C, H, W) a mask per class: albumentations moves
+    them with the image."""
 
     def __init__(
         self,
@@ -116,6 +117,9 @@ class ImageDataset(Dataset):
         if self.targets is not None and self.targets.ndim == 3:  # a mask: augmented with it
             out = self.transform(image=self.images[row], mask=self.targets[row])
             return out["image"], torch.as_tensor(out["mask"])
+        if self.targets is not None and self.targets.ndim == 4:  # a mask per class (C, H, W)
+            out = self.transform(image=self.images[row], mask=self.targets[row].transpose(1, 2, 0))
+            return out["image"], torch.as_tensor(out["mask"]).permute(2, 0, 1)
         image = self.transform(image=self.images[row])["image"]
         if self.targets is None:
             return image, torch.tensor(0)

@@ -74,6 +74,8 @@ def load_train(cfg: Config) -> pd.DataFrame:
         _require_columns(df, [comp.image_column], path, "competition.image_column")
     if df.empty:
         raise UserError(f"{path}: the table has no rows")
+    if comp.task == "segment" and comp.class_column is not None:
+        df = pivot_masks(cfg, df, path)
     check_sequence_columns(cfg, df, path)
     _check_unique_ids(df, comp.id_column, path)
     # An empty run-length cell is an image without the object, not a missing target.
@@ -86,6 +88,52 @@ def load_train(cfg: Config) -> pd.DataFrame:
                 f"first on lines {rows}; fill or drop those rows"
             )
     return df.reset_index(drop=True)
+
+
+def mask_column(target: str, cls: object) -> str:
+    """The train table's column of one class's run-length masks, after `pivot_masks`."""
+    return f"{target}_{cls}"
+
+
+def pivot_masks(cfg: Config, df: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """Segmentation with several classes, one row per image and class (Kaggle's long format),
+    to one row per image with a run-length column per class (`mask_column`); an image and class
+    without a row has an empty mask. The classes are `competition.classes`, else the sorted
+    values; `df.attrs["mask_classes"]` lists them."""
+    comp = cfg.competition
+    id_col, cls_col, target = comp.id_column, comp.class_column, comp.target_column
+    if not isinstance(target, str):
+        raise UserError(
+            "competition.class_column is set: competition.target_column names the one column "
+            "of run-length masks (one row per image and class)"
+        )
+    _require_columns(df, [cls_col], path, "competition.class_column")
+    pairs = df[id_col].astype(str) + "\x00" + df[cls_col].astype(str)
+    dup = pairs.duplicated(keep=False).to_numpy()
+    if dup.any():
+        first = int(np.flatnonzero(dup)[0])
+        raise UserError(
+            f"{path} line {first + 2}: image {df[id_col].iloc[first]!r} has class "
+            f"{df[cls_col].iloc[first]!r} on several lines; give one mask per image and class"
+        )
+    values = df[cls_col].astype(str)
+    found = sorted(values.unique())
+    classes = [str(c) for c in comp.classes] if comp.classes is not None else found
+    unknown = ~values.isin(classes)
+    if unknown.any():
+        first = int(np.flatnonzero(unknown.to_numpy())[0])
+        raise UserError(
+            f"{path} line {first + 2}: class {values.iloc[first]!r} is not in "
+            f"competition.classes ({', '.join(classes)}); add it or fix the row"
+        )
+    masks = dict(zip(pairs, df[target].where(df[target].notna(), ""), strict=True))
+    others = [c for c in df.columns if c not in (cls_col, target)]
+    wide = df[others].drop_duplicates(id_col, keep="first").reset_index(drop=True)
+    ids = wide[id_col].astype(str)
+    for c in classes:
+        wide[mask_column(target, c)] = [masks.get(f"{i}\x00{c}", "") for i in ids]
+    wide.attrs["mask_classes"] = classes
+    return wide
 
 
 def check_sequence_columns(cfg: Config, df: pd.DataFrame, path: Path) -> None:
@@ -165,7 +213,13 @@ def load_sample_submission(cfg: Config) -> pd.DataFrame | None:
     path = cfg.path(comp.sample_submission)
     df = read_csv(path, "sample submission", "competition.sample_submission")
     _require_columns(df, [comp.id_column], path, "competition.id_column")
-    _check_unique_ids(df, comp.id_column, path)
+    if comp.task == "segment" and comp.class_column is not None:
+        # Long format: one row per test image and class.
+        _require_columns(df, [comp.class_column], path, "competition.class_column")
+        pairs = df[comp.id_column].astype(str) + " / " + df[comp.class_column].astype(str)
+        _check_unique_ids(pairs.to_frame("image / class"), "image / class", path)
+    else:
+        _check_unique_ids(df, comp.id_column, path)
     return df
 
 
@@ -178,8 +232,8 @@ def load_test(cfg: Config, sample: pd.DataFrame | None) -> pd.DataFrame | None:
         _require_columns(df, [comp.id_column], path, "competition.id_column")
         _check_unique_ids(df, comp.id_column, path)
         return df.reset_index(drop=True)
-    if sample is not None:
-        return sample[[comp.id_column]].copy()
+    if sample is not None:  # (in the long format an image has a row per class)
+        return sample[[comp.id_column]].drop_duplicates().reset_index(drop=True)
     return None
 
 

@@ -117,14 +117,20 @@ def per_image_scores(
     return scores
 
 
+def _mask_pairs(a: np.ndarray) -> np.ndarray:
+    """(n, C, H, W) masks as n*C single masks, one per image and class."""
+    return a.reshape(-1, *a.shape[-2:]) if a.ndim == 4 else a
+
+
 def mean_dice(y_true: np.ndarray, y_pred: np.ndarray) -> float:
-    """Mean per-image Dice of masks thresholded at 0.5 (empty against empty scores 1)."""
-    return float(per_image_scores(y_true, y_pred, 0.5, "dice").mean())
+    """Mean Dice of masks thresholded at 0.5 over images (and classes, when (n, C, H, W));
+    empty against empty scores 1."""
+    return float(per_image_scores(_mask_pairs(y_true), _mask_pairs(y_pred), 0.5, "dice").mean())
 
 
 def mean_iou(y_true: np.ndarray, y_pred: np.ndarray) -> float:
-    """Mean per-image IoU (Jaccard) of masks thresholded at 0.5 (empty against empty scores 1)."""
-    return float(per_image_scores(y_true, y_pred, 0.5, "iou").mean())
+    """Mean IoU (Jaccard) at 0.5 over images (and classes); empty against empty scores 1."""
+    return float(per_image_scores(_mask_pairs(y_true), _mask_pairs(y_pred), 0.5, "iou").mean())
 
 
 BUILTIN: dict[str, tuple[MetricFn, bool]] = {

@@ -109,44 +109,79 @@ def image_shape(path: Path) -> tuple[int, int]:
         return img.height, img.width
 
 
-def decode_row(cfg: Config, text: object, shape: tuple[int, int], line: int) -> np.ndarray:
+def decode_row(
+    cfg: Config, text: object, shape: tuple[int, int], row: int, column: str, image_id: object
+) -> np.ndarray:
     try:
         return rle_decode(text, shape, cfg.competition.rle_order)
     except ValueError as exc:
+        comp = cfg.competition
+        where = (
+            f"image {image_id!r}, class {column.removeprefix(f'{comp.target_column}_')!r}"
+            if comp.class_column is not None
+            else f"line {row + 2}, column {column!r}"
+        )
         raise UserError(
-            f"{cfg.path(cfg.competition.train_csv)} line {line}: column "
-            f"{cfg.competition.target_column!r} is not a valid run-length mask for a "
+            f"{cfg.path(comp.train_csv)} {where}: not a valid run-length mask for a "
             f"{shape[0]}x{shape[1]} image ({exc}); fix the row, or check competition.rle_order"
         ) from None
 
 
-def load_masks(cfg: Config, df: pd.DataFrame, image_paths: list[Path], size: int) -> np.ndarray:
-    """(n, size, size) uint8 masks of the table's rows, from mask files or run-length text."""
+def mask_layout(cfg: Config, train: pd.DataFrame | None = None) -> tuple[list[str], list[str]]:
+    """(classes, the train table's run-length columns, one per class) of a config; no columns
+    for a mask folder. Several classes come from a list of target columns (one per class) or
+    from `competition.class_column` (one row per image and class, pivoted by load_train)."""
+    from medalist.data.tables import mask_column
+
+    comp = cfg.competition
+    if comp.mask_dir is not None:
+        return ["mask"], []
+    if comp.class_column is not None:
+        classes = (train.attrs.get("mask_classes") if train is not None else None) or [
+            str(c) for c in comp.classes or []
+        ]
+        return list(classes), [mask_column(comp.target_column, c) for c in classes]
+    columns = cfg.target_columns
+    return (["mask"] if len(columns) == 1 else list(columns)), list(columns)
+
+
+def load_masks(
+    cfg: Config, df: pd.DataFrame, image_paths: list[Path], size: int, columns: list[str]
+) -> np.ndarray:
+    """The table's masks at `size`: (n, size, size) for one class, (n, classes, size, size) for
+    several, from mask files or run-length text."""
     from medalist.console import progress
 
-    out = np.zeros((len(df), size, size), dtype=np.uint8)
     if cfg.competition.mask_dir is not None:
+        out = np.zeros((len(df), size, size), dtype=np.uint8)
         files = mask_paths(cfg, image_paths)
         with progress("reading masks", len(files)) as advance:
             for i, path in enumerate(files):
                 out[i] = _resize_mask(read_mask_file(path), size)
                 advance(1)
         return out
-    texts = df[cfg.target_columns[0]].tolist()
-    with progress("decoding masks", len(texts)) as advance:
-        for i, (text, path) in enumerate(zip(texts, image_paths, strict=True)):
-            mask = decode_row(cfg, text, image_shape(path), i + 2)
-            out[i] = _resize_mask(mask, size)
+    out = np.zeros((len(df), len(columns), size, size), dtype=np.uint8)
+    texts = df[columns].to_numpy()
+    ids = df[cfg.competition.id_column].tolist()
+    with progress("decoding masks", len(df)) as advance:
+        for i, path in enumerate(image_paths):
+            shape = image_shape(path)
+            for j, column in enumerate(columns):
+                mask = decode_row(cfg, texts[i, j], shape, i, column, ids[i])
+                out[i, j] = _resize_mask(mask, size)
             advance(1)
-    return out
+    return out[:, 0] if len(columns) == 1 else out
 
 
 def mask_strata(cfg: Config, train: pd.DataFrame, image_paths: list[Path]) -> pd.Series:
-    """What stratified folds balance for masks: empty or not, then quartiles of the area."""
+    """What stratified folds balance for masks: empty or not, then quartiles of the area (all
+    classes together)."""
     if cfg.competition.mask_dir is not None:
         area = pd.Series([int(read_mask_file(p).sum()) for p in mask_paths(cfg, image_paths)])
     else:
-        area = train[cfg.target_columns[0]].map(rle_area).astype(float)
+        columns = mask_layout(cfg, train)[1]
+        area = sum(train[c].map(rle_area).astype(float) for c in columns)
+        area = pd.Series(np.asarray(area, dtype=float))
     strata = pd.Series(0, index=range(len(train)))
     full = area.to_numpy() > 0
     if full.sum() >= 4 * cfg.cv.n_splits:
@@ -167,35 +202,48 @@ def mask_strata(cfg: Config, train: pd.DataFrame, image_paths: list[Path]) -> pd
 
 
 class DiceBCELoss(nn.Module):
-    """Binary cross-entropy plus soft Dice (segmentation_models_pytorch's), on logits."""
+    """Binary cross-entropy plus soft Dice (segmentation_models_pytorch's), on logits; one
+    sigmoid per class when there are several (classes may overlap)."""
 
-    def __init__(self) -> None:
+    def __init__(self, classes: int = 1) -> None:
         super().__init__()
         from segmentation_models_pytorch.losses import DiceLoss
 
         self.bce = nn.BCEWithLogitsLoss()
-        self.dice = DiceLoss(mode="binary", from_logits=True)
+        self.dice = DiceLoss(mode="binary" if classes == 1 else "multilabel", from_logits=True)
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        target = target.float().unsqueeze(1)
+        target = target.float()
+        if target.ndim == 3:  # one class: (N, H, W)
+            target = target.unsqueeze(1)
         return self.bce(logits, target) + self.dice(logits, target)
+
+
+def _by_class(a: np.ndarray, classes: int) -> np.ndarray:
+    """(n, H, W) masks as (n, 1, H, W); (n, C, H, W) as they are."""
+    return a[:, None] if classes == 1 else a
 
 
 # ---- the task ----------------------------------------------------------------------------
 @dataclass
 class SegmentTask:
-    """What the fold loop needs to know about a binary mask target."""
+    """What the fold loop needs to know about a mask target: one class (predictions (n, H, W))
+    or several, each its own sigmoid (predictions (n, C, H, W))."""
 
     cfg: Config
     metric: Metric
     id_column: str
-    threshold: float = 0.5
-    kind: str = "mask"
     classes: list[Any] = field(default_factory=lambda: ["mask"])
-    target_columns: list[str] = field(default_factory=list)
+    columns: list[str] = field(default_factory=list)  # the train table's RLE columns
+    thresholds: list[float] = field(default_factory=list)
+    kind: str = "mask"
     spatial: bool = True  # predictions are images: TTA flips them back
     pred_dtype: Any = np.float16
     _masks: tuple[tuple[str, ...], np.ndarray] | None = None
+
+    def __post_init__(self) -> None:
+        if len(self.thresholds) != len(self.classes):
+            self.thresholds = [0.5] * len(self.classes)
 
     @classmethod
     def from_config(cls, cfg: Config, train: pd.DataFrame) -> SegmentTask:
@@ -211,24 +259,43 @@ class SegmentTask:
                 f"data.image_size = {size}: a U-Net halves the image five times, so it takes a "
                 f"multiple of 32; use {max(32, size // 32 * 32)} or {(size // 32 + 1) * 32}"
             )
-        return cls(cfg, metric, cfg.competition.id_column, target_columns=cfg.target_columns)
+        classes, columns = mask_layout(cfg, train)
+        return cls(cfg, metric, cfg.competition.id_column, classes, columns)
 
     def state(self) -> dict[str, Any]:
-        return {"kind": self.kind, "classes": self.classes, "threshold": self.threshold}
+        state = {
+            "kind": self.kind,
+            "classes": self.classes,
+            "columns": self.columns,
+            "thresholds": self.thresholds,
+        }
+        return {**state, "threshold": self.thresholds[0]} if self.single else state
 
     @classmethod
     def from_state(cls, cfg: Config, state: dict[str, Any]) -> SegmentTask:
+        classes, columns = mask_layout(cfg)
+        classes = list(state.get("classes") or classes)
+        thresholds = state.get("thresholds") or [float(state.get("threshold", 0.5))]
         return cls(
             cfg,
             competition_metric(cfg),
             cfg.competition.id_column,
-            float(state.get("threshold", 0.5)),
-            target_columns=cfg.target_columns,
+            classes,
+            list(state.get("columns") or columns),
+            [float(t) for t in thresholds],
         )
 
     @property
+    def single(self) -> bool:
+        return len(self.classes) == 1
+
+    @property
+    def threshold(self) -> float:
+        return self.thresholds[0]
+
+    @property
     def num_outputs(self) -> int:
-        return 1
+        return len(self.classes)
 
     def encode(self, df: pd.DataFrame) -> np.ndarray:
         """The training masks at `data.image_size` (read once per table)."""
@@ -237,15 +304,17 @@ class SegmentTask:
         key = tuple(df[self.id_column].astype(str))
         if self._masks is None or self._masks[0] != key:
             paths = image_paths(self.cfg, df, self.cfg.path(self.cfg.competition.image_dir))
-            self._masks = (key, load_masks(self.cfg, df, paths, self.cfg.data.image_size))
+            size = self.cfg.data.image_size
+            self._masks = (key, load_masks(self.cfg, df, paths, size, self.columns))
         return self._masks[1]
 
     def create_loss(self, cfg: Config, y_train: np.ndarray) -> nn.Module:
-        return DiceBCELoss()
+        return DiceBCELoss(len(self.classes))
 
     def activate(self, out: torch.Tensor) -> torch.Tensor:
-        """Logits (N, 1, H, W) to probability masks (N, H, W)."""
-        return out.float().sigmoid()[:, 0].to(torch.float16)
+        """Logits (N, C, H, W) to probability masks: (N, H, W) for one class, else (N, C, H, W)."""
+        p = out.float().sigmoid()
+        return (p[:, 0] if self.single else p).to(torch.float16)
 
     def score(self, y_true: np.ndarray, preds: np.ndarray) -> float:
         return self.metric(y_true, preds)
@@ -253,22 +322,38 @@ class SegmentTask:
     # ---- tables ---------------------------------------------------------------------------
     @property
     def pred_columns(self) -> list[str]:
-        return ["pred_area"]
+        return ["pred_area"] if self.single else [f"pred_area_{c}" for c in self.classes]
+
+    def _scores(self, y: np.ndarray, preds: np.ndarray, thresholds: list[float]) -> np.ndarray:
+        """(n, C) per-image, per-class scores, each class at its threshold."""
+        kind = "iou" if self.metric.name == "iou" else "dice"
+        y, preds = _by_class(y, len(self.classes)), _by_class(preds, len(self.classes))
+        return np.stack(
+            [per_image_scores(y[:, j], preds[:, j], t, kind) for j, t in enumerate(thresholds)],
+            axis=1,
+        )
+
+    def _table_columns(self, y: np.ndarray, preds: np.ndarray) -> dict[str, np.ndarray]:
+        """Areas and scores per class at 0.5 (one set of columns per class when several), and
+        the image's score (the mean over classes) last."""
+        n, c = len(y), len(self.classes)
+        yc, pc = _by_class(y, c), _by_class(preds, c)
+        scores = self._scores(y, preds, [0.5] * c)
+        out: dict[str, np.ndarray] = {}
+        for j, name in enumerate(self.classes):
+            suffix = "" if self.single else f"_{name}"
+            out[f"target_area{suffix}"] = yc[:, j].reshape(n, -1).mean(axis=1)
+            out[f"pred_area{suffix}"] = (pc[:, j].reshape(n, -1) >= 0.5).mean(axis=1)
+            if not self.single:
+                out[f"{self.metric.name}{suffix}"] = scores[:, j]
+        out[self.metric.name] = scores.mean(axis=1)
+        return out
 
     def oof_frame(
         self, ids: pd.Series, folds: np.ndarray, y: np.ndarray, preds: np.ndarray
     ) -> pd.DataFrame:
-        n = len(ids)
-        kind = "iou" if self.metric.name == "iou" else "dice"
-        return pd.DataFrame(
-            {
-                "id": ids.to_numpy(),
-                "fold": folds,
-                "target_area": y.reshape(n, -1).mean(axis=1),
-                "pred_area": (preds.reshape(n, -1) >= self.threshold).mean(axis=1),
-                self.metric.name: per_image_scores(y, preds, self.threshold, kind),
-            }
-        )
+        table = {"id": ids.to_numpy(), "fold": folds, **self._table_columns(y, preds)}
+        return pd.DataFrame(table)
 
     def write_fold_arrays(self, fold_dir: Path, preds: np.ndarray) -> None:
         from medalist.io import atomic_write
@@ -283,8 +368,8 @@ class SegmentTask:
 
     def finish_oof(self, oof: pd.DataFrame, folds: list[list[Path]]) -> dict[str, Any]:
         """Pool the folds' masks (each fold's seeds averaged, `folds[k]` its folders by seed):
-        the OOF score at 0.5, and the threshold that maximises it. With several seeds the
-        table's per-image columns are recomputed from the averaged masks."""
+        the OOF score at 0.5, and each class's threshold that maximises it. With several seeds
+        the table's per-image columns are recomputed from the averaged masks."""
         from medalist.data.tables import load_train
 
         ids, parts = [], []
@@ -298,50 +383,84 @@ class SegmentTask:
         y_all = self.encode(train)
         row = {v: i for i, v in enumerate(train[self.id_column].astype(str))}
         y = y_all[[row[i] for i in order]]
-        kind = "iou" if self.metric.name == "iou" else "dice"
         if len(folds[0]) > 1:
             where = {v: i for i, v in enumerate(order)}
             at = [where[str(v)] for v in oof["id"]]
-            oof["pred_area"] = (preds[at] >= 0.5).reshape(len(at), -1).mean(axis=1)
-            oof[self.metric.name] = per_image_scores(y[at], preds[at], 0.5, kind)
-        by_t = {float(t): float(per_image_scores(y, preds, t, kind).mean()) for t in THRESHOLD_GRID}
-        self.threshold = max(by_t, key=lambda t: (by_t[t], -abs(t - 0.5)))
-        return {
-            "oof": by_t[0.5],
-            "threshold": self.threshold,
-            "oof_at_threshold": by_t[self.threshold],
+            for name, values in self._table_columns(y[at], preds[at]).items():
+                oof[name] = values
+        c = len(self.classes)
+        # Each class's score at every threshold of the grid: (thresholds, classes).
+        grid = np.stack([self._scores(y, preds, [t] * c).mean(axis=0) for t in THRESHOLD_GRID])
+        # Ties go to the threshold nearest 0.5.
+        closeness = -np.abs(THRESHOLD_GRID - 0.5)
+        best = [int(np.lexsort((closeness, grid[:, j]))[-1]) for j in range(c)]
+        self.thresholds = [float(THRESHOLD_GRID[i]) for i in best]
+        at_half = int(np.flatnonzero(np.isclose(THRESHOLD_GRID, 0.5))[0])
+        out: dict[str, Any] = {
+            "oof": float(grid[at_half].mean()),
+            "oof_at_threshold": float(np.mean([grid[i, j] for j, i in enumerate(best)])),
         }
+        if self.single:
+            out["threshold"] = self.thresholds[0]
+        else:
+            out["thresholds"] = dict(zip(map(str, self.classes), self.thresholds, strict=True))
+        return out
 
     def format_submission(
         self, ids: pd.Series, preds: np.ndarray, sample: pd.DataFrame
     ) -> pd.DataFrame:
-        """One run-length mask per test image, at the image's own size, in the sample's order."""
+        """Run-length masks at each test image's own size, in the sample's rows and columns:
+        one mask column (one class), a column per class (wide), or a row per image and class
+        (`competition.class_column`, long)."""
         import cv2
 
         from medalist.data.tables import image_paths
         from medalist.tasks.submission import check_submission
 
-        cfg = self.cfg
+        cfg, comp = self.cfg, self.cfg.competition
         frame = pd.DataFrame({self.id_column: ids.to_numpy()})
-        paths = image_paths(cfg, frame, cfg.path(cfg.competition.test_image_dir))
-        texts = []
-        for p, path in zip(preds, paths, strict=True):
+        paths = image_paths(cfg, frame, cfg.path(comp.test_image_dir))
+        texts: dict[tuple[str, str], str] = {}
+        per_class = _by_class(preds, len(self.classes))
+        for i, p, path in zip(ids.astype(str), per_class, paths, strict=True):
             h, w = image_shape(path)
-            prob = cv2.resize(p.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
-            texts.append(rle_encode(prob >= self.threshold, cfg.competition.rle_order))
-        columns = [c for c in sample.columns if c != self.id_column]
-        if len(columns) != 1:
-            raise UserError(
-                f"{cfg.competition.sample_submission}: a segmentation submission has the id and "
-                f"one mask column; this one has {len(columns)} besides the id"
-            )
-        sub = pd.DataFrame({self.id_column: ids.to_numpy(), columns[0]: texts})
-        order = pd.Index(sub[self.id_column].astype(str)).get_indexer(
-            sample[self.id_column].astype(str)
-        )
-        if (order < 0).any():
-            first = sample[self.id_column].iloc[int(np.flatnonzero(order < 0)[0])]
-            raise UserError(f"sample_submission id {first!r} is not among the test images")
-        sub = sub.iloc[order].reset_index(drop=True)
+            for j, name in enumerate(self.classes):
+                prob = cv2.resize(p[j].astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
+                texts[(i, str(name))] = rle_encode(prob >= self.thresholds[j], comp.rle_order)
+        sub = self._fill(sample, texts, set(ids.astype(str)))
         check_submission(self, sub, sample)
+        return sub
+
+    def _fill(self, sample: pd.DataFrame, texts: dict, known: set[str]) -> pd.DataFrame:
+        """The sample with its mask cells replaced by the predictions."""
+        comp, where = self.cfg.competition, self.cfg.competition.sample_submission
+        sub = sample.copy()
+        image = sample[self.id_column].astype(str)
+        missing = ~image.isin(known)
+        if missing.any():
+            first = sample[self.id_column][missing].iloc[0]
+            raise UserError(f"sample_submission id {first!r} is not among the test images")
+        if comp.class_column is not None:  # long: a row per image and class
+            cls = sample[comp.class_column].astype(str)
+            rest = [c for c in sample.columns if c not in (self.id_column, comp.class_column)]
+            unknown = ~cls.isin([str(c) for c in self.classes])
+            if len(rest) != 1 or unknown.any():
+                raise UserError(
+                    f"{where}: a long-format segmentation submission has the id, "
+                    f"{comp.class_column!r} (one of {', '.join(map(str, self.classes))}) and "
+                    f"one mask column; fix competition.class_column or the sample"
+                )
+            sub[rest[0]] = [texts[(i, c)] for i, c in zip(image, cls, strict=True)]
+            return sub
+        rest = [c for c in sample.columns if c != self.id_column]
+        if self.single and len(rest) == 1:
+            sub[rest[0]] = [texts[(i, "mask")] for i in image]
+            return sub
+        if self.single or sorted(rest) != sorted(map(str, self.classes)):
+            raise UserError(
+                f"{where}: its columns {rest} are not one mask column per class "
+                f"({', '.join(map(str, self.classes))})"
+            )
+        for c in rest:
+            sub[c] = [texts[(i, c)] for i in image]
         return sub

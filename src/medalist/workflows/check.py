@@ -130,6 +130,7 @@ def draw_input_batch(
         if task.kind == "mask":  # the augmented mask drawn on its augmented image, in red
             pic = np.repeat(pic[:, :, :1], 3, axis=2) if pic.shape[2] == 1 else pic.copy()
             on = target.numpy() > 0
+            on = on.any(axis=0) if on.ndim == 3 else on  # several classes: any of them
             pic[on] = (0.5 * pic[on] + [127, 0, 0]).astype(np.uint8)
         pics.append(pic)
         titles.append(f"{images.ids[i]}\n{label_text(task, target.numpy())}")
