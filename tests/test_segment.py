@@ -570,3 +570,19 @@ def test_long_format_mistakes_exit_2_with_the_line(tmp_path: Path) -> None:
     r = medalist("train", str(cfg), "competition.classes=[red]", cwd=project)
     assert r.returncode == 2 and "'green' is not in competition.classes" in r.stderr, r.stderr
     assert not (project / "runs").exists()
+
+
+def test_new_reads_a_long_format_table_as_classes_of_masks(tmp_path: Path) -> None:
+    from medalist.config import load_config
+    from medalist.workflows.scaffold import create_project
+
+    make_two_class_project(tmp_path / "comp", long=True, n_train=40, n_test=2)
+    report = create_project(tmp_path / "proj", tmp_path / "comp" / "data")
+    cfg = load_config(report.config_path)
+    comp = cfg.competition
+    assert (comp.task, comp.target_column, comp.class_column) == ("segment", "rle", "class")
+    assert comp.metric == "dice" and cfg.cv.scheme == "stratified"
+    r = medalist("folds", str(report.config_path), cwd=tmp_path / "proj")
+    assert r.returncode == 0, r.stderr[-2000:]
+    folds = pd.read_csv(next((tmp_path / "proj" / "folds").glob("*.csv")))
+    assert len(folds) == 40 and folds["id"].is_unique  # one row per image, not per class

@@ -53,6 +53,7 @@ DETECT_NAMES = ("bbox", "bboxes", "boxes", "xmin", "ymin", "xmax", "ymax", "x_mi
 TRAIN_DIRS = ("train", "train_images", "images", "train/images")
 TEST_DIRS = ("test", "test_images", "test/images")
 MASK_DIRS = ("masks", "train_masks", "train/masks")
+CLASS_NAMES = ("class", "class_id", "classid", "class_name", "label", "category", "organ")
 
 N_CHECK = 5  # how many of the first ids must resolve to files
 N_SAMPLE = 20  # how many values decide "these are file names"
@@ -64,7 +65,7 @@ KEY_ORDER = (
         for k in (
             "task", "target_type", "train_csv", "test_csv", "image_dir", "test_image_dir",
             "sample_submission", "id_column", "image_column", "image_ext", "target_column",
-            "classes", "group_column", "metric", "mask_dir", "rle_order",
+            "classes", "group_column", "metric", "mask_dir", "rle_order", "class_column",
         )
     ),
     "cv.scheme",
@@ -573,6 +574,7 @@ def _infer(data_dir: Path) -> _Found:
     if seg_col or mask_dir:
         what = f"column {seg_col!r}" if seg_col else f"folder {mask_dir}/"
         found.ok(c + "task", "segment", f"masks: {what}")
+        found.ok(c + "target_type", "auto", "not used for masks")
         found.ok(c + "metric", "dice", "masks: mean Dice per image")
         found.ok("cv.scheme", "stratified_group" if group_col else "stratified", "by mask area")
         if mask_dir:
@@ -581,6 +583,17 @@ def _infer(data_dir: Path) -> _Found:
             found.ok(c + "target_column", unused, "not used: the masks are files")
         else:
             found.ok(c + "target_column", seg_col, "run-length masks")
+            if train[id_col].duplicated().any():  # a row per image and class
+                cls_col = _named_like(columns, CLASS_NAMES, {id_col, seg_col})
+                if cls_col is not None:
+                    found.ok(c + "class_column", cls_col, "ids repeat: a row per image and class")
+                else:
+                    found.guess(
+                        c + "class_column",
+                        None,
+                        f"ids repeat in {id_col!r} but no column is named like a class: set "
+                        "competition.class_column to the column that names each mask's class",
+                    )
             found.guess(
                 c + "rle_order",
                 "column",
@@ -820,7 +833,10 @@ def _render_config(found: _Found, name: str, prefix: str) -> str:
             else []
         ),
         *(
-            [line(c + "rle_order", "column", "# column | row: how the RLE counts pixels")]
+            [
+                line(c + "rle_order", "column", "# column | row: how the RLE counts pixels"),
+                line(c + "class_column", None, "# several classes: a row per image and class"),
+            ]
             if found.values.get(c + "task") == "segment"
             else []
         ),
