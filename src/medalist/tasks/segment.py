@@ -1,15 +1,17 @@
-"""Binary segmentation as a task: masks from a folder or run-length encodings, a U-Net's loss,
-per-image Dice, a threshold fitted on the out-of-fold masks, and run-length submissions.
+"""Segmentation as a task: masks (one class, or several with a sigmoid each) from a folder or
+run-length text, a U-Net's loss, per-image Dice, thresholds fitted on the out-of-fold masks, and
+run-length submissions.
 
 Masks are resized to `data.image_size` (nearest) for training; predictions are probability
-masks at that size, stored as float16 (a quarter of float64's memory), resized back to each test
-image's own size before the threshold, and written as run-length encodings in Kaggle's format:
-1-based start and length pairs, pixels counted down each column (`competition.rle_order:
-column`, e.g. Airbus, Severstal, HuBMAP) or along each row (`row`, e.g. Carvana, UW-Madison).
+masks at that size ((n, H, W) for one class, (n, C, H, W) for several), stored as float16 (a
+quarter of float64's memory), resized back to each test image's own size before the threshold,
+and written as run-length encodings in Kaggle's format: 1-based start and length pairs, pixels
+counted down each column (`competition.rle_order: column`, e.g. Airbus, Severstal, HuBMAP) or
+along each row (`row`, e.g. Carvana, UW-Madison).
 
 Each fold writes its out-of-fold probability masks to `fold_<k>/oof_masks.npy` (rows in the
 order of its `oof.csv`); `oof.csv` holds one row per image: its id, fold, the target's and the
-prediction's area (a fraction of the image) and the image's Dice.
+prediction's area (a fraction of the image) and score per class, and the image's score.
 """
 
 from __future__ import annotations
