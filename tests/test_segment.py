@@ -405,13 +405,17 @@ def test_check_memorises_one_batch_of_masks_and_draws_them(tmp_path: Path) -> No
         ("competition.metric=accuracy", "use dice or iou"),
         ("competition.task=detect", "'detect' is not available yet"),
         ("model.backbone=not_a_net", "not a timm model"),
+        (
+            "competition.task=classify competition.mask_dir=data/masks",
+            "competition.mask_dir is set but competition.task is 'classify'",
+        ),
     ],
 )
 def test_segment_settings_that_cannot_work_exit_2_before_a_run_starts(
     tmp_path: Path, override: str, expected: str
 ) -> None:
     cfg = make_seg_project(tmp_path / "proj", n_train=8, n_test=2)
-    r = medalist("train", str(cfg), override, cwd=tmp_path / "proj")
+    r = medalist("train", str(cfg), *override.split(), cwd=tmp_path / "proj")
     assert r.returncode == 2, r.stderr
     assert expected in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "proj" / "runs").exists()
@@ -541,6 +545,10 @@ def test_long_format_classes_train_one_sigmoid_each_and_submit_a_row_per_image_a
     for text in sub["rle"]:
         rle_decode(text, (40, 32))  # the test images' own size
     assert (sub["rle"] != "").any()
+    # The offline notebook writes the same long-format submission.
+    r = medalist("package", str(run), "--check", "--competition", "two", "--user", "u", cwd=project)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert "columns ['id', 'class', 'rle']" in r.stdout
 
 
 @pytest.mark.slow

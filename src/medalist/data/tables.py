@@ -63,6 +63,12 @@ def load_train(cfg: Config) -> pd.DataFrame:
     """train.csv with id, targets and (optional) group column checked."""
     comp = cfg.competition
     path = cfg.path(comp.train_csv)
+    for key in ("mask_dir", "class_column"):
+        if getattr(comp, key) is not None and comp.task != "segment":
+            raise UserError(
+                f"competition.{key} is set but competition.task is {comp.task!r}: masks are for "
+                "competition.task: segment; set it, or remove the key"
+            )
     df = read_csv(path, "train table", "competition.train_csv")
     _require_columns(df, [comp.id_column], path, "competition.id_column")
     if comp.groups_csv is not None:
