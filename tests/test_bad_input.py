@@ -190,3 +190,22 @@ def test_cli_reports_user_errors_without_traceback_in_a_real_process(tiny_projec
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert proc.stderr.strip().startswith("error:") and "model.backbone" in proc.stderr
+
+
+def test_a_label_outside_competition_classes_names_its_line(tiny_project, monkeypatch, capsys):
+    edit_train_csv(tiny_project, lambda df: df.assign(label=df["label"].replace({"dot": "star"})))
+    err = train_fails(monkeypatch, capsys, tiny_project, "competition.classes=[bar_h,bar_v,dot]")
+    assert "is not one of the competition's classes" in err and "'star'" in err
+    assert "line 4" in err  # the first 'dot' row: every third row, from the third
+
+
+def test_resuming_after_a_new_label_appeared_names_the_line(tiny_project, monkeypatch, capsys):
+    from medalist.workflows.train import train
+
+    run = train(tiny_project, name="r", folds="0").run.path
+    edit_train_csv(tiny_project, lambda df: df.assign(label=df["label"].replace({"dot": "star"})))
+    project = tiny_project.parent.parent
+    before = snapshot(project)
+    code, err = run_cli(monkeypatch, capsys, "train", "--resume", str(run))
+    assert_user_error(code, err, "line 4", "'star' is not among the classes the run was trained")
+    assert snapshot(project) == before

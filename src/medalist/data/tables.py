@@ -6,6 +6,7 @@ before anything is trained or written.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,6 +97,12 @@ def load_train(cfg: Config) -> pd.DataFrame:
     return df.reset_index(drop=True)
 
 
+def first_outside(values: pd.Series, allowed: Iterable[object]) -> int | None:
+    """The position of the first value (as text) that is not in `allowed`; None if all are."""
+    bad = ~values.astype(str).isin({str(a) for a in allowed})
+    return int(np.flatnonzero(bad.to_numpy())[0]) if bad.any() else None
+
+
 def mask_column(target: str, cls: object) -> str:
     """The train table's column of one class's run-length masks, after `pivot_masks`."""
     return f"{target}_{cls}"
@@ -125,9 +132,8 @@ def pivot_masks(cfg: Config, df: pd.DataFrame, path: Path) -> pd.DataFrame:
     values = df[cls_col].astype(str)
     found = sorted(values.unique())
     classes = [str(c) for c in comp.classes] if comp.classes is not None else found
-    unknown = ~values.isin(classes)
-    if unknown.any():
-        first = int(np.flatnonzero(unknown.to_numpy())[0])
+    first = first_outside(values, classes)
+    if first is not None:
         raise UserError(
             f"{path} line {first + 2}: class {values.iloc[first]!r} is not in "
             f"competition.classes ({', '.join(classes)}); add it or fix the row"
@@ -259,9 +265,8 @@ def check_classes(cfg: Config, train: pd.DataFrame, sample: pd.DataFrame | None)
     allowed = {str(c) for c in classes}
     for col in cfg.target_columns if isinstance(comp.target_column, str) else []:
         values = train[col].astype(str)
-        bad = ~values.isin(allowed)
-        if bad.any():
-            first = int(np.flatnonzero(bad.to_numpy())[0])
+        first = first_outside(values, allowed)
+        if first is not None:
             raise UserError(
                 f"{cfg.path(comp.train_csv)} line {first + 2}: target {values.iloc[first]!r} "
                 f"is not one of the competition's classes ({', '.join(sorted(allowed))[:80]}); "

@@ -156,11 +156,12 @@ class ClassifyTask:
     def encode(self, df: pd.DataFrame) -> np.ndarray:
         """Targets as the model trains on them."""
         if self.kind == "multiclass":
+            from medalist.data.tables import first_outside
+
             index = {str(c): i for i, c in enumerate(self.classes)}
             values = df[self.target_columns[0]].astype(str)
-            unknown = ~values.isin(index)
-            if unknown.any():
-                first = int(np.flatnonzero(unknown.to_numpy())[0])
+            first = first_outside(values, index)
+            if first is not None:
                 raise UserError(
                     f"train table line {first + 2}: target {values.iloc[first]!r} is not among "
                     f"the classes the run was trained on"
