@@ -6,8 +6,8 @@ Masks are resized to `data.image_size` (nearest) for training; predictions are p
 masks at that size ((n, H, W) for one class, (n, C, H, W) for several), stored as float16 (a
 quarter of float64's memory), resized back to each test image's own size before the threshold,
 and written as run-length encodings in Kaggle's format: 1-based start and length pairs, pixels
-counted down each column (`competition.rle_order: column`, e.g. Airbus, Severstal, HuBMAP) or
-along each row (`row`, e.g. Carvana, UW-Madison).
+counted down each column (`competition.rle_order: column`, as in most competitions) or
+along each row (`row`).
 
 Each fold writes its out-of-fold probability masks to `fold_<k>/oof_masks.npy` (rows in the
 order of its `oof.csv`); `oof.csv` holds one row per image: its id, fold, the target's and the
