@@ -42,6 +42,12 @@ def open_image(path: Path) -> Iterator[Image.Image]:
         ) from None
 
 
+def image_size(path: Path) -> tuple[int, int]:
+    """Width and height from the file header (no decoding)."""
+    with open_image(path) as img:
+        return img.size
+
+
 def read_image(path: Path, channels: int) -> np.ndarray:
     """Decode one image to an (H, W, C) uint8 array; unreadable or truncated files are UserError."""
     with open_image(path) as img:

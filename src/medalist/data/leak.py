@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from medalist.data.images import open_image
+from medalist.data.images import image_size, open_image
 from medalist.errors import UserError
 
 DEFAULT_THRESHOLD = 0.007
@@ -99,12 +99,6 @@ def spectrum(grey: np.ndarray, scale: float) -> np.ndarray:
     v = v - v.mean()
     norm = np.linalg.norm(v)
     return (v / norm if norm > 0 else v).astype(np.float32)
-
-
-def image_size(path: Path) -> tuple[int, int]:
-    """Width and height from the file header (no decoding)."""
-    with open_image(path) as img:
-        return img.size
 
 
 def fingerprint(

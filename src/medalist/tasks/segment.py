@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from medalist.config.schema import Config
+from medalist.data.images import image_size
 from medalist.engine.metrics import Metric, per_image_scores
 from medalist.errors import UserError
 from medalist.tasks.classify import competition_metric
@@ -104,13 +105,6 @@ def read_mask_file(path: Path) -> np.ndarray:
         return (np.asarray(img.convert("L")) > 0).astype(np.uint8)
 
 
-def image_shape(path: Path) -> tuple[int, int]:
-    from medalist.data.images import open_image
-
-    with open_image(path) as img:
-        return img.height, img.width
-
-
 def decode_row(
     cfg: Config, text: object, shape: tuple[int, int], row: int, column: str, image_id: object
 ) -> np.ndarray:
@@ -167,9 +161,9 @@ def load_masks(
     ids = df[cfg.competition.id_column].tolist()
     with progress("decoding masks", len(df)) as advance:
         for i, path in enumerate(image_paths):
-            shape = image_shape(path)
+            w, h = image_size(path)
             for j, column in enumerate(columns):
-                mask = decode_row(cfg, texts[i, j], shape, i, column, ids[i])
+                mask = decode_row(cfg, texts[i, j], (h, w), i, column, ids[i])
                 out[i, j] = _resize_mask(mask, size)
             advance(1)
     return out[:, 0] if len(columns) == 1 else out
@@ -425,7 +419,7 @@ class SegmentTask:
         texts: dict[tuple[str, str], str] = {}
         per_class = _by_class(preds, len(self.classes))
         for i, p, path in zip(ids.astype(str), per_class, paths, strict=True):
-            h, w = image_shape(path)
+            w, h = image_size(path)
             for j, name in enumerate(self.classes):
                 prob = cv2.resize(p[j].astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
                 texts[(i, str(name))] = rle_encode(prob >= self.thresholds[j], comp.rle_order)
