@@ -242,8 +242,7 @@ def train_fold(
         module.eval_model(), task, valid_loader, norm=module.input_norm, device=module.device
     )
     oof = task.oof_frame(images_ids(images, valid_idx), folds[valid_idx], y[valid_idx], preds)
-    if hasattr(task, "write_fold_arrays"):  # segmentation: the masks beside the table
-        task.write_fold_arrays(out, preds)
+    task.write_fold_arrays(out, preds)  # segmentation: the masks beside the table
     write_csv(out / "oof.csv", oof)
     # Under ddp_spawn the history lives in the spawned processes; rank 0 wrote it to disk.
     history = pd.DataFrame(module.history) if module.history else pd.read_csv(out / "history.csv")
@@ -292,6 +291,6 @@ def predict_array(
             p = task.activate(model(x)).float()
             for d in dims:
                 q = task.activate(model(x.flip(d))).float()
-                p = p + (q.flip(d) if getattr(task, "spatial", False) else q)
+                p = p + (q.flip(d) if task.spatial else q)
             outputs.append((p / (1 + len(dims))).cpu())
-    return torch.cat(outputs).numpy().astype(getattr(task, "pred_dtype", np.float64))
+    return torch.cat(outputs).numpy().astype(task.pred_dtype)

@@ -11,7 +11,6 @@ import time
 from typing import Any
 
 import lightning as L
-import numpy as np
 import torch
 
 from medalist.config.schema import Config
@@ -178,7 +177,7 @@ class FoldModule(L.LightningModule):
         if self.trainer.world_size > 1:
             preds, y = self._gather_shards(preds), self._gather_shards(y)
             sums = self.all_gather(sums.to(self.device)).sum(dim=0).cpu()
-        preds, y = preds.numpy().astype(getattr(self.task, "pred_dtype", np.float64)), y.numpy()
+        preds, y = preds.numpy().astype(self.task.pred_dtype), y.numpy()
         val_loss = float(sums[0] / max(1.0, float(sums[1])))
         train_loss = float(sums[2] / max(1.0, float(sums[3])))
         try:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -90,6 +91,8 @@ class ClassifyTask:
     thresholds: list[float] = field(default_factory=list)
     mean: float = 0.0
     std: float = 1.0
+    spatial: ClassVar[bool] = False  # a prediction is a vector, not an image (TTA)
+    pred_dtype: ClassVar[Any] = np.float64
 
     # ---- construction and persistence -------------------------------------------------
     @classmethod
@@ -231,6 +234,18 @@ class ClassifyTask:
             y = oof["target"].to_numpy()
             preds = preds[:, 0] if self.kind == "regression" else preds
         return y, preds
+
+    def write_fold_arrays(self, fold_dir: Path, preds: np.ndarray) -> None:
+        """Nothing beside the fold's oof.csv: it holds the predictions."""
+
+    def finish_oof(self, oof: pd.DataFrame, folds: list[list[Path]]) -> dict[str, Any]:
+        """The score of the merged OOF table, and multilabel thresholds fitted on it."""
+        y, preds = self.preds_from_oof(oof)
+        out: dict[str, Any] = {"oof": self.score(y, preds)}
+        if self.kind == "multilabel":
+            self.fit_thresholds(y, preds)
+            out["thresholds"] = self.thresholds
+        return out
 
     def fit_thresholds(self, y: np.ndarray, preds: np.ndarray) -> None:
         """Per-label thresholds that maximise each label's F1 on the out-of-fold predictions."""

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -233,8 +233,8 @@ class SegmentTask:
     columns: list[str] = field(default_factory=list)  # the train table's RLE columns
     thresholds: list[float] = field(default_factory=list)
     kind: str = "mask"
-    spatial: bool = True  # predictions are images: TTA flips them back
-    pred_dtype: Any = np.float16
+    spatial: ClassVar[bool] = True  # predictions are images: TTA flips them back
+    pred_dtype: ClassVar[Any] = np.float16
     _masks: tuple[tuple[str, ...], np.ndarray] | None = None
 
     def __post_init__(self) -> None:

@@ -418,24 +418,15 @@ def finish_run(cfg: Config, run: RunDir, task: Any) -> dict[str, Any] | None:
             seed_std=float(np.std(seed_scores)),
             seconds=float(sum(m["scores"]["seconds"] for m in per_seed)),
         )
-    if hasattr(task, "finish_oof"):  # segmentation: the masks live beside each fold's table
-        from medalist.engine.fold_loop import fold_dir
+    from medalist.engine.fold_loop import fold_dir
 
-        dirs = [
-            [fold_dir(run.path, k, i) for i in range(cfg.train.seeds)]
-            for k in range(cfg.cv.n_splits)
-        ]
-        scores.update(task.finish_oof(oof, dirs))
-        write_json(run.file("task.json"), task.state())
-        scores["seeds"] = run_seeds(cfg)
-        write_merged(run, oof, scores)
-        return scores
-    y, preds = task.preds_from_oof(oof)
-    scores["oof"] = task.score(y, preds)
-    if task.kind == "multilabel":
-        task.fit_thresholds(y, preds)
-        write_json(run.file("task.json"), task.state())
-        scores["thresholds"] = task.thresholds
+    # The task scores the merged table (segmentation reads each fold's masks beside it) and
+    # fits its thresholds, which task.json keeps for predict.
+    dirs = [
+        [fold_dir(run.path, k, i) for i in range(cfg.train.seeds)] for k in range(cfg.cv.n_splits)
+    ]
+    scores.update(task.finish_oof(oof, dirs))
+    write_json(run.file("task.json"), task.state())
     scores["seeds"] = run_seeds(cfg)
     write_merged(run, oof, scores)
     return scores
