@@ -122,15 +122,13 @@ def _mask_errors(
             masks[k] = np.load(folder / OOF_MASKS, mmap_mode="r")
             ids = pd.read_csv(folder / "oof.csv")["id"].astype(str)
             rows.update({(k, i): r for r, i in enumerate(ids)})
-    train_masks = None
+    train_masks = _train_masks(cfg, state, set(worst["id"].astype(str)))
     images, titles = [], []
     for i, fold, score in zip(worst["id"].astype(str), worst["fold"], worst[metric], strict=True):
         path = lookup.get(i)
         if path is None or (fold, i) not in rows:
             images.append(None)
         else:
-            if train_masks is None:
-                train_masks = _train_masks(cfg, state)
             grey = load_resized(path, size, 3).astype(np.float32).mean(axis=2) * 0.6
             rgb = np.repeat(grey[:, :, None], 3, axis=2)
             truth = train_masks.get(i, np.zeros((size, size), np.uint8)) > 0
@@ -153,11 +151,13 @@ def _mask_errors(
     )
 
 
-def _train_masks(cfg: Any, state: dict[str, Any]) -> dict[str, np.ndarray]:
+def _train_masks(cfg: Any, state: dict[str, Any], ids: set[str]) -> dict[str, np.ndarray]:
+    """The true masks of the training images `ids` (only those are decoded)."""
     from medalist.data.tables import load_train
     from medalist.tasks.segment import SegmentTask
 
     train = load_train(cfg)
+    train = train[train[cfg.competition.id_column].astype(str).isin(ids)]
     masks = SegmentTask.from_state(cfg, state).encode(train)
     return dict(zip(train[cfg.competition.id_column].astype(str), masks, strict=True))
 
