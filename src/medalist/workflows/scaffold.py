@@ -828,12 +828,8 @@ def _render_config(found: _Found, name: str, prefix: str) -> str:
         line(c + "group_column", None, "# patient, photographer, date...: kept in one fold"),
         line(c + "metric", "accuracy", "# accuracy | f1 | roc_auc | log_loss | qwk | rmse"),
         *(
-            [line(c + "mask_dir", None, "# masks named like the images; null: RLE column")]
-            if found.values.get(c + "task") == "segment"
-            else []
-        ),
-        *(
             [
+                line(c + "mask_dir", None, "# masks named like the images; null: RLE column"),
                 line(c + "rle_order", "column", "# column | row: how the RLE counts pixels"),
                 line(c + "class_column", None, "# several classes: a row per image and class"),
             ]
