@@ -62,8 +62,12 @@ def test_focal_loss_and_class_weights_train_as_a_one_override_change(
 
 
 def test_the_probe_batch_holds_every_class() -> None:
+    from medalist.tasks.classify import ClassifyTask
+    from medalist.tasks.metrics import get_metric
+
     y = np.array([0] * 50 + [1] * 5 + [2] * 3)
-    rows = pick_rows(y, "multiclass", 8, seed=0)
+    task = ClassifyTask("multiclass", ["label"], [0, 1, 2], get_metric("accuracy"), "id")
+    rows = pick_rows(task, y, 8, seed=0)
     assert len(rows) == 8 and len(set(rows)) == 8
     assert set(y[rows]) == {0, 1, 2}
 

@@ -14,10 +14,12 @@ from conftest import TINY_CONFIG, make_project
 from PIL import Image
 
 from medalist.analysis import diagnosis as dg
-from medalist.analysis import error_analysis as ea
+from medalist.analysis import run_analysis
 from medalist.analysis.run_analysis import analyse_run, render_verdict
 from medalist.config import load_config
 from medalist.errors import UserError
+from medalist.tasks import classify_analysis as ea
+from medalist.tasks.classify import chance_loss
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -130,10 +132,10 @@ def test_run_verdict_is_unstable_if_any_fold_is_else_the_majority() -> None:
 
 
 def test_chance_loss_is_that_of_a_constant_guess() -> None:
-    assert dg.chance_loss("multiclass", 4, "auto", 2.0) == pytest.approx(math.log(4))
-    assert dg.chance_loss("multiclass", 4, "focal", 2.0) == pytest.approx(0.75**2 * math.log(4))
-    assert dg.chance_loss("regression", 0, "auto", 2.0) == 1.0
-    assert dg.chance_loss("multilabel", 3, "auto", 2.0) is None
+    assert chance_loss("multiclass", 4, "auto", 2.0) == pytest.approx(math.log(4))
+    assert chance_loss("multiclass", 4, "focal", 2.0) == pytest.approx(0.75**2 * math.log(4))
+    assert chance_loss("regression", 0, "auto", 2.0) == 1.0
+    assert chance_loss("multilabel", 3, "auto", 2.0) is None
 
 
 def test_every_suggested_override_is_a_valid_config(tiny_project: Path) -> None:
@@ -172,9 +174,9 @@ def test_images_much_larger_than_the_input_suggest_a_larger_image_size(tmp_path:
         p = tmp_path / f"{i}.png"
         Image.new("RGB", (256, 200)).save(p)
         paths.append(p)
-    [s] = ea.image_size_suggestion(paths, image_size=64)
+    [s] = run_analysis.image_size_suggestion(paths, image_size=64)
     assert s["override"] == "data.image_size=128"
-    assert ea.image_size_suggestion(paths, image_size=128) == []
+    assert run_analysis.image_size_suggestion(paths, image_size=128) == []
 
 
 # ---- whole runs ------------------------------------------------------------------------------

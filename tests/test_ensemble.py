@@ -118,7 +118,8 @@ def test_ensemble_writes_a_run_with_weights_honest_cv_and_a_verdict(trained_run:
 
 
 def test_predicting_an_ensemble_blends_its_members_test_predictions(trained_run: Path):
-    from medalist.workflows.predict import predict, test_predictions
+    from medalist.workflows.inference import run_test_predictions as test_predictions
+    from medalist.workflows.predict import predict
 
     other = noisy_copy(trained_run, "other", noise=0.3)
     result = make_ensemble([trained_run, other], name="ens")

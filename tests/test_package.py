@@ -23,13 +23,13 @@ from medalist.kaggle.check import (
     offline_prefix,
     reference_submission,
 )
-from medalist.kaggle.notebook import describe_test_set, predict_offline
 from medalist.kaggle.package import (
     PackageOptions,
     create_package,
     read_weights_file,
 )
-from medalist.workflows.predict import inference_weights
+from medalist.kaggle.runtime import describe_test_set, predict_offline
+from medalist.workflows.inference import inference_weights
 
 FAKE_KEY = "fake-kaggle-key-3f9c2e7a1b"
 

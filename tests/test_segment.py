@@ -15,8 +15,9 @@ import pytest
 from conftest import TINY_CONFIG, medalist
 from PIL import Image
 
-from medalist.engine.metrics import get_metric, per_image_scores
-from medalist.tasks.segment import rle_area, rle_decode, rle_encode
+from medalist.data.rle import rle_area, rle_decode, rle_encode
+from medalist.tasks.metrics import get_metric
+from medalist.tasks.segment_metrics import per_image_scores
 
 # The tiny classification config, made a segmentation one: masks want 32 px (a U-Net halves the
 # image five times), two folds of 16 images and a higher learning rate to learn in 3 epochs.
@@ -130,7 +131,7 @@ def test_dice_and_iou_score_each_image_and_count_empty_against_empty_as_perfect(
 
 def test_mask_strata_merge_a_stratum_smaller_than_the_fold_count(tmp_path: Path) -> None:
     from medalist.config import load_config
-    from medalist.tasks.segment import mask_strata
+    from medalist.data.masks import mask_strata
 
     cfg = load_config(make_seg_project(tmp_path / "proj", n_train=2, n_test=1), ["cv.n_splits=5"])
     areas = [0] * 3 + list(range(1, 38))  # 3 empty masks, 37 of growing area

@@ -82,8 +82,8 @@ def test_predict_smooth_averages_the_test_predictions_over_frames(trained_run: P
 
 
 def test_a_package_smooths_as_predict_does(trained_run: Path, tmp_path: Path, monkeypatch):
-    from medalist.kaggle.notebook import predict_offline
     from medalist.kaggle.package import PackageOptions, create_package
+    from medalist.kaggle.runtime import predict_offline
 
     monkeypatch.setenv("KAGGLE_USERNAME", "alice")
     monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(tmp_path / "kaggle-config"))

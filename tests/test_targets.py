@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from conftest import TINY_CONFIG, make_competition
 
-from medalist.engine.metrics import get_metric
+from medalist.tasks.metrics import get_metric
 from medalist.workflows.predict import predict
 from medalist.workflows.train import train
 

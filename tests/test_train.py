@@ -213,7 +213,7 @@ def test_swa_averages_the_weights_of_the_last_epochs_and_predicts_with_them(
 ) -> None:
     import lightning as L
 
-    from medalist.workflows.predict import inference_weights
+    from medalist.workflows.inference import inference_weights
 
     seen: dict[int | str, dict[str, torch.Tensor]] = {}
 
@@ -246,7 +246,7 @@ def test_swa_averages_the_weights_of_the_last_epochs_and_predicts_with_them(
 
 
 def test_weights_from_before_averaging_began_are_the_models_own() -> None:
-    from medalist.workflows.predict import inference_weights
+    from medalist.workflows.inference import inference_weights
 
     a, b = torch.zeros(2), torch.ones(2)
     state = {"model.fc.weight": a, "swa.module.fc.weight": b, "swa.n_averaged": torch.tensor(0)}

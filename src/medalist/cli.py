@@ -42,7 +42,7 @@ def folds(
     """Write the folds file and print a per-fold table."""
     from medalist.config import load_config
     from medalist.console import console
-    from medalist.workflows.train import print_fold_table, run_folds
+    from medalist.workflows.folds import print_fold_table, run_folds
 
     cfg = load_config(config, overrides or [])
     path, summary = run_folds(cfg)

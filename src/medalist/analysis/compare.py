@@ -32,6 +32,7 @@ import pandas as pd
 from medalist.config import flatten
 from medalist.errors import UserError
 from medalist.io import read_json
+from medalist.runs import layout
 from medalist.runs.rundir import RunDir, open_run_dir
 
 ALPHA = 0.05
@@ -105,7 +106,7 @@ def _scores(run: RunDir) -> dict[str, Any]:
 
 
 def _same_folds(a: RunDir, b: RunDir) -> bool:
-    fa, fb = a.file("folds.csv"), b.file("folds.csv")
+    fa, fb = a.file(layout.FOLDS), b.file(layout.FOLDS)
     if not (fa.is_file() and fb.is_file()):
         return False
     da = pd.read_csv(fa).astype({"id": str}).sort_values("id").reset_index(drop=True)
@@ -216,7 +217,7 @@ def comparable_settings(a: RunDir, b: RunDir) -> tuple[dict[str, Any], dict[str,
     """What to diff between two runs: their saved configs, or, when one is an ensemble (whose
     config.yaml is only its first member's), what each blends: one `ensemble` key."""
     if a.ensemble() is None and b.ensemble() is None:
-        return read_yaml(a.file("config.yaml")), read_yaml(b.file("config.yaml"))
+        return read_yaml(a.file(layout.CONFIG)), read_yaml(b.file(layout.CONFIG))
     return {"ensemble": _blend_text(a)}, {"ensemble": _blend_text(b)}
 
 
@@ -282,5 +283,5 @@ def plot_cv_vs_lb(table: pd.DataFrame, path: Path, metric: str) -> Path:
 
 def read_scores(run: RunDir) -> dict[str, Any]:
     """scores.json of a run, or {} when it has none."""
-    f = run.file("scores.json")
+    f = run.file(layout.SCORES)
     return read_json(f) if f.is_file() else {}

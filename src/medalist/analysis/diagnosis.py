@@ -35,6 +35,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from medalist.advice import step
+
 SPIKE_FACTOR = 2.0
 SPIKE_MIN_RISE = 0.10
 DIVERGE_FACTOR = 1.5
@@ -240,29 +242,14 @@ def run_verdict(fold_verdicts: list[str]) -> str | None:
     return max(counts, key=lambda v: (counts[v], -VERDICTS.index(v)))
 
 
-def chance_loss(kind: str, n_classes: int, loss: str, focal_gamma: float) -> float | None:
-    """The training loss of a constant guess, where it is known (None otherwise)."""
-    if kind == "regression":
-        return 1.0  # the standardised MSE of predicting the mean
-    if kind != "multiclass" or n_classes < 2:
-        return None
-    ce = math.log(n_classes)
-    if loss == "focal":
-        return (1 - 1 / n_classes) ** focal_gamma * ce
-    return ce if loss in ("auto", "ce", "weighted_ce") else None
-
-
-def step(text: str, override: str | None = None, command: str | None = None) -> dict[str, Any]:
-    """One next step: what to do and, where one override tries it, the command."""
-    if command is None and override:
-        command = f"medalist train CONFIG {override}"
-    return {"step": text, "override": override, "command": command}
-
-
 def next_steps(
-    verdict: str | None, cfg: Any, best_epoch: int | None = None, kind: str = "multiclass"
+    verdict: str | None,
+    cfg: Any,
+    best_epoch: int | None = None,
+    task_steps: list[tuple[str, str]] = (),
 ) -> list[dict[str, Any]]:
-    """What the seminar advises for a verdict, with the one-override command to try it."""
+    """The usual remedies for a verdict, with the one-override command to try each;
+    `task_steps` are the task's own (advice, override) pairs for it (`next_step_overrides`)."""
     t, m = cfg.train, cfg.model
     if verdict == "overfits":
         steps = [
@@ -277,11 +264,7 @@ def next_steps(
             ),
             step("add dropout before the classifier", f"model.drop_rate={max(0.3, m.drop_rate):g}"),
             step("stochastic depth (drop path)", "model.drop_path_rate=0.1"),
-            *(
-                [step("label smoothing", "train.label_smoothing=0.1")]
-                if kind == "multiclass"
-                else []
-            ),
+            *(step(text, override) for text, override in task_steps),
             step(
                 "more augmentation: add data.augment steps (Affine, RandomBrightnessContrast, "
                 "CoarseDropout)"

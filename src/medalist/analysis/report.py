@@ -23,6 +23,7 @@ from medalist.analysis.run_analysis import analyse_run, read_histories
 from medalist.config import flatten
 from medalist.errors import UserError
 from medalist.io import read_json, write_text
+from medalist.runs import layout
 from medalist.runs.rundir import RunDir, open_run_dir
 
 # Keys that don't change what a model learns: a difference here doesn't count as a change.
@@ -73,7 +74,7 @@ def fold_scores(run: RunDir, n_splits: int) -> dict[int, float]:
         return {k: float(s) for k, s in enumerate(scores["folds"])}
     out = {}
     for k in range(n_splits):
-        f = run.file(f"fold_{k}/result.json")
+        f = run.fold_dir(k) / layout.RESULT
         if f.is_file():
             out[k] = float(read_json(f)["score"])
     return out
@@ -81,7 +82,7 @@ def fold_scores(run: RunDir, n_splits: int) -> dict[int, float]:
 
 def run_context(run: RunDir, diagnosis: dict[str, Any], label: str) -> dict[str, Any]:
     """Everything the template shows about one run."""
-    config_text = run.file("config.yaml").read_text()
+    config_text = run.file(layout.CONFIG).read_text()
     provenance = flatten(run.provenance())
     scores = run.scores() or {}
     per_fold = fold_scores(run, diagnosis["n_splits"])
@@ -142,9 +143,9 @@ def config_differences(configs: Sequence[dict[str, Any]]) -> list[dict[str, Any]
 
 def comparison_context(runs: list[RunDir], labels: list[str], metric: str) -> dict[str, Any]:
     """Config differences, the one-change flag, per-fold scores side by side, overlaid curves."""
-    from medalist.analysis.plots import compare_curves_png
+    from medalist.plots import compare_curves_png
 
-    configs = [yaml.safe_load(r.file("config.yaml").read_text()) or {} for r in runs]
+    configs = [yaml.safe_load(r.file(layout.CONFIG).read_text()) or {} for r in runs]
     diffs = config_differences(configs)
     changed = [d["key"] for d in diffs if d["counts"]]
     n_splits = max(int(c.get("cv", {}).get("n_splits", 0)) for c in configs)

@@ -13,22 +13,24 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from medalist import plots
+from medalist.advice import step
 from medalist.analysis import diagnosis as dg
-from medalist.analysis import error_analysis as ea
-from medalist.analysis import plots
 from medalist.errors import UserError
 from medalist.io import write_csv, write_json
+from medalist.runs import layout
 from medalist.runs.rundir import RunDir, open_run_dir
+from medalist.tasks import Task, load_run_task
+from medalist.tasks.base import AnalysisPage
 
-N_WORST = 16
-THUMBNAIL = 128
+DOWNSCALE_FACTOR = 2.0
 
 
 def read_histories(run: RunDir, n_splits: int) -> dict[int, pd.DataFrame]:
     """fold -> epoch history, for every fold that has trained at least one epoch."""
     out = {}
     for k in range(n_splits):
-        f = run.file(f"fold_{k}/history.csv")
+        f = run.fold_dir(k) / layout.HISTORY
         if f.is_file():
             h = pd.read_csv(f)
             if len(h):
@@ -40,33 +42,35 @@ def _metric(run: RunDir, cfg: Any) -> tuple[str, bool]:
     scores = run.scores()
     if scores:
         return scores["metric"], bool(scores["higher_is_better"])
-    from medalist.engine.metrics import get_metric
+    from medalist.tasks.metrics import get_metric
 
     m = get_metric(cfg.competition.metric, cfg.competition.metric_direction)
     return m.name, m.higher_is_better
 
 
 def diagnose_folds(
-    run: RunDir, cfg: Any, histories: dict[int, pd.DataFrame], metric: str, higher: bool, kind: str
+    run: RunDir, cfg: Any, histories: dict[int, pd.DataFrame], metric: str, higher: bool, task: Task
 ) -> list[dict[str, Any]]:
     """The verdict, evidence, next steps, epoch time and peak memory of each fold with history."""
-    classes = run.task_state().get("classes", [])
-    chance = dg.chance_loss(kind, len(classes), cfg.train.loss, cfg.train.focal_gamma)
+    chance = task.chance_loss(cfg)
     folds = []
     for k, h in histories.items():
         d = dg.diagnose_history(h, metric, higher, chance)
-        done = run.file(f"fold_{k}/result.json").is_file()
         best = d["evidence"]["best_val_loss_epoch"]
         folds.append(
             {
                 "fold": k,
-                "finished": done,
+                "finished": run.fold_done(k),
                 **d,
                 **dg.resources(h),
-                "next_steps": dg.next_steps(d["verdict"], cfg, best, kind),
+                "next_steps": _next_steps(d["verdict"], cfg, best, task),
             }
         )
     return folds
+
+
+def _next_steps(verdict: str | None, cfg: Any, best: int | None, task: Task) -> list[dict]:
+    return dg.next_steps(verdict, cfg, best, task.next_step_overrides(verdict or ""))
 
 
 def _summary(verdict: str, folds: list[dict[str, Any]]) -> str:
@@ -86,152 +90,71 @@ def _image_lookup(cfg: Any) -> dict[str, Path] | None:
     return dict(zip(train[cfg.competition.id_column].astype(str), paths, strict=True))
 
 
-def _thumbnail(path: Path | None, channels: int) -> np.ndarray | None:
-    from PIL import Image
-
-    if path is None:
-        return None
-    try:
-        with Image.open(path) as img:
-            img = img.convert("L" if channels == 1 else "RGB")
-            img.thumbnail((THUMBNAIL, THUMBNAIL))
-            arr = np.asarray(img)
-    except OSError:
-        return None
-    return arr[:, :, None] if arr.ndim == 2 else arr
-
-
-def _mask_errors(
-    run: RunDir, cfg: Any, oof: pd.DataFrame, folds: list[int], lookup: dict, plot: Any, table: Any
-) -> None:
-    """Segmentation: the lowest-scoring images, drawn with the true mask in green and the
-    prediction in red (overlap yellow)."""
-    from medalist.data.images import load_resized
-    from medalist.tasks.segment import OOF_MASKS
-
-    metric = oof.columns[-1]
-    worst = oof.sort_values([metric, "id"], kind="stable").head(N_WORST)
-    table("worst_predictions.csv", worst.reset_index(drop=True))
-    size = cfg.data.image_size
-    state = run.task_state()
-    threshold = 0.5  # the threshold the per-image scores were computed at
-    masks, rows = {}, {}
-    for k in folds:
-        folder = run.file(f"fold_{k}")
-        if (folder / OOF_MASKS).is_file():
-            masks[k] = np.load(folder / OOF_MASKS, mmap_mode="r")
-            ids = pd.read_csv(folder / "oof.csv")["id"].astype(str)
-            rows.update({(k, i): r for r, i in enumerate(ids)})
-    train_masks = _train_masks(cfg, state, set(worst["id"].astype(str)))
-    images, titles = [], []
-    for i, fold, score in zip(worst["id"].astype(str), worst["fold"], worst[metric], strict=True):
-        path = lookup.get(i)
-        if path is None or (fold, i) not in rows:
-            images.append(None)
-        else:
-            grey = load_resized(path, size, 3).astype(np.float32).mean(axis=2) * 0.6
-            rgb = np.repeat(grey[:, :, None], 3, axis=2)
-            truth = train_masks.get(i, np.zeros((size, size), np.uint8)) > 0
-            pred = np.asarray(masks[fold][rows[(fold, i)]]) >= threshold
-            if pred.ndim == 3:  # several classes: drawn together
-                truth, pred = truth.any(axis=0), pred.any(axis=0)
-            color = np.zeros_like(rgb)
-            color[truth, 1], color[pred, 0] = 255, 255
-            drawn = truth | pred
-            rgb[drawn] = 0.4 * rgb[drawn] + 0.6 * color[drawn]
-            images.append(rgb.clip(0, 255).astype(np.uint8))
-        titles.append(f"{i}\n{metric} {score:.2f}")
-    plot(
-        "worst_predictions.png",
-        plots.plot_image_grid,
-        images,
-        titles,
-        suptitle=f"lowest {metric} out of fold (truth green, prediction red, both yellow; "
-        f"threshold {threshold:g})",
-    )
-
-
-def _train_masks(cfg: Any, state: dict[str, Any], ids: set[str]) -> dict[str, np.ndarray]:
-    """The true masks of the training images `ids` (only those are decoded)."""
-    from medalist.data.tables import load_train
-    from medalist.tasks.segment import SegmentTask
-
-    train = load_train(cfg)
-    train = train[train[cfg.competition.id_column].astype(str).isin(ids)]
-    masks = SegmentTask.from_state(cfg, state).encode(train)
-    return dict(zip(train[cfg.competition.id_column].astype(str), masks, strict=True))
-
-
-def error_analysis(
-    run: RunDir,
-    cfg: Any,
-    kind: str,
-    classes: list[Any],
-    folds: list[int],
-    thresholds: list[float] | None = None,
-) -> dict[str, Any]:
-    """Plots and tables of what the model gets wrong, and the suggestions they lead to."""
+def error_analysis(run: RunDir, cfg: Any, task: Task, folds: list[int]) -> dict[str, Any]:
+    """Plots and tables of what the model gets wrong (the task's error-analysis page), and the
+    suggestions they lead to."""
     out: dict[str, Any] = {"plots": [], "tables": [], "skipped": {}, "suggestions": []}
-    oof = ea.load_oof(run.path, folds)
+    oof = load_oof(run, folds)
     lookup = _image_lookup(cfg)
     if lookup is not None:
-        out["suggestions"] += ea.image_size_suggestion(list(lookup.values()), cfg.data.image_size)
+        out["suggestions"] += image_size_suggestion(list(lookup.values()), cfg.data.image_size)
     if oof is None or oof.empty:
         out["skipped"]["error analysis"] = "no finished fold has out-of-fold predictions yet"
         return out
 
     def plot(name: str, fn: Any, *args: Any, **kwargs: Any) -> None:
-        fn(*args, path=run.file(f"plots/{name}"), **kwargs)
-        out["plots"].append(f"plots/{name}")
+        fn(*args, path=run.plot(name), **kwargs)
+        out["plots"].append(f"{layout.PLOTS}/{name}")
 
     def table(name: str, df: pd.DataFrame) -> None:
-        write_csv(run.file(f"analysis/{name}"), df)
-        out["tables"].append(f"analysis/{name}")
+        write_csv(run.analysis(name), df)
+        out["tables"].append(f"{layout.ANALYSIS}/{name}")
 
-    if kind == "mask":
-        _mask_errors(run, cfg, oof, folds, lookup or {}, plot, table)
-        out["skipped"]["per-class, precision-recall and confusion plots"] = "masks: no classes"
-        return out
-    y, p = ea.oof_arrays(oof, kind, classes)
-
-    if kind in ("multiclass", "multilabel"):
-        onehot = np.eye(len(classes), dtype=int)[y] if kind == "multiclass" else y.astype(int)
-        per_class = ea.per_class_table(y, p, kind, classes, thresholds)
-        table("per_class.csv", per_class)
-        plot("per_class.png", plots.plot_per_class, per_class)
-        plot("pr_curves.png", plots.plot_pr_curves, onehot, p, classes)
-        out["suggestions"] = (
-            ea.rare_class_suggestions(per_class, kind, cfg.train.loss) + out["suggestions"]
-        )
-    else:
-        out["skipped"]["per-class and precision-recall plots"] = f"{kind}: there are no classes"
-    if kind == "multiclass":
-        plot("confusion_matrix.png", plots.plot_confusion_matrix, y, p.argmax(axis=1), classes)
-        table("confused_pairs.csv", ea.confused_pairs(y, p, classes))
-    else:
-        out["skipped"]["confusion matrix and confused pairs"] = (
-            f"{kind}: {'labels are not exclusive' if kind == 'multilabel' else 'no classes'}"
-        )
-    worst = ea.worst_predictions(oof, kind, classes, N_WORST, thresholds)
-    table("worst_predictions.csv", worst)
-    images = [
-        _thumbnail((lookup or {}).get(str(i)), cfg.model.in_chans) for i in worst["id"].astype(str)
-    ]
-    conf = [f" ({c:.2f})" if c == c else "" for c in worst["confidence"]]
-    titles = [
-        f"{i}\ntrue {t}\npred {pr}{c}"
-        for i, t, pr, c in zip(worst["id"], worst["true"], worst["predicted"], conf, strict=True)
-    ]
-    wrong = worst["true"] != worst["predicted"]
-    plot(
-        "worst_predictions.png",
-        plots.plot_image_grid,
-        images,
-        titles,
-        suptitle=f"highest-loss out-of-fold predictions ({len(oof)} rows, folds {folds})",
-        colors=["tab:red" if w else "black" for w in wrong],
+    page = AnalysisPage(
+        run.path, cfg, oof, folds, lookup or {}, plot, table, out["skipped"], out["suggestions"]
     )
+    task.error_analysis(page)
     return out
+
+
+def load_oof(run: RunDir, folds: list[int]) -> pd.DataFrame | None:
+    """The out-of-fold predictions of the finished folds (oof.csv once the run is complete)."""
+    merged = run.file(layout.OOF)
+    if merged.is_file():
+        return pd.read_csv(merged)
+    parts = [run.fold_dir(k) / layout.FOLD_OOF for k in folds]
+    parts = [p for p in parts if p.is_file()]
+    return pd.concat([pd.read_csv(p) for p in parts], ignore_index=True) if parts else None
+
+
+def image_size_suggestion(
+    paths: list[Path], image_size: int, sample: int = 20
+) -> list[dict[str, Any]]:
+    """A larger input when the images are much larger than what the model sees."""
+    from PIL import Image
+
+    sizes = []
+    for p in paths[:sample]:
+        try:
+            with Image.open(p) as img:
+                sizes.append(min(img.size))
+        except OSError:
+            continue
+    if not sizes:
+        return []
+    typical = int(np.median(sizes))
+    if typical < DOWNSCALE_FACTOR * image_size:
+        return []
+    bigger = min(typical, image_size * 2)
+    s = step(
+        "a larger input size keeps small objects and fine detail",
+        f"data.image_size={bigger}",
+    )
+    s["reason"] = (
+        f"the images are about {typical}px on their short side and the model sees "
+        f"{image_size}px: detail {typical / image_size:.1f}x finer than that is lost"
+    )
+    return [s]
 
 
 def analyse_run(run_dir: Path) -> dict[str, Any]:
@@ -239,26 +162,26 @@ def analyse_run(run_dir: Path) -> dict[str, Any]:
     diagnosis."""
     run = open_run_dir(run_dir)
     cfg = run.config()
-    if not run.file("task.json").is_file():
-        raise UserError(f"{run.path}: no task.json; the run never started training")
+    if not run.has_task():
+        raise UserError(f"{run.path}: no {layout.TASK}; the run never started training")
     state = run.task_state()
-    kind, classes = state["kind"], list(state.get("classes", []))
+    task = load_run_task(run, cfg)
     metric, higher = _metric(run, cfg)
     n_splits = cfg.cv.n_splits
     blend = run.ensemble()
     if blend is not None:
-        return _analyse_ensemble(run, cfg, state, blend, metric, higher)
+        return _analyse_ensemble(run, cfg, task, blend, metric, higher)
     histories = read_histories(run, n_splits)
     if not histories:
         raise UserError(
             f"{run.path}: no fold has finished an epoch yet (no fold_*/history.csv); "
             "train first, or wait for the first epoch"
         )
-    folds = diagnose_folds(run, cfg, histories, metric, higher, kind)
+    folds = diagnose_folds(run, cfg, histories, metric, higher, task)
     verdict = dg.run_verdict([f["verdict"] for f in folds])
-    plots.plot_learning_curves(histories, metric, run.file("plots/learning_curves.png"), higher)
+    plots.plot_learning_curves(histories, metric, run.plot("learning_curves.png"), higher)
     finished = [f["fold"] for f in folds if f["finished"]]
-    errors = error_analysis(run, cfg, kind, classes, finished, state.get("thresholds"))
+    errors = error_analysis(run, cfg, task, finished)
     best_epochs = [f["evidence"]["best_val_loss_epoch"] for f in folds if f["verdict"] == verdict]
     best = int(np.median(best_epochs)) if best_epochs and None not in best_epochs else None
     epoch_s = [f["mean_epoch_s"] for f in folds if f["mean_epoch_s"] is not None]
@@ -266,14 +189,14 @@ def analyse_run(run_dir: Path) -> dict[str, Any]:
     gpus = run.provenance().get("device", {}).get("gpus")
     on_gpu = bool(gpus) and cfg.train.accelerator in ("auto", "gpu", "cuda")
     diagnosis = {
-        **_header(run, kind, metric, higher, n_splits),
+        **_header(run, state["kind"], metric, higher, n_splits),
         "folds_analysed": sorted(histories),
         "folds_finished": finished,
         "folds_missing": [k for k in range(n_splits) if k not in histories],
         "complete": len(finished) == n_splits,
         "verdict": verdict,
         "summary": _summary(verdict, folds),
-        "next_steps": dg.next_steps(verdict, cfg, best, kind),
+        "next_steps": _next_steps(verdict, cfg, best, task),
         "suggestions": errors["suggestions"],
         "folds": folds,
         "resources": {
@@ -281,12 +204,16 @@ def analyse_run(run_dir: Path) -> dict[str, Any]:
             "peak_mem_mb": round(float(max(peak_mb)), 1) if peak_mb else None,
             "memory_kind": "GPU memory allocated" if on_gpu else "process RSS on the CPU",
         },
-        "plots": ["plots/learning_curves.png", *errors["plots"]],
+        "plots": [f"{layout.PLOTS}/learning_curves.png", *errors["plots"]],
         "tables": errors["tables"],
         "skipped": errors["skipped"],
-        "thresholds": {**dg.THRESHOLDS, **ea.THRESHOLDS},
+        "thresholds": {
+            **dg.THRESHOLDS,
+            **task.analysis_thresholds,
+            "downscale_factor": DOWNSCALE_FACTOR,
+        },
     }
-    write_json(run.file("diagnosis.json"), diagnosis)
+    write_json(run.file(layout.DIAGNOSIS), diagnosis)
     return diagnosis
 
 
@@ -304,15 +231,15 @@ def _header(run: RunDir, kind: str, metric: str, higher: bool, n_splits: int) ->
 def _analyse_ensemble(
     run: RunDir,
     cfg: Any,
-    state: dict[str, Any],
+    task: Task,
     blend: dict[str, Any],
     metric: str,
     higher: bool,
 ) -> dict[str, Any]:
     """An ensemble has no epochs to diagnose: its blend, its honest CV against the best
     member, and the error analysis of its out-of-fold rows."""
-    kind, classes, n_splits = state["kind"], list(state.get("classes", [])), cfg.cv.n_splits
-    errors = error_analysis(run, cfg, kind, classes, list(range(n_splits)), state.get("thresholds"))
+    n_splits = cfg.cv.n_splits
+    errors = error_analysis(run, cfg, task, list(range(n_splits)))
     scores = run.scores() or {}
     best = scores.get("against_best") or {}
     weights = blend.get("weights") or {}
@@ -334,7 +261,7 @@ def _analyse_ensemble(
             }
         ]
     diagnosis = {
-        **_header(run, kind, metric, higher, n_splits),
+        **_header(run, task.kind, metric, higher, n_splits),
         "folds_analysed": [],
         "folds_finished": list(range(n_splits)),
         "folds_missing": [],
@@ -350,7 +277,7 @@ def _analyse_ensemble(
         "skipped": {**errors["skipped"], "learning curves": "an ensemble trains no epochs"},
         "thresholds": {},
     }
-    write_json(run.file("diagnosis.json"), diagnosis)
+    write_json(run.file(layout.DIAGNOSIS), diagnosis)
     return diagnosis
 
 

@@ -9,6 +9,7 @@ import typer
 
 from medalist.cli_app import app
 from medalist.errors import UserError
+from medalist.runs import layout
 
 kaggle_app = typer.Typer(
     help="Kaggle over its API: upload the package, push the notebook, submit, fetch scores.",
@@ -291,7 +292,7 @@ def submit(
     if manifest is not None:
         reply = submit_code(k, comp, kernel, version, description)
     else:
-        reply = submit_file(k, comp, file or run.file("submission.csv"), description)
+        reply = submit_file(k, comp, file or run.file(layout.SUBMISSION), description)
     console.print(f"submitted to {comp}: {description}", markup=False)
     console.print(f"Kaggle: {reply}", markup=False)
 

@@ -9,6 +9,7 @@ import typer
 
 from medalist.cli_app import app
 from medalist.errors import UserError
+from medalist.runs import layout
 
 ProjectOpt = Annotated[Path, typer.Option("--project", help="project folder")]
 
@@ -20,10 +21,10 @@ def _fmt(x: float | None, digits: int = 4) -> str:
 def _resolve_run(text: str, project: Path) -> Path:
     """A run given as a directory (runs/base) or as a name under <project>/runs."""
     as_path = Path(text)
-    if (as_path / "config.yaml").is_file():
+    if (as_path / layout.CONFIG).is_file():
         return as_path
     named = project / "runs" / text
-    if (named / "config.yaml").is_file():
+    if (named / layout.CONFIG).is_file():
         return named
     raise UserError(
         f"run {text!r} not found: give a run directory (runs/<name>) or a run name under "

@@ -9,7 +9,7 @@ workers or of DDP processes.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -80,11 +80,34 @@ def create_transform(augment: list[dict[str, Any]], *, train: bool, seed: int = 
     return A.Compose(steps, seed=seed)
 
 
-class ImageDataset(Dataset):
-    """(image tensor, target) pairs for the given rows of an ImageSource.
+SampleFn = Callable[[A.Compose, np.ndarray, Any], tuple[torch.Tensor, torch.Tensor]]
 
-    Targets of shape (n, H, W) are masks, (n, C, H, W) a mask per class: albumentations moves
-    them with the image."""
+
+def transform_image(
+    transform: A.Compose, image: np.ndarray, target: Any
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The augmented image; its target (a label, labels, a value) as it is."""
+    out = transform(image=image)["image"]
+    return out, torch.tensor(0) if target is None else torch.as_tensor(target)
+
+
+def transform_with_mask(
+    transform: A.Compose, image: np.ndarray, target: np.ndarray | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The augmented image and its mask, moved together: an (H, W) mask, or (C, H, W) with a
+    mask per class."""
+    if target is None:
+        return transform_image(transform, image, None)
+    if target.ndim == 2:
+        out = transform(image=image, mask=target)
+        return out["image"], torch.as_tensor(out["mask"])
+    out = transform(image=image, mask=target.transpose(1, 2, 0))
+    return out["image"], torch.as_tensor(out["mask"]).permute(2, 0, 1)
+
+
+class ImageDataset(Dataset):
+    """(image tensor, target) pairs for the given rows of an ImageSource; `sample` applies the
+    transform to an image and its target (the task's `transform_sample`)."""
 
     def __init__(
         self,
@@ -95,11 +118,13 @@ class ImageDataset(Dataset):
         *,
         seed: int = 0,
         fold: int = 0,
+        sample: SampleFn = transform_image,
     ) -> None:
         self.images = images
         self.indices = np.asarray(indices)
         self.targets = targets
         self.transform = transform
+        self.sample = sample
         self.seed = seed
         self.fold = fold
         self.epoch = 0
@@ -114,16 +139,8 @@ class ImageDataset(Dataset):
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         row = int(self.indices[i])
         self.transform.set_random_seed(mix_seed(self.seed, self.fold, self.epoch, row, 7))
-        if self.targets is not None and self.targets.ndim == 3:  # a mask: augmented with it
-            out = self.transform(image=self.images[row], mask=self.targets[row])
-            return out["image"], torch.as_tensor(out["mask"])
-        if self.targets is not None and self.targets.ndim == 4:  # a mask per class (C, H, W)
-            out = self.transform(image=self.images[row], mask=self.targets[row].transpose(1, 2, 0))
-            return out["image"], torch.as_tensor(out["mask"]).permute(2, 0, 1)
-        image = self.transform(image=self.images[row])["image"]
-        if self.targets is None:
-            return image, torch.tensor(0)
-        return image, torch.as_tensor(self.targets[row])
+        target = None if self.targets is None else self.targets[row]
+        return self.sample(self.transform, self.images[row], target)
 
 
 def seed_worker(worker_id: int) -> None:

@@ -1,8 +1,10 @@
 """One fold from data to best weights and out-of-fold predictions, and prediction with saved folds.
 
-Files of a fold, under `fold_<k>/`: `last.ckpt` (full state, every epoch, removed when the fold
-is done), `best.ckpt` (weights of the best epoch by the competition metric), `history.csv`,
-`oof.csv` and `result.json` (written last: its presence means the fold is done).
+Files of a fold (names in `medalist.runs.layout`): `last.ckpt` (full state, every epoch, removed
+when the fold is done), `best.ckpt` (weights of the best epoch by the competition metric),
+`history.csv`, `oof.csv`, the task's arrays and `result.json` (written last: its presence means
+the fold is done). The task (`medalist.tasks.base.Task`) supplies the model, loss, transforms and
+everything that depends on the kind of target.
 """
 
 from __future__ import annotations
@@ -24,7 +26,6 @@ from medalist.data.dataset import (
     EpochShuffleSampler,
     ImageDataset,
     ShardSampler,
-    create_transform,
     mix_seed,
     seed_worker,
 )
@@ -33,7 +34,8 @@ from medalist.engine.callbacks import AtomicCheckpointIO, BackboneFreeze, EpochR
 from medalist.engine.module import FoldModule
 from medalist.errors import UserError
 from medalist.io import read_json, write_csv, write_json
-from medalist.models.factory import create_model
+from medalist.runs import layout
+from medalist.tasks.base import Task
 
 
 @dataclass
@@ -67,17 +69,8 @@ def resolve_channels_last(cfg: Config) -> bool:
     return use_gpu(cfg) if value == "auto" else bool(value)
 
 
-def fold_dir(run_dir: Path, fold: int, seed_index: int = 0) -> Path:
-    """`fold_<k>` for the run's first seed, `fold_<k>_seed<i>` for its repeats."""
-    return run_dir / (f"fold_{fold}" if seed_index == 0 else f"fold_{fold}_seed{seed_index}")
-
-
-def fold_done(run_dir: Path, fold: int, seed_index: int = 0) -> bool:
-    return (fold_dir(run_dir, fold, seed_index) / "result.json").is_file()
-
-
 def read_fold_result(run_dir: Path, fold: int, seed_index: int = 0) -> FoldResult:
-    return FoldResult(**read_json(fold_dir(run_dir, fold, seed_index) / "result.json"))
+    return FoldResult(**read_json(layout.fold_dir(run_dir, fold, seed_index) / layout.RESULT))
 
 
 def device_count(cfg: Config) -> int:
@@ -93,7 +86,12 @@ def device_count(cfg: Config) -> int:
 
 
 def make_loader(
-    cfg: Config, dataset: ImageDataset, *, train: bool, batch_size: int | None = None
+    cfg: Config,
+    dataset: ImageDataset,
+    *,
+    train: bool,
+    batch_size: int | None = None,
+    collate: Callable[[list[Any]], Any] | None = None,
 ) -> DataLoader:
     """Batches of `batch_size` (the global batch: split over the DDP processes when training)."""
     workers = cfg.data.num_workers
@@ -115,6 +113,7 @@ def make_loader(
         sampler=sampler,
         num_workers=workers,
         worker_init_fn=seed_worker if workers else None,
+        collate_fn=collate,
         persistent_workers=False,
         pin_memory=use_gpu(cfg),
     )
@@ -185,7 +184,7 @@ def _quiet_lightning() -> None:
 
 def train_fold(
     cfg: Config,
-    task: Any,
+    task: Task,
     images: ImageSource,
     y: np.ndarray,
     folds: np.ndarray,
@@ -199,27 +198,30 @@ def train_fold(
     callbacks: Sequence[Any] = (),
 ) -> FoldResult:
     """Train fold `fold` (resuming from its last checkpoint when there is one)."""
-    out = fold_dir(run_dir, fold, seed_index)
+    out = layout.fold_dir(run_dir, fold, seed_index)
     out.mkdir(parents=True, exist_ok=True)
     train_idx, valid_idx = np.flatnonzero(folds != fold), np.flatnonzero(folds == fold)
     L.seed_everything(mix_seed(seed, fold, 1), workers=False, verbose=False)
-    model = create_model(cfg, task.num_outputs)
+    model = task.create_model(cfg)
     if resolve_channels_last(cfg):
         model = model.to(memory_format=torch.channels_last)
-    d = cfg.data
+    sample = task.transform_sample
     train_ds = ImageDataset(
         images,
         train_idx,
         y,
-        create_transform(d.augment, train=True),
+        task.create_transform(cfg.data.augment, train=True),
         seed=seed,
         fold=fold,
+        sample=sample,
     )
-    valid_ds = ImageDataset(images, valid_idx, y, create_transform([], train=False))
-    train_loader = make_loader(cfg, train_ds, train=True)
+    valid_ds = ImageDataset(
+        images, valid_idx, y, task.create_transform([], train=False), sample=sample
+    )
+    train_loader = make_loader(cfg, train_ds, train=True, collate=task.collate)
     # Optimizer steps per epoch: global batches, the same on one process or several.
     steps_per_epoch = math.ceil(len(train_loader.sampler) / cfg.train.batch_size)
-    valid_loader = make_loader(cfg, valid_ds, train=False)
+    valid_loader = make_loader(cfg, valid_ds, train=False, collate=task.collate)
     module = FoldModule(
         cfg,
         model,
@@ -229,23 +231,24 @@ def train_fold(
         steps_per_epoch,
         channels_last=resolve_channels_last(cfg),
     )
-    hooks: list[Any] = [EpochSeed(seed, fold), EpochReport(out / "history.csv", report)]
+    hooks: list[Any] = [EpochSeed(seed, fold), EpochReport(out / layout.HISTORY, report)]
     if cfg.train.freeze_backbone_epochs:
         hooks.append(BackboneFreeze(cfg.train.freeze_backbone_epochs))
     trainer = build_trainer(cfg, out, [*hooks, *callbacks], loggers, task.metric.mode)
-    last = out / "last.ckpt"
+    last = out / layout.LAST_CKPT
     trainer.fit(module, train_loader, valid_loader, ckpt_path=last if last.is_file() else None)
 
-    best = torch.load(out / "best.ckpt", map_location="cpu", weights_only=False)
+    best = torch.load(out / layout.BEST_CKPT, map_location="cpu", weights_only=False)
     module.load_state_dict(best["state_dict"])
     preds = predict_array(
         module.eval_model(), task, valid_loader, norm=module.input_norm, device=module.device
     )
     oof = task.oof_frame(images_ids(images, valid_idx), folds[valid_idx], y[valid_idx], preds)
-    task.write_fold_arrays(out, preds)  # segmentation: the masks beside the table
-    write_csv(out / "oof.csv", oof)
+    task.write_fold_arrays(out, preds)  # e.g. segmentation's masks beside the table
+    write_csv(out / layout.FOLD_OOF, oof)
     # Under ddp_spawn the history lives in the spawned processes; rank 0 wrote it to disk.
-    history = pd.DataFrame(module.history) if module.history else pd.read_csv(out / "history.csv")
+    history = module.history
+    history = pd.DataFrame(history) if history else pd.read_csv(out / layout.HISTORY)
     metric_col = task.metric.name
     best_row = (
         history[metric_col].idxmax()
@@ -259,7 +262,7 @@ def train_fold(
         epochs=len(history),
         seconds=float(history["time_s"].sum()),
     )
-    write_json(out / "result.json", result.as_dict())
+    write_json(out / layout.RESULT, result.as_dict())
     last.unlink(missing_ok=True)
     return result
 
@@ -271,7 +274,7 @@ def images_ids(images: ImageSource, rows: np.ndarray) -> pd.Series:
 @torch.inference_mode()
 def predict_array(
     model: torch.nn.Module,
-    task: Any,
+    task: Task,
     loader: DataLoader,
     *,
     norm: torch.nn.Module,
@@ -279,7 +282,7 @@ def predict_array(
     device: torch.device | str = "cpu",
 ) -> np.ndarray:
     """Task predictions for every batch of `loader` (uint8 images), averaged over TTA views
-    (a mask prediction flipped back to the image's orientation first)."""
+    (each view's prediction put back in the image's orientation by the task first)."""
     model.eval()
     model.to(device)
     norm.to(device)
@@ -287,10 +290,9 @@ def predict_array(
     with torch.inference_mode():
         for x, *_ in loader:
             x = norm(x.to(device))
-            dims = [(-1,) if t == "hflip" else (-2,) for t in tta]
             p = task.activate(model(x)).float()
-            for d in dims:
-                q = task.activate(model(x.flip(d))).float()
-                p = p + (q.flip(d) if task.spatial else q)
-            outputs.append((p / (1 + len(dims))).cpu())
+            for view in tta:
+                flipped = x.flip(-1 if view == "hflip" else -2)
+                p = p + task.undo_view(task.activate(model(flipped)).float(), view)
+            outputs.append((p / (1 + len(tta))).cpu())
     return torch.cat(outputs).numpy().astype(task.pred_dtype)

@@ -1,4 +1,4 @@
-"""The Lightning module shared by every classification fold.
+"""The Lightning module shared by every fold of every task.
 
 It keeps the epoch history itself (saved inside each checkpoint), so a resumed fold continues
 the same history, and it scores validation with the competition metric on the whole fold.
@@ -15,6 +15,7 @@ import torch
 
 from medalist.config.schema import Config
 from medalist.errors import TrainingDiverged
+from medalist.tasks.base import Task
 
 
 def peak_memory_mb(device: torch.device) -> float:
@@ -27,14 +28,14 @@ def peak_memory_mb(device: torch.device) -> float:
 
 
 class FoldModule(L.LightningModule):
-    """A timm model, its loss and the task's activation and metric."""
+    """A model, its loss and the task's activation and metric."""
 
     def __init__(
         self,
         cfg: Config,
         model: torch.nn.Module,
         loss: torch.nn.Module,
-        task: Any,
+        task: Task,
         fold: int,
         steps_per_epoch: int,
         channels_last: bool = False,

@@ -34,9 +34,9 @@ import numpy as np
 import pandas as pd
 
 from medalist.errors import UserError
-from medalist.io import read_json, write_csv, write_json, write_text
-from medalist.kaggle.notebook import read_manifest
-from medalist.tasks.blend import blend
+from medalist.io import read_json, write_json, write_text
+from medalist.kaggle.runtime import read_manifest
+from medalist.runs import layout
 
 KERNEL_NAME = "medalist-check"
 SECRET_VARS = ("KAGGLE_KEY", "KAGGLE_USERNAME", "KAGGLE_API_TOKEN", "KAGGLE_CONFIG_DIR")
@@ -194,27 +194,26 @@ def _last_error_line(exc: Exception) -> str:
 
 
 def reference_submission(runs: list[Path], manifest: dict[str, Any], tmp: Path) -> pd.DataFrame:
-    """`medalist predict` on each run, blended with the package's weights, shaped like predict's."""
-    from medalist.data.tables import load_sample_submission, load_test
-    from medalist.workflows.predict import predict
-    from medalist.workflows.train import load_run_task
+    """What `medalist predict` gives for the package's runs, blended with its weights, read back
+    from a file as the notebook's is."""
+    from medalist.kaggle.runtime import package_task
+    from medalist.runs.rundir import open_run_dir
+    from medalist.workflows.inference import (
+        blend_members,
+        make_submission,
+        run_test_predictions,
+        write_submission,
+    )
 
+    results = [run_test_predictions(open_run_dir(run)) for run in runs]
+    preds = blend_members(results, manifest["weights"], "the package")
+    first = results[0]
     window = int(manifest.get("smooth_window") or 1)
-    results = [
-        predict(run, out=tmp / f"reference-{i}.csv", smooth=window) for i, run in enumerate(runs)
-    ]
-    if len(results) == 1:
-        return pd.read_csv(results[0].path)
-    cfg = results[0].run.config()
-    sample = load_sample_submission(cfg)
-    ids = load_test(cfg, sample)[cfg.competition.id_column]
-    preds = blend([r.preds for r in results], [manifest["weights"][r.run.name] for r in results])
-    task = load_run_task(results[0].run, cfg)
-    if manifest.get("task"):  # an ensemble's own task state (its multilabel thresholds)
-        task = type(task).from_state(cfg, manifest["task"])
-    sub = task.format_submission(ids, preds, sample)
-    write_csv(tmp / "reference.csv", sub)
-    return pd.read_csv(tmp / "reference.csv")
+    _, sub = make_submission(
+        first.cfg, package_task(first, manifest), first.ids, first.tables.test, preds,
+        first.tables.sample, window,
+    )  # fmt: skip
+    return pd.read_csv(write_submission(tmp / "reference.csv", sub))
 
 
 MASK_TOLERANCE = 0.01  # of a run-length mask's pixels (those in either mask)
@@ -346,7 +345,7 @@ def check_package(
     atol = atol if atol is not None else (1e-2 if manifest.get("half") else 1e-5)
     runs = [Path(p) for p in local["runs"]]
     for run in runs:
-        if not (run / "config.yaml").is_file():
+        if not (run / layout.CONFIG).is_file():
             raise UserError(f"run {run} (packaged here) is gone: the check compares with it")
     prefix, network = offline_prefix()
     tmp = Path(tempfile.mkdtemp(prefix="medalist-check-"))

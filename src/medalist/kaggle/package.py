@@ -10,9 +10,9 @@ Layout of `OUT/` (default `<project>/packages/<slug>/`):
     notebook/                     what `medalist kaggle push` pushes: .ipynb, kernel-metadata.json
     local.json                    where the runs and the data are here (not uploaded)
 
-A fold file is the inference-only state dict of `fold_<k>/best.ckpt`: the model's weights (the
-EMA or SWA weights when the run trained with `train.ema` or `train.swa`), optionally in half
-precision.
+A fold file is the inference-only state dict of `fold_<k>/best.ckpt` (`kaggle.export`); the
+wheels come from `kaggle.wheels`, and the folder is staged whole, then moved into place
+(`kaggle.staging`).
 """
 
 from __future__ import annotations
@@ -20,8 +20,6 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
-import sys
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -31,20 +29,16 @@ from typing import Any
 
 from medalist.console import console
 from medalist.errors import UserError
-from medalist.io import atomic_write, read_json, write_json, write_text
-from medalist.kaggle.notebook import MANIFEST, ids_fingerprint, write_notebook_folder
+from medalist.io import read_json, write_json
+from medalist.kaggle.export import FoldFile, finished_folds, write_runs
+from medalist.kaggle.notebook import write_notebook_folder
+from medalist.kaggle.runtime import MANIFEST, ids_fingerprint
+from medalist.kaggle.staging import check_destination, move_into_place
+from medalist.kaggle.wheels import write_wheels
 from medalist.runs.rundir import RunDir, open_run_dir
 
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$")
 TEST_KEYS = ("test_csv", "test_image_dir", "sample_submission")
-
-
-@dataclass
-class FoldFile:
-    run: str
-    fold: int
-    checkpoint_bytes: int
-    packaged_bytes: int
 
 
 @dataclass
@@ -67,14 +61,6 @@ def check_slug(value: str, what: str, option: str) -> str:
             "and '-'"
         )
     return value
-
-
-def finished_folds(run: RunDir, n_splits: int) -> list[int]:
-    return [
-        k
-        for k in range(n_splits)
-        if run.file(f"fold_{k}/result.json").is_file() and run.file(f"fold_{k}/best.ckpt").is_file()
-    ]
 
 
 def competition_data_root(cfg: Any, given: Path | None) -> tuple[Path, dict[str, str | None]]:
@@ -135,99 +121,6 @@ def read_weights_file(path: Path, names: list[str]) -> dict[str, float]:
     return {k: v / total for k, v in out.items()}
 
 
-def medalist_source_root() -> Path | None:
-    """The source tree of an editable (pip install -e) medalist, from its direct_url.json."""
-    import json
-    from importlib import metadata
-    from urllib.parse import unquote, urlparse
-
-    try:
-        text = metadata.distribution("medalist").read_text("direct_url.json")
-    except metadata.PackageNotFoundError:
-        return None
-    info = json.loads(text) if text else {}
-    url = urlparse(info.get("url", ""))
-    if url.scheme != "file" or not info.get("dir_info", {}).get("editable"):
-        return None
-    root = Path(unquote(url.path))
-    return root if (root / "pyproject.toml").is_file() else None
-
-
-def build_medalist_wheel(dest: Path) -> Path:
-    """A wheel of the medalist this process runs, built from a clean copy of its source."""
-    import medalist
-
-    package_dir = Path(medalist.__file__).resolve().parent
-    root = medalist_source_root()
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
-    with tempfile.TemporaryDirectory(prefix="medalist-wheel-") as tmp:
-        src = Path(tmp)
-        if root is not None and package_dir.is_relative_to(root):
-            for name in ("pyproject.toml", "setup.cfg", "setup.py", "MANIFEST.in"):
-                if (root / name).is_file():
-                    shutil.copy2(root / name, src / name)
-            for extra in [*root.glob("README*"), *root.glob("LICENSE*")]:
-                if extra.is_file():
-                    shutil.copy2(extra, src / extra.name)
-            shutil.copytree(package_dir, src / package_dir.relative_to(root), ignore=ignore)
-        else:  # an ordinary install: wrap the installed package in a minimal project
-            write_text(
-                src / "pyproject.toml",
-                '[build-system]\nrequires = ["setuptools"]\n'
-                'build-backend = "setuptools.build_meta"\n\n'
-                f'[project]\nname = "medalist"\nversion = "{medalist.__version__}"\n\n'
-                '[tool.setuptools.packages.find]\nwhere = ["src"]\n',
-            )
-            shutil.copytree(package_dir, src / "src" / "medalist", ignore=ignore)
-        before = set(dest.glob("*.whl"))
-        out = _pip("wheel", "--no-deps", "--no-build-isolation", "--no-index", "-w", str(dest), tmp)
-    built = sorted(set(dest.glob("*.whl")) - before)
-    if out.returncode != 0 or not built:
-        raise RuntimeError(f"pip wheel could not build medalist's wheel:\n{out.stderr[-2000:]}")
-    return built[0]
-
-
-def _pip(*args: str) -> subprocess.CompletedProcess:
-    cmd = [sys.executable, "-m", "pip", *args, "--quiet", "--disable-pip-version-check"]
-    return subprocess.run(cmd, capture_output=True, text=True, check=False)
-
-
-def add_extra_wheel(spec: str, dest: Path) -> list[Path]:
-    """A dependency missing from the Kaggle image, as wheels in `dest` (a .whl path, or pip's)."""
-    given = Path(spec).expanduser()
-    if spec.endswith(".whl"):
-        if not given.is_file():
-            raise UserError(f"--extra-wheel {spec}: file not found")
-        shutil.copy2(given, dest / given.name)
-        return [dest / given.name]
-    before = set(dest.glob("*.whl"))
-    out = _pip("download", "--no-deps", "--only-binary=:all:", "-d", str(dest), spec)
-    if out.returncode != 0:
-        last = (out.stderr.strip().splitlines() or ["pip failed"])[-1]
-        raise UserError(f"--extra-wheel {spec}: pip could not download a wheel ({last})")
-    return sorted(set(dest.glob("*.whl")) - before)
-
-
-def wheel_name(path: Path) -> str:
-    """The distribution name in a wheel's file name (what `pip install NAME` takes)."""
-    return path.name.split("-", 1)[0]
-
-
-def _write_fold(run: RunDir, k: int, dest: Path, averaged: str | None, half: bool) -> FoldFile:
-    import torch
-
-    ckpt = run.file(f"fold_{k}/best.ckpt")
-    state = torch.load(ckpt, map_location="cpu", weights_only=False)
-    from medalist.workflows.predict import inference_weights
-
-    weights = inference_weights(state["state_dict"], averaged)
-    if half:
-        weights = {n: v.half() if v.is_floating_point() else v for n, v in weights.items()}
-    path = dest / f"fold_{k}.pt"
-    atomic_write(path, lambda f: torch.save(weights, f), mode="wb")
-    return FoldFile(run.name, k, ckpt.stat().st_size, path.stat().st_size)
-
-
 def enable_gpu_for(run: RunDir, cfg: Any) -> bool:
     """GPU for the notebook when the run's config asks for one, or trained on one ("auto")."""
     acc = cfg.train.accelerator
@@ -271,12 +164,12 @@ def _open_runs(paths: Sequence[Path]) -> list[tuple[RunDir, Any, list[int]]]:
         folds = finished_folds(run, cfg.cv.n_splits)
         if not folds:
             raise UserError(f"run {run.path} has no finished fold: train it first")
-        if not run.file("task.json").is_file():
+        if not run.has_task():
             raise UserError(f"run {run.path} has no task.json: it was not trained by medalist")
         out.append((run, cfg, folds))
-    first = read_json(out[0][0].file("task.json"))
+    first = out[0][0].task_state()
     for run, _, _ in out[1:]:
-        other = read_json(run.file("task.json"))
+        other = run.task_state()
         if (other["kind"], other["classes"]) != (first["kind"], first["classes"]):
             raise UserError(
                 f"run {run.name} predicts other classes than {out[0][0].name}: an ensemble "
@@ -330,7 +223,7 @@ def expand_ensemble(
     if dropped:
         console.print(f"ensemble {run.name}: {', '.join(dropped)} weigh 0 and are left out")
     paths = [member.path for member in run.members() if member.name in weights]
-    return paths, weights, read_json(run.file("task.json"))
+    return paths, weights, run.task_state()
 
 
 def create_package(runs: Sequence[Path], opts: PackageOptions | None = None) -> PackageResult:
@@ -361,13 +254,13 @@ def create_package(runs: Sequence[Path], opts: PackageOptions | None = None) -> 
         if spec.endswith(".whl") and not Path(spec).expanduser().is_file():
             raise UserError(f"--extra-wheel {spec}: file not found")
     final = (opts.out or first_run.project / "packages" / slug).resolve()
-    _check_destination(final, opts.overwrite)
+    check_destination(final, opts.overwrite)
     final.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
     dataset_id, kernel_id = f"{user}/{slug}", f"{user}/{slug[:40]}-inference"
     try:
-        folds, entries = _write_runs(staging / "dataset" / "runs", opened, opts.half)
-        wheels, extra_names = _write_wheels(staging / "dataset" / "wheels", opts.extra_wheels)
+        folds, entries = write_runs(staging / "dataset" / "runs", opened, opts.half)
+        wheels, extra_names = write_wheels(staging / "dataset" / "wheels", opts.extra_wheels)
         write_json(
             staging / "dataset" / "dataset-metadata.json",
             {"title": title, "id": dataset_id, "licenses": [{"name": opts.license_name}]},
@@ -401,7 +294,7 @@ def create_package(runs: Sequence[Path], opts: PackageOptions | None = None) -> 
         )  # fmt: skip
         local = {"runs": [str(r.path) for r, _, _ in opened], "data_root": str(data_root)}
         write_json(staging / "local.json", local)
-        _move_into_place(staging, final)
+        move_into_place(staging, final)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -423,55 +316,3 @@ def _public_copy(cfg: Any) -> dict[str, Any]:
 
     ids = load_test(cfg, load_sample_submission(cfg))[cfg.competition.id_column]
     return {"public_rows": len(ids), "public_ids_sha1": ids_fingerprint(ids)}
-
-
-def _write_runs(
-    dest: Path, opened: list[tuple[RunDir, Any, list[int]]], half: bool
-) -> tuple[list[FoldFile], list[dict[str, Any]]]:
-    """Each run's config, task, scores and fold weights under `dest/<run>/`; the manifest's runs."""
-    folds: list[FoldFile] = []
-    entries = []
-    for run, cfg, done in opened:
-        (dest / run.name).mkdir(parents=True)
-        for name in ("config.yaml", "task.json", "scores.json"):
-            if run.file(name).is_file():
-                shutil.copy2(run.file(name), dest / run.name / name)
-        averaged = cfg.train.averaged_weights
-        folds += [_write_fold(run, k, dest / run.name, averaged, half) for k in done]
-        scores = run.scores() or {}
-        cv = {k: scores.get(k) for k in ("metric", "mean", "std")} if scores else None
-        entries.append({"name": run.name, "folds": done, "cv": cv, "tta": list(cfg.predict.tta)})
-    return folds, entries
-
-
-def _write_wheels(dest: Path, extra: Sequence[str]) -> tuple[list[tuple[str, int]], list[str]]:
-    """medalist's wheel and the extra ones in `dest`: (file, bytes) each, the extras' names."""
-    dest.mkdir(parents=True)
-    built = [build_medalist_wheel(dest)]
-    names = []
-    for spec in extra:
-        added = add_extra_wheel(spec, dest)
-        built += added
-        names += [wheel_name(p) for p in added]
-    return [(p.name, p.stat().st_size) for p in built], names
-
-
-def _check_destination(final: Path, overwrite: bool) -> None:
-    if not final.exists() or not any(final.iterdir()):
-        return
-    if not (final / "dataset" / MANIFEST).is_file():
-        raise UserError(f"--out {final} exists and is not a medalist package: choose another --out")
-    if not overwrite:
-        raise UserError(
-            f"package {final} exists: pass --overwrite to replace it, or choose another --out"
-        )
-
-
-def _move_into_place(staging: Path, final: Path) -> None:
-    if final.exists():
-        old = final.with_name(f".{final.name}.old-{os.getpid()}")
-        final.rename(old)
-        staging.rename(final)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        staging.rename(final)

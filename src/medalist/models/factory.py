@@ -40,7 +40,8 @@ def pretrained_file(cfg: Config) -> Path | None:
 
 
 def create_model(cfg: Config, num_outputs: int) -> torch.nn.Module:
-    """The configured timm model with `num_outputs` outputs (stem adapted to `model.in_chans`)."""
+    """The configured timm classifier with `num_outputs` outputs (stem adapted to
+    `model.in_chans`). Tasks choose their model (`Task.create_model`); this is classify's."""
     import timm
 
     check_backbone(cfg.model.backbone)
@@ -52,8 +53,6 @@ def create_model(cfg: Config, num_outputs: int) -> torch.nn.Module:
     )
     if cfg.model.drop_path_rate:
         kwargs["drop_path_rate"] = cfg.model.drop_path_rate
-    if cfg.competition.task == "segment":
-        return create_unet(cfg, num_outputs, weights)
     if weights is None:
         return timm.create_model(cfg.model.backbone, pretrained=False, **kwargs)
     try:

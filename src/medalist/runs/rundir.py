@@ -9,17 +9,15 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from medalist.config import Config, dump_config, load_config
 from medalist.errors import UserError
-from medalist.io import read_json, write_csv, write_json, write_text
+from medalist.io import read_json, write_json, write_text
+from medalist.runs import layout
 
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-
-
-ENSEMBLE_FILE = "ensemble.json"
+ENSEMBLE_FILE = layout.ENSEMBLE
 
 
 @dataclass
@@ -37,20 +35,45 @@ class RunDir:
     def file(self, name: str) -> Path:
         return self.path / name
 
+    def fold_dir(self, fold: int, seed_index: int = 0) -> Path:
+        """The folder of one fold (and seed repeat)."""
+        return layout.fold_dir(self.path, fold, seed_index)
+
+    def fold_done(self, fold: int, seed_index: int = 0) -> bool:
+        return layout.fold_done(self.path, fold, seed_index)
+
+    def done_folds(self, n_splits: int, seed_index: int = 0) -> list[int]:
+        """The folds of seed repeat `seed_index` that have finished."""
+        return [k for k in range(n_splits) if self.fold_done(k, seed_index)]
+
+    def plot(self, name: str) -> Path:
+        return layout.plot(self.path, name)
+
+    def analysis(self, name: str) -> Path:
+        return layout.analysis(self.path, name)
+
     def config(self) -> Config:
-        return load_config(self.file("config.yaml"), root=self.project)
+        return load_config(self.file(layout.CONFIG), root=self.project)
 
     def task_state(self) -> dict[str, Any]:
-        return read_json(self.file("task.json"))
+        return read_json(self.file(layout.TASK))
+
+    def has_task(self) -> bool:
+        return self.file(layout.TASK).is_file()
 
     def scores(self) -> dict[str, Any] | None:
-        f = self.file("scores.json")
+        f = self.file(layout.SCORES)
         return read_json(f) if f.is_file() else None
 
     def provenance(self) -> dict[str, Any]:
         """provenance.json (commit, versions, device, seeds); empty when the run has none."""
-        f = self.file("provenance.json")
+        f = self.file(layout.PROVENANCE)
         return read_json(f) if f.is_file() else {}
+
+    def trial(self) -> dict[str, Any] | None:
+        """trial.json of a run that `medalist tune` made; None otherwise."""
+        f = self.file(layout.TRIAL)
+        return read_json(f) if f.is_file() else None
 
     def ensemble(self) -> dict[str, Any] | None:
         """The blend of an ensemble run (members, weights, method); None for a trained run."""
@@ -62,7 +85,7 @@ class RunDir:
         spec = self.ensemble() or {"members": []}
         runs = [RunDir(self.path.parent / name) for name in spec["members"]]
         for r in runs:
-            if not r.file("config.yaml").is_file():
+            if not r.file(layout.CONFIG).is_file():
                 raise UserError(
                     f"ensemble {self.name}: member run {r.path} is missing; an ensemble needs "
                     "its members"
@@ -92,51 +115,22 @@ def create_run_dir(cfg: Config, name: str | None) -> RunDir:
 def open_run_dir(path: str | Path) -> RunDir:
     """An existing run directory (it must hold config.yaml)."""
     p = Path(path)
-    if not (p / "config.yaml").is_file():
+    if not (p / layout.CONFIG).is_file():
         raise UserError(f"{p} is not a run directory (no config.yaml): give runs/<name>")
     return RunDir(p.resolve())
 
 
 def write_run_header(run: RunDir, cfg: Config, provenance: dict[str, Any], diff: str) -> None:
-    write_text(run.file("config.yaml"), dump_config(cfg))
-    write_json(run.file("provenance.json"), provenance)
+    write_text(run.file(layout.CONFIG), dump_config(cfg))
+    write_json(run.file(layout.PROVENANCE), provenance)
     if diff:
-        write_text(run.file("diff.patch"), diff)
-
-
-def merge_folds(
-    run: RunDir, n_splits: int, metric_name: str, higher_is_better: bool, seed_index: int = 0
-) -> dict[str, Any] | None:
-    """The OOF table and scores of one seed's finished folds; None until every fold is done."""
-    from medalist.engine.fold_loop import fold_dir
-
-    dirs = [fold_dir(run.path, k, seed_index) for k in range(n_splits)]
-    if not all((d / "result.json").is_file() for d in dirs):
-        return None
-    results = [read_json(d / "result.json") for d in dirs]
-    oof = pd.concat([pd.read_csv(d / "oof.csv") for d in dirs])
-    scores = [float(r["score"]) for r in results]
-    summary = {
-        "metric": metric_name,
-        "higher_is_better": higher_is_better,
-        "folds": scores,
-        "mean": float(np.mean(scores)),
-        "std": float(np.std(scores)),
-        "best_epochs": [int(r["best_epoch"]) for r in results],
-        "seconds": float(sum(r["seconds"] for r in results)),
-    }
-    return {"oof": oof, "scores": summary}
-
-
-def write_merged(run: RunDir, oof: pd.DataFrame, scores: dict[str, Any]) -> None:
-    write_csv(run.file("oof.csv"), oof)
-    write_json(run.file("scores.json"), scores)
+        write_text(run.file(layout.DIFF), diff)
 
 
 def project_runs(project: Path) -> Iterator[tuple[RunDir, Config]]:
     """(run, config) of every run under `<project>/runs`, by name; unreadable configs skipped."""
     runs_dir = Path(project) / "runs"
-    for path in sorted(runs_dir.glob("*/config.yaml")) if runs_dir.is_dir() else []:
+    for path in sorted(runs_dir.glob(f"*/{layout.CONFIG}")) if runs_dir.is_dir() else []:
         run = RunDir(path.parent)
         try:
             yield run, run.config()
@@ -153,12 +147,12 @@ def ledger(project: Path) -> pd.DataFrame:
     for run, cfg in project_runs(project):
         prov = run.provenance()
         scores = run.scores() or {}
-        done = sum(1 for k in range(cfg.cv.n_splits) if run.file(f"fold_{k}/result.json").is_file())
+        done = len(run.done_folds(cfg.cv.n_splits))
         blend = run.ensemble()
         if blend is not None:  # its folds are the members'; scored once they all were
             done = len(scores.get("folds") or [])
         git = prov.get("git", {})
-        trial = read_json(run.file("trial.json")) if run.file("trial.json").is_file() else None
+        trial = run.trial()
         rows.append(
             {
                 "name": run.name,

@@ -36,6 +36,7 @@ from lightning.pytorch.loggers.logger import Logger
 from medalist.config import Config, config_to_dict, flatten
 from medalist.console import err_console
 from medalist.io import read_json, write_json
+from medalist.runs import layout
 from medalist.runs.rundir import RunDir
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg")
@@ -86,7 +87,7 @@ class Mirror:
         return flatten(config_to_dict(self.cfg))
 
     def history(self, fold: FoldKey) -> pd.DataFrame:
-        path = self.run.file(f"fold_{fold}/history.csv")
+        path = self.run.fold_dir(fold) / layout.HISTORY
         return pd.read_csv(path) if path.is_file() else pd.DataFrame()
 
     def fail(self, what: str, exc: BaseException) -> None:

@@ -2,12 +2,14 @@
 
 Kinds: multiclass and binary (softmax over K classes), multilabel (sigmoid per label, per-label
 thresholds fitted on the out-of-fold predictions), regression (one output, standardised target).
-The fold loop and prediction only talk to a task through this interface.
+Shared code talks to it through the `Task` protocol (`medalist.tasks.base`).
 """
 
 from __future__ import annotations
 
+import math
 import sys
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -19,8 +21,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from medalist.config.schema import Config
-from medalist.engine.metrics import Metric, get_metric
+from medalist.data.dataset import transform_image
 from medalist.errors import UserError
+from medalist.tasks.base import AnalysisPage
+from medalist.tasks.metrics import Metric, get_metric
 
 
 def competition_metric(cfg: Config) -> Metric:
@@ -42,6 +46,37 @@ def infer_kind(cfg: Config, train: pd.DataFrame) -> str:
     if pd.api.types.is_float_dtype(values) and not np.all(np.mod(values.to_numpy(), 1) == 0):
         return "regression"
     return "multiclass"
+
+
+def chance_loss(kind: str, n_classes: int, loss: str, focal_gamma: float) -> float | None:
+    """The training loss of a constant guess, where it is known (None otherwise)."""
+    if kind == "regression":
+        return 1.0  # the standardised MSE of predicting the mean
+    if kind != "multiclass" or n_classes < 2:
+        return None
+    ce = math.log(n_classes)
+    if loss == "focal":
+        return (1 - 1 / n_classes) ** focal_gamma * ce
+    return ce if loss in ("auto", "ce", "weighted_ce") else None
+
+
+def sum_then_divide(preds: Iterable[np.ndarray]) -> np.ndarray:
+    """The plain mean of predictions streamed one at a time (float16 summed in float32), so
+    folds never have to be in memory together."""
+    total, count = None, 0
+    for p in preds:
+        p = p if p.dtype == np.float64 else p.astype(np.float32)
+        total, count = (p if total is None else total + p), count + 1
+    if total is None:
+        raise UserError("no fold weights to predict with")
+    return total / count
+
+
+def weighted_mean(preds: Sequence[np.ndarray], weights: Sequence[float]) -> np.ndarray:
+    """The weighted average of several runs' predictions (weights need not sum to 1)."""
+    from medalist.tasks.blend import blend
+
+    return blend(preds, weights)
 
 
 class FocalLoss(nn.Module):
@@ -91,8 +126,11 @@ class ClassifyTask:
     thresholds: list[float] = field(default_factory=list)
     mean: float = 0.0
     std: float = 1.0
-    spatial: ClassVar[bool] = False  # a prediction is a vector, not an image (TTA)
+    name: ClassVar[str] = "classify"
     pred_dtype: ClassVar[Any] = np.float64
+    collate: ClassVar[Any] = None
+    check_caption: ClassVar[str] = ""
+    transform_sample = staticmethod(transform_image)
 
     # ---- construction and persistence -------------------------------------------------
     @classmethod
@@ -151,6 +189,14 @@ class ClassifyTask:
             state.get("std", 1.0),
         )
 
+    def target_signature(self) -> tuple[Any, ...]:
+        return (self.kind, list(self.classes))
+
+    @classmethod
+    def fold_table(cls, cfg: Config, train: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+        """Stratified folds balance the target column(s) themselves."""
+        return train, cfg.target_columns
+
     # ---- targets, loss, outputs -----------------------------------------------------------
     @property
     def num_outputs(self) -> int:
@@ -173,6 +219,20 @@ class ClassifyTask:
         if self.kind == "multilabel":
             return df[self.target_columns].to_numpy(dtype=np.float32)
         return df[self.target_columns[0]].to_numpy(dtype=np.float32)
+
+    def create_model(self, cfg: Config) -> nn.Module:
+        """The configured timm classifier with one output per class, label or value."""
+        from medalist.models.factory import create_model
+
+        return create_model(cfg, self.num_outputs)
+
+    def create_transform(self, augment: list[dict[str, Any]], *, train: bool) -> Any:
+        from medalist.data.dataset import create_transform
+
+        return create_transform(augment, train=train)
+
+    def chance_loss(self, cfg: Config) -> float | None:
+        return chance_loss(self.kind, len(self.classes), cfg.train.loss, cfg.train.focal_gamma)
 
     def create_loss(self, cfg: Config, y_train: np.ndarray) -> nn.Module:
         name = cfg.train.loss
@@ -241,16 +301,12 @@ class ClassifyTask:
     def finish_oof(self, oof: pd.DataFrame, folds: list[list[Path]]) -> dict[str, Any]:
         """The score of the merged OOF table, and multilabel thresholds fitted on it."""
         y, preds = self.preds_from_oof(oof)
-        out: dict[str, Any] = {"oof": self.score(y, preds)}
-        if self.kind == "multilabel":
-            self.fit_thresholds(y, preds)
-            out["thresholds"] = self.thresholds
-        return out
+        return {"oof": self.score(y, preds), **self.fit_postprocess(y, preds)}
 
-    def fit_thresholds(self, y: np.ndarray, preds: np.ndarray) -> None:
-        """Per-label thresholds that maximise each label's F1 on the out-of-fold predictions."""
+    def fit_postprocess(self, y: np.ndarray, preds: np.ndarray) -> dict[str, Any]:
+        """Multilabel: per-label thresholds that maximise each label's F1 on the OOF rows."""
         if self.kind != "multilabel":
-            return
+            return {}
         from sklearn.metrics import f1_score
 
         grid = np.linspace(0.05, 0.95, 19)
@@ -262,6 +318,80 @@ class ClassifyTask:
             )
             for j in range(y.shape[1])
         ]
+        return {"thresholds": self.thresholds}
+
+    # ---- combining predictions ------------------------------------------------------------
+    def combine(
+        self, preds: Iterable[np.ndarray], weights: Sequence[float] | None = None
+    ) -> np.ndarray:
+        """The mean (folds, seeds) or weighted mean (runs) of probability or value arrays."""
+        if weights is None:
+            return sum_then_divide(preds)
+        return weighted_mean(list(preds), weights)
+
+    def undo_view(self, pred: torch.Tensor, view: str) -> torch.Tensor:
+        """A class or value prediction does not depend on the image's orientation."""
+        return pred
+
+    @property
+    def blend_objective(self) -> str:
+        return {"multiclass": "cross-entropy", "multilabel": "binary cross-entropy"}.get(
+            self.kind, "squared error"
+        )
+
+    def fit_blend_weights(self, y: np.ndarray, preds: Sequence[np.ndarray]) -> np.ndarray:
+        from medalist.tasks.blend import fit_weights
+
+        return fit_weights(self.kind, y, preds)
+
+    # ---- looking at the run ----------------------------------------------------------------
+    def error_analysis(self, page: AnalysisPage) -> None:
+        from medalist.tasks.classify_analysis import classify_error_analysis
+
+        classify_error_analysis(self, page)
+
+    @property
+    def analysis_thresholds(self) -> dict[str, float]:
+        from medalist.tasks.classify_analysis import THRESHOLDS
+
+        return THRESHOLDS
+
+    def next_step_overrides(self, verdict: str) -> list[tuple[str, str]]:
+        if verdict == "overfits" and self.kind == "multiclass":
+            return [("label smoothing", "train.label_smoothing=0.1")]
+        return []
+
+    def check_rows(self, y: np.ndarray, n: int, seed: int) -> np.ndarray:
+        """`n` rows, spread over the classes (round-robin) so that a batch has to be told apart."""
+        rng = np.random.default_rng(seed)
+        order = rng.permutation(len(y))
+        if self.kind != "multiclass":
+            return order[:n]
+        by_class = [order[y[order] == c].tolist() for c in np.unique(y[order])]
+        rows: list[int] = []
+        while len(rows) < min(n, len(y)):
+            for members in by_class:
+                if members and len(rows) < n:
+                    rows.append(members.pop(0))
+        return np.asarray(rows)
+
+    def describe_target(self, target: Any) -> str:
+        """A target as a person reads it: class name, positive labels, or the value."""
+        if self.kind == "multiclass":
+            return str(self.classes[int(target)])
+        if self.kind == "multilabel":
+            on = [str(c) for c, v in zip(self.classes, np.asarray(target), strict=True) if v >= 0.5]
+            return ",".join(on) or "(none)"
+        return f"{float(target):.4g}"
+
+    def draw_target(self, picture: np.ndarray, target: Any) -> np.ndarray:
+        return picture
+
+    # ---- submission ------------------------------------------------------------------------
+    def check_submission(self, sub: pd.DataFrame, sample: pd.DataFrame) -> None:
+        from medalist.tasks.submission import check_submission
+
+        check_submission(self, sub, sample)
 
     def format_submission(
         self, ids: pd.Series, preds: np.ndarray, sample: pd.DataFrame

@@ -16,6 +16,7 @@ prediction's area (a fraction of the image) and score per class, and the image's
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -26,175 +27,19 @@ import torch
 from torch import nn
 
 from medalist.config.schema import Config
+from medalist.data.dataset import transform_with_mask
 from medalist.data.images import image_size
-from medalist.engine.metrics import Metric, per_image_scores
+from medalist.data.masks import load_masks, mask_layout, mask_strata
+from medalist.data.rle import rle_decode, rle_encode  # noqa: F401 - the codec of this task
 from medalist.errors import UserError
-from medalist.tasks.classify import competition_metric
+from medalist.runs import layout
+from medalist.tasks.base import AnalysisPage
+from medalist.tasks.classify import competition_metric, sum_then_divide, weighted_mean
+from medalist.tasks.metrics import Metric
+from medalist.tasks.segment_metrics import per_image_scores
 
 MASK_METRICS = ("dice", "iou")
 THRESHOLD_GRID = np.round(np.arange(0.2, 0.81, 0.05), 2)
-OOF_MASKS = "oof_masks.npy"
-
-
-# ---- run-length encoding --------------------------------------------------------------------
-def rle_decode(text: object, shape: tuple[int, int], order: str = "column") -> np.ndarray:
-    """A (H, W) uint8 mask from Kaggle's run-length text ("start length ...", 1-based starts);
-    an empty string or NaN is an empty mask. Raises ValueError on malformed text."""
-    h, w = shape
-    flat = np.zeros(h * w, dtype=np.uint8)
-    if isinstance(text, str) and text.strip():
-        try:
-            numbers = np.asarray(text.split(), dtype=np.int64)
-        except ValueError:
-            raise ValueError("not a list of whole numbers") from None
-        if len(numbers) % 2:
-            raise ValueError("an odd count of numbers (it takes start and length pairs)")
-        starts, lengths = numbers[0::2] - 1, numbers[1::2]
-        if len(starts) and (starts.min() < 0 or lengths.min() < 1):
-            raise ValueError("starts count from 1 and lengths from 1")
-        ends = starts + lengths
-        if len(ends) and ends.max() > h * w:
-            raise ValueError(f"a run ends at pixel {int(ends.max())}, past the {h}x{w} image")
-        # +1 at each start, -1 at each end, and a running sum marks the runs' pixels.
-        marks = np.zeros(h * w + 1, dtype=np.int32)
-        np.add.at(marks, starts, 1)
-        np.add.at(marks, ends, -1)
-        flat = (np.cumsum(marks[:-1]) > 0).astype(np.uint8)
-    return flat.reshape((w, h)).T.copy() if order == "column" else flat.reshape((h, w))
-
-
-def rle_encode(mask: np.ndarray, order: str = "column") -> str:
-    """Kaggle's run-length text of a (H, W) mask (non-zero = object); "" for an empty mask."""
-    flat = (mask.T if order == "column" else mask).reshape(-1) > 0
-    padded = np.concatenate([[False], flat, [False]])
-    edges = np.flatnonzero(padded[1:] != padded[:-1])
-    starts, ends = edges[0::2], edges[1::2]
-    return " ".join(f"{s + 1} {e - s}" for s, e in zip(starts, ends, strict=True))
-
-
-def rle_area(text: object) -> int:
-    """Pixels covered by a run-length text, without decoding it."""
-    if not isinstance(text, str) or not text.strip():
-        return 0
-    return int(np.asarray(text.split(), dtype=np.int64)[1::2].sum())
-
-
-# ---- masks of a table -----------------------------------------------------------------------
-def _resize_mask(mask: np.ndarray, size: int) -> np.ndarray:
-    import cv2
-
-    if mask.shape == (size, size):
-        return mask
-    return cv2.resize(mask, (size, size), interpolation=cv2.INTER_NEAREST)
-
-
-def mask_paths(cfg: Config, image_paths: list[Path]) -> list[Path]:
-    folder = cfg.path(cfg.competition.mask_dir)
-    return [folder / (p.stem + cfg.competition.mask_ext) for p in image_paths]
-
-
-def read_mask_file(path: Path) -> np.ndarray:
-    from medalist.data.images import open_image
-
-    if not path.is_file():
-        raise UserError(
-            f"mask {path} not found: each training image needs a mask of the same name in "
-            "competition.mask_dir (an empty mask for images without the object)"
-        )
-    with open_image(path) as img:
-        return (np.asarray(img.convert("L")) > 0).astype(np.uint8)
-
-
-def decode_row(
-    cfg: Config, text: object, shape: tuple[int, int], row: int, column: str, image_id: object
-) -> np.ndarray:
-    try:
-        return rle_decode(text, shape, cfg.competition.rle_order)
-    except ValueError as exc:
-        comp = cfg.competition
-        where = (
-            f"image {image_id!r}, class {column.removeprefix(f'{comp.target_column}_')!r}"
-            if comp.class_column is not None
-            else f"line {row + 2}, column {column!r}"
-        )
-        raise UserError(
-            f"{cfg.path(comp.train_csv)} {where}: not a valid run-length mask for a "
-            f"{shape[0]}x{shape[1]} image ({exc}); fix the row, or check competition.rle_order"
-        ) from None
-
-
-def mask_layout(cfg: Config, train: pd.DataFrame | None = None) -> tuple[list[str], list[str]]:
-    """(classes, the train table's run-length columns, one per class) of a config; no columns
-    for a mask folder. Several classes come from a list of target columns (one per class) or
-    from `competition.class_column` (one row per image and class, pivoted by load_train)."""
-    from medalist.data.tables import mask_column
-
-    comp = cfg.competition
-    if comp.mask_dir is not None:
-        return ["mask"], []
-    if comp.class_column is not None:
-        classes = (train.attrs.get("mask_classes") if train is not None else None) or [
-            str(c) for c in comp.classes or []
-        ]
-        return list(classes), [mask_column(comp.target_column, c) for c in classes]
-    columns = cfg.target_columns
-    return (["mask"] if len(columns) == 1 else list(columns)), list(columns)
-
-
-def load_masks(
-    cfg: Config, df: pd.DataFrame, image_paths: list[Path], size: int, columns: list[str]
-) -> np.ndarray:
-    """The table's masks at `size`: (n, size, size) for one class, (n, classes, size, size) for
-    several, from mask files or run-length text."""
-    from medalist.console import progress
-
-    if cfg.competition.mask_dir is not None:
-        out = np.zeros((len(df), size, size), dtype=np.uint8)
-        files = mask_paths(cfg, image_paths)
-        with progress("reading masks", len(files)) as advance:
-            for i, path in enumerate(files):
-                out[i] = _resize_mask(read_mask_file(path), size)
-                advance(1)
-        return out
-    out = np.zeros((len(df), len(columns), size, size), dtype=np.uint8)
-    texts = df[columns].to_numpy()
-    ids = df[cfg.competition.id_column].tolist()
-    with progress("decoding masks", len(df)) as advance:
-        for i, path in enumerate(image_paths):
-            w, h = image_size(path)
-            for j, column in enumerate(columns):
-                mask = decode_row(cfg, texts[i, j], (h, w), i, column, ids[i])
-                out[i, j] = _resize_mask(mask, size)
-            advance(1)
-    return out[:, 0] if len(columns) == 1 else out
-
-
-def mask_strata(cfg: Config, train: pd.DataFrame, image_paths: list[Path]) -> pd.Series:
-    """What stratified folds balance for masks: empty or not, then quartiles of the area (all
-    classes together)."""
-    if cfg.competition.mask_dir is not None:
-        area = pd.Series([int(read_mask_file(p).sum()) for p in mask_paths(cfg, image_paths)])
-    else:
-        columns = mask_layout(cfg, train)[1]
-        area = sum(train[c].map(rle_area).astype(float) for c in columns)
-        area = pd.Series(np.asarray(area, dtype=float))
-    strata = pd.Series(0, index=range(len(train)))
-    full = area.to_numpy() > 0
-    if full.sum() >= 4 * cfg.cv.n_splits:
-        bins = pd.qcut(area[full], q=4, labels=False, duplicates="drop")
-        strata[full] = bins.to_numpy() + 1
-    else:
-        strata[full] = 1
-    # A stratum smaller than the fold count joins its neighbour (empty joins the smallest areas).
-    while strata.nunique() > 1:
-        counts = strata.value_counts().sort_index()
-        if counts.min() >= cfg.cv.n_splits:
-            break
-        small = int(counts.idxmin())
-        values = list(counts.index)
-        i = values.index(small)
-        strata[strata == small] = values[i + 1] if i + 1 < len(values) else values[i - 1]
-    return strata
 
 
 class DiceBCELoss(nn.Module):
@@ -233,8 +78,13 @@ class SegmentTask:
     columns: list[str] = field(default_factory=list)  # the train table's RLE columns
     thresholds: list[float] = field(default_factory=list)
     kind: str = "mask"
-    spatial: ClassVar[bool] = True  # predictions are images: TTA flips them back
+    name: ClassVar[str] = "segment"
     pred_dtype: ClassVar[Any] = np.float16
+    collate: ClassVar[Any] = None
+    check_caption: ClassVar[str] = " with their masks (red)"
+    analysis_thresholds: ClassVar[dict[str, float]] = {}
+    blend_objective: ClassVar[str] = "none: segmentation runs are not blended yet"
+    transform_sample = staticmethod(transform_with_mask)
     _masks: tuple[tuple[str, ...], np.ndarray] | None = None
 
     def __post_init__(self) -> None:
@@ -280,6 +130,34 @@ class SegmentTask:
             list(state.get("columns") or columns),
             [float(t) for t in thresholds],
         )
+
+    def target_signature(self) -> tuple[Any, ...]:
+        return (self.kind, list(self.classes))
+
+    @classmethod
+    def fold_table(cls, cfg: Config, train: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+        """Masks stratify by emptiness and area quartile, not by their run-length text."""
+        if cfg.cv.scheme not in ("stratified", "stratified_group"):
+            return train, cfg.target_columns
+        from medalist.data.tables import image_paths
+
+        paths = image_paths(cfg, train, cfg.path(cfg.competition.image_dir))
+        train = train.assign(mask_area_bin=mask_strata(cfg, train, paths).to_numpy())
+        return train, ["mask_area_bin"]
+
+    def create_model(self, cfg: Config) -> nn.Module:
+        """A U-Net on the timm backbone, one output channel per class."""
+        from medalist.models.factory import create_unet, pretrained_file
+
+        return create_unet(cfg, self.num_outputs, pretrained_file(cfg))
+
+    def create_transform(self, augment: list[dict[str, Any]], *, train: bool) -> Any:
+        from medalist.data.dataset import create_transform
+
+        return create_transform(augment, train=train)
+
+    def chance_loss(self, cfg: Config) -> float | None:
+        return None
 
     @property
     def single(self) -> bool:
@@ -354,7 +232,9 @@ class SegmentTask:
     def write_fold_arrays(self, fold_dir: Path, preds: np.ndarray) -> None:
         from medalist.io import atomic_write
 
-        atomic_write(fold_dir / OOF_MASKS, lambda f: np.save(f, preds.astype(np.float16)), "wb")
+        atomic_write(
+            fold_dir / layout.OOF_MASKS, lambda f: np.save(f, preds.astype(np.float16)), "wb"
+        )
 
     def preds_from_oof(self, oof: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         raise UserError(
@@ -370,8 +250,8 @@ class SegmentTask:
 
         ids, parts = [], []
         for dirs in folds:
-            ids.append(pd.read_csv(dirs[0] / "oof.csv")["id"].astype(str))
-            masks = [np.load(d / OOF_MASKS) for d in dirs]
+            ids.append(pd.read_csv(dirs[0] / layout.FOLD_OOF)["id"].astype(str))
+            masks = [np.load(d / layout.OOF_MASKS) for d in dirs]
             mean = masks[0] if len(masks) == 1 else np.mean(masks, axis=0, dtype=np.float32)
             parts.append(mean.astype(np.float16))
         preds, order = np.concatenate(parts), pd.concat(ids).tolist()
@@ -384,10 +264,14 @@ class SegmentTask:
             at = [where[str(v)] for v in oof["id"]]
             for name, values in self._table_columns(y[at], preds[at]).items():
                 oof[name] = values
+        return self.fit_postprocess(y, preds)
+
+    def fit_postprocess(self, y: np.ndarray, preds: np.ndarray) -> dict[str, Any]:
+        """Each class's threshold that maximises the pooled OOF score over a grid (ties to the
+        one nearest 0.5); the score at 0.5 and at the fitted thresholds."""
         c = len(self.classes)
         # Each class's score at every threshold of the grid: (thresholds, classes).
         grid = np.stack([self._scores(y, preds, [t] * c).mean(axis=0) for t in THRESHOLD_GRID])
-        # Ties go to the threshold nearest 0.5.
         closeness = -np.abs(THRESHOLD_GRID - 0.5)
         best = [int(np.lexsort((closeness, grid[:, j]))[-1]) for j in range(c)]
         self.thresholds = [float(THRESHOLD_GRID[i]) for i in best]
@@ -402,6 +286,53 @@ class SegmentTask:
             out["thresholds"] = dict(zip(map(str, self.classes), self.thresholds, strict=True))
         return out
 
+    # ---- combining predictions ------------------------------------------------------------
+    def combine(
+        self, preds: Iterable[np.ndarray], weights: Sequence[float] | None = None
+    ) -> np.ndarray:
+        """The mean of probability masks (summed in float32), or their weighted mean."""
+        if weights is None:
+            return sum_then_divide(preds)
+        return weighted_mean(list(preds), weights)
+
+    def undo_view(self, pred: torch.Tensor, view: str) -> torch.Tensor:
+        """A mask predicted on a flipped image, flipped back to the image's orientation."""
+        return pred.flip(-1 if view == "hflip" else -2)
+
+    def fit_blend_weights(self, y: np.ndarray, preds: Sequence[np.ndarray]) -> np.ndarray:
+        raise UserError(
+            "segmentation runs can't be blended by medalist ensemble yet: their out-of-fold "
+            "predictions are masks; package the best run alone"
+        )
+
+    # ---- looking at the run ----------------------------------------------------------------
+    def error_analysis(self, page: AnalysisPage) -> None:
+        from medalist.tasks.segment_analysis import mask_error_analysis
+
+        mask_error_analysis(self, page)
+
+    def next_step_overrides(self, verdict: str) -> list[tuple[str, str]]:
+        return []
+
+    def check_rows(self, y: np.ndarray, n: int, seed: int) -> np.ndarray:
+        return np.random.default_rng(seed).permutation(len(y))[:n]
+
+    def describe_target(self, target: Any) -> str:
+        return f"mask {float(np.asarray(target).mean()):.0%}"
+
+    def draw_target(self, picture: np.ndarray, target: Any) -> np.ndarray:
+        """The mask (any class) drawn in red on the picture."""
+        pic = np.repeat(picture[:, :, :1], 3, axis=2) if picture.shape[2] == 1 else picture.copy()
+        on = np.asarray(target) > 0
+        on = on.any(axis=0) if on.ndim == 3 else on  # several classes: any of them
+        pic[on] = (0.5 * pic[on] + [127, 0, 0]).astype(np.uint8)
+        return pic
+
+    def check_submission(self, sub: pd.DataFrame, sample: pd.DataFrame) -> None:
+        from medalist.tasks.submission import check_submission
+
+        check_submission(self, sub, sample)
+
     def format_submission(
         self, ids: pd.Series, preds: np.ndarray, sample: pd.DataFrame
     ) -> pd.DataFrame:
@@ -411,7 +342,6 @@ class SegmentTask:
         import cv2
 
         from medalist.data.tables import image_paths
-        from medalist.tasks.submission import check_submission
 
         cfg, comp = self.cfg, self.cfg.competition
         frame = pd.DataFrame({self.id_column: ids.to_numpy()})
@@ -424,7 +354,7 @@ class SegmentTask:
                 prob = cv2.resize(p[j].astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
                 texts[(i, str(name))] = rle_encode(prob >= self.thresholds[j], comp.rle_order)
         sub = self._fill(sample, texts, set(ids.astype(str)))
-        check_submission(self, sub, sample)
+        self.check_submission(sub, sample)
         return sub
 
     def _fill(self, sample: pd.DataFrame, texts: dict, known: set[str]) -> pd.DataFrame:

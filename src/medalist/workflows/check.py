@@ -26,10 +26,11 @@ import torch
 from lightning.pytorch.callbacks import Callback
 
 from medalist.config import Config, load_config
-from medalist.data.dataset import ImageDataset, create_transform, mix_seed
+from medalist.data.dataset import ImageDataset, mix_seed
 from medalist.data.images import ImageSource
 from medalist.errors import TrainingDiverged, UserError
 from medalist.io import write_json
+from medalist.tasks.base import Task
 
 PROBE_OVERRIDES = [
     "data.augment=[]",
@@ -82,31 +83,9 @@ class LossProbe(Callback):
             trainer.should_stop = True
 
 
-def pick_rows(y: np.ndarray, kind: str, n: int, seed: int) -> np.ndarray:
-    """`n` rows, spread over the classes (round-robin) so that a batch has to be told apart."""
-    rng = np.random.default_rng(seed)
-    order = rng.permutation(len(y))
-    if kind != "multiclass":
-        return order[:n]
-    by_class = [order[y[order] == c].tolist() for c in np.unique(y[order])]
-    rows: list[int] = []
-    while len(rows) < min(n, len(y)):
-        for members in by_class:
-            if members and len(rows) < n:
-                rows.append(members.pop(0))
-    return np.asarray(rows)
-
-
-def label_text(task: Any, target: Any) -> str:
-    """A target as a person reads it: class name, positive labels, or the value."""
-    if task.kind == "multiclass":
-        return str(task.classes[int(target)])
-    if task.kind == "multilabel":
-        on = [str(c) for c, v in zip(task.classes, np.asarray(target), strict=True) if v >= 0.5]
-        return ",".join(on) or "(none)"
-    if task.kind == "mask":
-        return f"mask {float(np.asarray(target).mean()):.0%}"
-    return f"{float(target):.4g}"
+def pick_rows(task: Task, y: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """`n` rows for the probe and the grid, as the task picks them (spread over the classes)."""
+    return task.check_rows(y, n, seed)
 
 
 def as_picture(x: torch.Tensor) -> np.ndarray:
@@ -115,32 +94,29 @@ def as_picture(x: torch.Tensor) -> np.ndarray:
 
 
 def draw_input_batch(
-    cfg: Config, task: Any, images: ImageSource, y: np.ndarray, path: Path
+    cfg: Config, task: Task, images: ImageSource, y: np.ndarray, path: Path
 ) -> Path:
-    """The training inputs after the configured augmentation, de-normalised, with labels."""
-    from medalist.analysis.plots import plot_image_grid
+    """The training inputs after the configured augmentation, de-normalised, with their
+    targets drawn or written by the task."""
+    from medalist.plots import plot_image_grid
 
     d = cfg.data
-    transform = create_transform(d.augment, train=True)
-    ds = ImageDataset(images, np.arange(len(images)), y, transform, seed=cfg.train.seed)
+    transform = task.create_transform(d.augment, train=True)
+    ds = ImageDataset(
+        images, np.arange(len(images)), y, transform, seed=cfg.train.seed,
+        sample=task.transform_sample,
+    )  # fmt: skip
     pics, titles = [], []
     for i in range(len(ds)):
         x, target = ds[i]
-        pic = as_picture(x)
-        if task.kind == "mask":  # the augmented mask drawn on its augmented image, in red
-            pic = np.repeat(pic[:, :, :1], 3, axis=2) if pic.shape[2] == 1 else pic.copy()
-            on = target.numpy() > 0
-            on = on.any(axis=0) if on.ndim == 3 else on  # several classes: any of them
-            pic[on] = (0.5 * pic[on] + [127, 0, 0]).astype(np.uint8)
-        pics.append(pic)
-        titles.append(f"{images.ids[i]}\n{label_text(task, target.numpy())}")
+        pics.append(task.draw_target(as_picture(x), target.numpy()))
+        titles.append(f"{images.ids[i]}\n{task.describe_target(target.numpy())}")
     steps = ", ".join(s["name"] for s in d.augment) or "no augmentation"
-    what = " with their masks (red)" if task.kind == "mask" else ""
     return plot_image_grid(
         pics,
         titles,
         path,
-        f"training inputs{what} as the model sees them ({steps}), de-normalised",
+        f"training inputs{task.check_caption} as the model sees them ({steps}), de-normalised",
     )
 
 
@@ -176,8 +152,8 @@ def run_check(
     from medalist.data.tables import check_images_exist, image_paths, load_train
     from medalist.engine.fold_loop import resolve_precision, use_gpu
     from medalist.engine.module import FoldModule
-    from medalist.models.factory import check_backbone, create_model, pretrained_file
-    from medalist.workflows.train import task_class
+    from medalist.models.factory import check_backbone, pretrained_file
+    from medalist.tasks import task_class
 
     if n_images < 1:
         raise UserError(f"--images {n_images}: give 1 or more images to memorise")
@@ -188,17 +164,16 @@ def run_check(
     overrides = list(overrides)
     cfg = load_config(config, overrides)
     probe_cfg = load_config(config, [*overrides, *PROBE_OVERRIDES, f"train.epochs={max_steps}"])
-    if cfg.competition.task == "detect":
-        raise UserError("competition.task = 'detect': check supports classify and segment")
+    task_type = task_class(cfg)
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     check_backbone(cfg.model.backbone)
     pretrained_file(cfg)
-    create_transform(cfg.data.augment, train=True)
     train = load_train(cfg)
-    task = task_class(cfg).from_config(cfg, train)
+    task = task_type.from_config(cfg, train)
+    task.create_transform(cfg.data.augment, train=True)
     y_all = task.encode(train)
-    rows = pick_rows(y_all, task.kind, max(n_images, GRID_IMAGES), cfg.train.seed)
+    rows = pick_rows(task, y_all, max(n_images, GRID_IMAGES), cfg.train.seed)
     ids = train[cfg.competition.id_column].astype(str).to_numpy()[rows].tolist()
     all_paths = image_paths(cfg, train, cfg.path(cfg.competition.image_dir))
     paths = [all_paths[i] for i in rows]
@@ -215,11 +190,14 @@ def run_check(
         probe_images,
         np.arange(n),
         y[:n],
-        create_transform([], train=False),
+        task.create_transform([], train=False),
+        sample=task.transform_sample,
     )
-    loader = torch.utils.data.DataLoader(dataset, batch_size=n, shuffle=False)
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_size=n, shuffle=False, collate_fn=task.collate
+    )
     L.seed_everything(mix_seed(cfg.train.seed, 0, 1), workers=False, verbose=False)
-    model = create_model(probe_cfg, task.num_outputs)
+    model = task.create_model(probe_cfg)
     module = FoldModule(probe_cfg, model, task.create_loss(probe_cfg, y[:n]), task, 0, 1)
     probe = LossProbe(threshold, patience)
     gpu = use_gpu(cfg)

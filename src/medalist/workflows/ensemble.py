@@ -31,8 +31,9 @@ import pandas as pd
 
 from medalist.errors import UserError
 from medalist.io import write_csv, write_json, write_text
-from medalist.runs.rundir import ENSEMBLE_FILE, RunDir, create_run_dir, open_run_dir
-from medalist.tasks.blend import blend, fit_weights
+from medalist.runs import layout
+from medalist.runs.rundir import RunDir, create_run_dir, open_run_dir
+from medalist.tasks import Task, load_run_task
 
 METHODS = ("fit", "mean")
 WEAK_FACTOR = 2.0  # a member this many fold-stds below the best is flagged (seminar: fix it first)
@@ -42,7 +43,7 @@ WEAK_FACTOR = 2.0  # a member this many fold-stds below the best is flagged (sem
 class Member:
     run: RunDir
     cfg: Any
-    task: Any
+    task: Task
     oof: pd.DataFrame
     scores: dict[str, Any]
 
@@ -83,23 +84,21 @@ class EnsembleResult:
 
 
 def _open_member(path: Path) -> Member:
-    from medalist.workflows.train import load_run_task
-
     run = open_run_dir(path)
     cfg = run.config()
     scores = run.scores()
     if run.ensemble() is not None:
         raise UserError(
             f"{run.name} is an ensemble: give its member runs instead "
-            f"(listed in {run.file(ENSEMBLE_FILE)})"
+            f"(listed in {run.file(layout.ENSEMBLE)})"
         )
-    if not scores or not run.file("oof.csv").is_file():
+    if not scores or not run.file(layout.OOF).is_file():
         raise UserError(
             f"run {run.name} has not finished every fold (no scores.json/oof.csv): "
             f"finish it with medalist train --resume {run.path}"
         )
     task = load_run_task(run, cfg)
-    oof = pd.read_csv(run.file("oof.csv")).astype({"id": str})
+    oof = pd.read_csv(run.file(layout.OOF)).astype({"id": str})
     oof = oof.sort_values("id", kind="stable").reset_index(drop=True)
     return Member(run, cfg, task, oof, scores)
 
@@ -115,10 +114,11 @@ def open_members(paths: list[Path]) -> list[Member]:
         raise UserError(f"run {twice!r} is given twice: name each member once")
     first = members[0]
     for m in members[1:]:
-        if (m.task.kind, m.task.classes) != (first.task.kind, first.task.classes):
+        if m.task.target_signature() != first.task.target_signature():
+            mine, theirs = m.task.target_signature(), first.task.target_signature()
             raise UserError(
                 f"run {m.name} predicts other targets than {first.name} "
-                f"({m.task.kind} {m.task.classes} against {first.task.kind} {first.task.classes})"
+                f"({' '.join(map(str, mine))} against {' '.join(map(str, theirs))})"
                 ": blend runs of the same competition task"
             )
         if m.scores.get("metric") != first.scores.get("metric"):
@@ -140,23 +140,23 @@ def open_members(paths: list[Path]) -> list[Member]:
     return members
 
 
-def _fold_scores(task: Any, y: np.ndarray, pred: np.ndarray, folds: np.ndarray) -> list[float]:
+def _fold_scores(task: Task, y: np.ndarray, pred: np.ndarray, folds: np.ndarray) -> list[float]:
     return [float(task.score(y[folds == k], pred[folds == k])) for k in np.unique(folds)]
 
 
 def honest_folds(
-    task: Any, y: np.ndarray, preds: list[np.ndarray], folds: np.ndarray, method: str
+    task: Task, y: np.ndarray, preds: list[np.ndarray], folds: np.ndarray, method: str
 ) -> tuple[list[float], list[list[float]]]:
     """Per-fold scores of the blend with weights fitted without that fold (nested CV)."""
     scores, weights = [], []
     for k in np.unique(folds):
         held, rest = folds == k, folds != k
         w = (
-            fit_weights(task.kind, y[rest], [p[rest] for p in preds])
+            task.fit_blend_weights(y[rest], [p[rest] for p in preds])
             if method == "fit"
             else np.full(len(preds), 1.0 / len(preds))
         )
-        scores.append(float(task.score(y[held], blend([p[held] for p in preds], w))))
+        scores.append(float(task.score(y[held], task.combine([p[held] for p in preds], w))))
         weights.append([float(x) for x in w])
     return scores, weights
 
@@ -182,8 +182,8 @@ def make_ensemble(
         m.name: _fold_scores(task, y, p, folds) for m, p in zip(members, preds, strict=True)
     }
     equal = np.full(len(members), 1.0 / len(members))
-    weights = fit_weights(task.kind, y, preds) if method == "fit" else equal
-    blended = blend(preds, weights)
+    weights = task.fit_blend_weights(y, preds) if method == "fit" else equal
+    blended = task.combine(preds, weights)
     honest, fold_weights = honest_folds(task, y, preds, folds, method)
     best = max(members, key=lambda m: sign * float(np.mean(member_folds[m.name])))
     diffs = sign * (np.array(honest) - np.array(member_folds[best.name]))
@@ -213,20 +213,20 @@ def make_ensemble(
         "members": names,
         "weights": {n: float(w) for n, w in zip(names, weights, strict=True)},
         "method": method,
-        "objective": "none (equal weights)" if method == "mean" else _objective(task.kind),
+        "objective": "none (equal weights)" if method == "mean" else task.blend_objective,
         "fold_weights": fold_weights,
     }
-    write_json(run.file(ENSEMBLE_FILE), spec)
-    write_text(run.file("config.yaml"), first.run.file("config.yaml").read_text())
-    if first.run.file("folds.csv").is_file():
-        write_csv(run.file("folds.csv"), pd.read_csv(first.run.file("folds.csv")))
+    write_json(run.file(layout.ENSEMBLE), spec)
+    write_text(run.file(layout.CONFIG), first.run.file(layout.CONFIG).read_text())
+    if first.run.file(layout.FOLDS).is_file():
+        write_csv(run.file(layout.FOLDS), pd.read_csv(first.run.file(layout.FOLDS)))
     oof = first.oof[[c for c in first.oof.columns if c not in task.pred_columns]].copy()
     oof[task.pred_columns] = blended.reshape(len(oof), -1)
     final_task = type(task).from_state(cfg, task.state())
-    final_task.fit_thresholds(y, blended)
-    write_json(run.file("task.json"), final_task.state())
+    postprocess = final_task.fit_postprocess(y, blended)
+    write_json(run.file(layout.TASK), final_task.state())
     in_sample = float(task.score(y, blended))
-    equal_folds = _fold_scores(task, y, blend(preds, equal), folds)
+    equal_folds = _fold_scores(task, y, task.combine(preds, equal), folds)
     scores = {
         "metric": task.metric.name,
         "higher_is_better": hib,
@@ -244,11 +244,10 @@ def make_ensemble(
             "verdict": verdict,
         },
     }
-    if final_task.kind == "multilabel":
-        scores["thresholds"] = final_task.thresholds
-    write_csv(run.file("oof.csv"), oof)
-    write_json(run.file("scores.json"), scores)
-    write_json(run.file("provenance.json"), _provenance(members, cfg.root))
+    scores.update(postprocess)
+    write_csv(run.file(layout.OOF), oof)
+    write_json(run.file(layout.SCORES), scores)
+    write_json(run.file(layout.PROVENANCE), _provenance(members, cfg.root))
     return EnsembleResult(
         run=run,
         method=method,
@@ -270,13 +269,6 @@ def make_ensemble(
     )
 
 
-def _objective(kind: str) -> str:
-    return {
-        "multiclass": "cross-entropy",
-        "multilabel": "binary cross-entropy",
-    }.get(kind, "squared error")
-
-
 def _provenance(members: list[Member], root: Path) -> dict[str, Any]:
     """The ensemble's code state now, and each member's provenance (for reproducibility)."""
     from medalist.runs.provenance import git_state
@@ -288,20 +280,3 @@ def _provenance(members: list[Member], root: Path) -> dict[str, Any]:
         "seeds": {n: p.get("seeds") for n, p in member_prov.items()},
         "members": {n: {"git": p.get("git")} for n, p in member_prov.items()},
     }
-
-
-def ensemble_test_predictions(run: RunDir, tta: list[str] | None = None) -> np.ndarray:
-    """Each member's fold-averaged test predictions, blended with the ensemble's weights."""
-    from medalist.workflows.predict import test_predictions
-
-    spec = run.ensemble() or {}
-    results = [test_predictions(member, tta=tta) for member in run.members()]
-    ids = results[0].ids
-    for r in results[1:]:
-        if list(map(str, r.ids)) != list(map(str, ids)):
-            raise UserError(
-                f"ensemble {run.name}: member {r.run.name} reads other test ids than "
-                f"{results[0].run.name}; its config points at another test set"
-            )
-    weights = [spec["weights"][r.run.name] for r in results]
-    return blend([r.preds for r in results], weights)

@@ -70,7 +70,7 @@ def _tables_without_missing_groups(cfg: Config) -> Any:
 
 
 def _train_folds(cfg: Config, train: pd.DataFrame) -> tuple[np.ndarray | None, str | None]:
-    from medalist.workflows.train import get_folds
+    from medalist.workflows.folds import get_folds
 
     try:
         return get_folds(cfg, train), None

@@ -18,6 +18,7 @@ import pandas as pd
 
 from medalist.analysis.compare import correlation, plot_cv_vs_lb
 from medalist.errors import UserError
+from medalist.runs import layout
 from medalist.runs.leaderboard import read_leaderboard
 from medalist.runs.rundir import RunDir, project_runs
 
@@ -37,7 +38,7 @@ def reproducibility(run: RunDir, scores: dict[str, Any], n_splits: int) -> list[
     git = prov.get("git") or {}
     if not git.get("commit"):
         missing.append("no git commit recorded")
-    elif git.get("dirty") and not run.file("diff.patch").is_file():
+    elif git.get("dirty") and not run.file(layout.DIFF).is_file():
         missing.append("dirty tree without diff.patch")
     if not (prov.get("seeds") or scores.get("seeds")):
         missing.append("seeds not recorded")
@@ -46,7 +47,7 @@ def reproducibility(run: RunDir, scores: dict[str, Any], n_splits: int) -> list[
     blend = run.ensemble()
     for member in blend["members"] if blend else []:
         member_run = RunDir(run.path.parent / member)
-        if not member_run.file("config.yaml").is_file():
+        if not member_run.file(layout.CONFIG).is_file():
             missing.append(f"member {member} is missing")
             continue
         member_scores = member_run.scores() or {}

@@ -19,6 +19,7 @@ import pandas as pd
 
 from medalist.errors import UserError
 from medalist.io import write_csv
+from medalist.runs import layout
 from medalist.runs.rundir import RunDir, open_run_dir
 from medalist.tasks.postprocess import smooth_sequences
 
@@ -74,7 +75,7 @@ def evaluate_smoothing(
     """Score the run's OOF rows smoothed over each window; see the module's doc."""
     from medalist.analysis.compare import judge, paired_test
     from medalist.data.tables import load_train
-    from medalist.workflows.train import load_run_task
+    from medalist.tasks import load_run_task
 
     bad = [w for w in windows if w < 1 or w % 2 == 0]
     if bad:
@@ -82,12 +83,12 @@ def evaluate_smoothing(
     windows = sorted(set(windows) | {1})
     run = open_run_dir(run_path)
     cfg = run.config()
-    if not run.file("oof.csv").is_file():
+    if not run.file(layout.OOF).is_file():
         raise UserError(
             f"run {run.name} has no oof.csv: finish it first (medalist train --resume {run.path})"
         )
     task = load_run_task(run, cfg)
-    oof = pd.read_csv(run.file("oof.csv"))
+    oof = pd.read_csv(run.file(layout.OOF))
     seqs, frames = sequence_info(cfg, oof["id"], load_train(cfg), "train")
     y, preds = task.preds_from_oof(oof)
     folds = oof["fold"].to_numpy()
@@ -128,7 +129,7 @@ def evaluate_smoothing(
 
 
 def _plot(table: pd.DataFrame, metric: str, path: Path) -> Path:
-    from medalist.analysis.plots import new_figure, save_figure
+    from medalist.plots import new_figure, save_figure
 
     fig = new_figure(6, 3.5)
     ax = fig.add_subplot()

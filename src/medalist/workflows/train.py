@@ -1,8 +1,8 @@
-"""`medalist folds` and `medalist train`: the story of a run, top to bottom.
+"""`medalist train`: the story of a run, top to bottom.
 
-Check every input, make or read the folds, open the run directory, cache the images, train
-each fold (resuming where a killed process stopped), merge the out-of-fold predictions and
-scores, mirror to the tracker.
+Check every input, make or read the folds (`workflows.folds`), open the run directory, cache the
+images, train each fold (resuming where a killed process stopped), merge the out-of-fold
+predictions and scores (`runs.merge`), mirror to the tracker.
 """
 
 from __future__ import annotations
@@ -18,26 +18,22 @@ import pandas as pd
 
 from medalist.config import Config, load_config
 from medalist.console import console, err_console, progress
-from medalist.data.folds import (
-    fold_summary,
-    folds_file_name,
-    make_folds,
-    read_folds,
-    render_fold_table,
-    write_folds,
-)
+from medalist.data.folds import read_folds, write_folds
 from medalist.data.images import ImageSource, build_cache
 from medalist.data.tables import Tables, load_tables
 from medalist.errors import UserError
-from medalist.io import read_json, write_csv, write_json
-from medalist.runs import provenance
-from medalist.runs.rundir import (
-    RunDir,
-    create_run_dir,
-    merge_folds,
-    open_run_dir,
-    write_merged,
-    write_run_header,
+from medalist.io import write_csv, write_json
+from medalist.runs import layout, provenance
+from medalist.runs.merge import finish_run, run_seeds
+from medalist.runs.rundir import RunDir, create_run_dir, open_run_dir, write_run_header
+from medalist.tasks import Task, load_run_task, task_class
+
+# Generated project notebooks and scripts import these from here.
+from medalist.workflows.folds import (  # noqa: F401
+    folds_path,
+    get_folds,
+    print_fold_table,
+    run_folds,
 )
 
 if TYPE_CHECKING:
@@ -48,7 +44,7 @@ if TYPE_CHECKING:
 class Prepared:
     cfg: Config
     tables: Tables
-    task: Any
+    task: Task
     folds: np.ndarray
     images: ImageSource | None = None
 
@@ -61,93 +57,17 @@ class TrainSummary:
     diagnosis: dict[str, Any] | None = None
 
 
-def folds_path(cfg: Config) -> Path:
-    c = cfg.cv
-    return (
-        cfg.root
-        / "folds"
-        / folds_file_name(c.scheme, c.n_splits, c.seed, cfg.competition.group_column)
-    )
-
-
-def compute_folds(cfg: Config, train: pd.DataFrame) -> np.ndarray:
-    targets = cfg.target_columns
-    if cfg.competition.task == "segment" and cfg.cv.scheme in ("stratified", "stratified_group"):
-        # Masks stratify by emptiness and area quartile, not by their run-length text.
-        from medalist.data.tables import image_paths
-        from medalist.tasks.segment import mask_strata
-
-        paths = image_paths(cfg, train, cfg.path(cfg.competition.image_dir))
-        train = train.assign(mask_area_bin=mask_strata(cfg, train, paths).to_numpy())
-        targets = ["mask_area_bin"]
-    return make_folds(
-        train,
-        scheme=cfg.cv.scheme,
-        n_splits=cfg.cv.n_splits,
-        seed=cfg.cv.seed,
-        target_columns=targets,
-        group_column=cfg.competition.group_column,
-        where=str(cfg.path(cfg.competition.train_csv)),
-    )
-
-
-def get_folds(cfg: Config, train: pd.DataFrame, *, save: bool = True) -> np.ndarray:
-    """The saved folds for this cv setting, made (and saved, unless `save` is off) on first use."""
-    path = folds_path(cfg)
-    ids = train[cfg.competition.id_column]
-    if path.is_file():
-        return read_folds(path, ids, cfg.competition.id_column)
-    folds = compute_folds(cfg, train)
-    warn_split_sequences(cfg, train, folds)
-    if save:
-        write_folds(path, ids, folds)
-    return folds
-
-
-def warn_split_sequences(cfg: Config, train: pd.DataFrame, folds: np.ndarray) -> None:
-    """Frames of one video in several folds: near-identical neighbours make the CV optimistic."""
-    seq = cfg.competition.sequence_column
-    if seq is None or seq not in train.columns:
-        return
-    spread = pd.Series(folds).groupby(train[seq].to_numpy()).nunique()
-    split = int((spread > 1).sum())
-    if split:
-        err_console.print(
-            f"[yellow]warning[/]: {split} of {len(spread)} sequences have frames in several "
-            "folds; neighbouring frames are near copies, so the CV is optimistic. Keep each "
-            f"sequence in one fold: cv.scheme=group competition.group_column={seq}"
-        )
-
-
-def run_folds(cfg: Config) -> tuple[Path, pd.DataFrame]:
-    """`medalist folds`: write the folds file and return its per-fold summary."""
-    from medalist.data.tables import load_train
-
-    train = load_train(cfg)
-    folds = compute_folds(cfg, train)
-    warn_split_sequences(cfg, train, folds)
-    path = folds_path(cfg)
-    write_folds(path, train[cfg.competition.id_column], folds)
-    return path, fold_summary(train, folds, cfg.target_columns, cfg.competition.group_column)
-
-
-def print_fold_table(summary: pd.DataFrame) -> None:
-    console.print(render_fold_table(summary))
-
-
 def prepare(cfg: Config, *, need_test: bool = False) -> Prepared:
     """Every check that can fail on the user's input, before anything is written."""
-    from medalist.data.dataset import create_transform
     from medalist.models.factory import check_backbone, pretrained_file
 
-    if cfg.competition.task == "detect":
-        raise UserError("competition.task = 'detect' is not available yet; use classify or segment")
+    task_type = task_class(cfg)
     tables = load_tables(cfg, need_test=need_test)
-    task = task_class(cfg).from_config(cfg, tables.train)
+    task = task_type.from_config(cfg, tables.train)
     task.encode(tables.train)
     pretrained_file(cfg)
     check_backbone(cfg.model.backbone)
-    create_transform(cfg.data.augment, train=True)
+    task.create_transform(cfg.data.augment, train=True)
     folds = get_folds(cfg, tables.train, save=False)
     return Prepared(cfg, tables, task, folds)
 
@@ -220,11 +140,11 @@ def start_run(cfg: Config, prepared: Prepared, name: str | None) -> RunDir:
             "[yellow]warning[/]: the git tree is dirty; the diff is saved in diff.patch"
         )
     write_run_header(run, cfg, prov, diff)
-    write_json(run.file("task.json"), prepared.task.state())
+    write_json(run.file(layout.TASK), prepared.task.state())
     ids = prepared.tables.train[cfg.competition.id_column]
     if not folds_path(cfg).is_file():
         write_folds(folds_path(cfg), ids, prepared.folds)
-    write_csv(run.file("folds.csv"), pd.DataFrame({"id": ids, "fold": prepared.folds}))
+    write_csv(run.file(layout.FOLDS), pd.DataFrame({"id": ids, "fold": prepared.folds}))
     return run
 
 
@@ -266,8 +186,8 @@ def train(
         run = start_run(cfg, prepared, name)
     else:
         train_ids = prepared.tables.train[cfg.competition.id_column]
-        prepared.folds = read_folds(run.file("folds.csv"), train_ids, "id")
-        prepared.task = type(prepared.task).from_state(cfg, run.task_state())
+        prepared.folds = read_folds(run.file(layout.FOLDS), train_ids, "id")
+        prepared.task = load_run_task(run, cfg)
     console.print(f"run [bold]{run.name}[/] -> {run.path}")
     return train_in_run(cfg, prepared, run, selected, callbacks=callbacks)
 
@@ -280,7 +200,6 @@ def train_in_run(
     *,
     callbacks: Callable[[int], list[Any]] | None = None,
 ) -> TrainSummary:
-    from medalist.engine.fold_loop import fold_done
     from medalist.runs.tracking import create_tracker
 
     task, train_df = prepared.task, prepared.tables.train
@@ -298,9 +217,9 @@ def train_in_run(
     scores = finish_run(cfg, run, task)
     diagnosis = diagnose(run)
     if tracker:
-        artifacts = ["scores.json", "oof.csv", "diagnosis.json", "plots", "analysis"]
+        artifacts = [layout.SCORES, layout.OOF, layout.DIAGNOSIS, layout.PLOTS, layout.ANALYSIS]
         tracker.finish(scores, [run.file(a) for a in artifacts])
-    done = [k for k in range(cfg.cv.n_splits) if fold_done(run.path, k)]
+    done = run.done_folds(cfg.cv.n_splits)
     return TrainSummary(run, scores, done, diagnosis)
 
 
@@ -315,13 +234,13 @@ def _train_folds(
     callbacks: Callable[[int], list[Any]] | None,
 ) -> None:
     """Every selected fold of every seed that is not done yet."""
-    from medalist.engine.fold_loop import fold_done, read_fold_result, train_fold
+    from medalist.engine.fold_loop import read_fold_result, train_fold
 
     task = prepared.task
     for index, seed in enumerate(run_seeds(cfg)):
         for fold in selected:
             label = f"fold {fold}" + (f" seed {seed}" if cfg.train.seeds > 1 else "")
-            if fold_done(run.path, fold, index):
+            if run.fold_done(fold, index):
                 done = read_fold_result(run.path, fold, index)
                 console.print(f"{label}: done already ({done.score:.4f})")
                 continue
@@ -363,15 +282,13 @@ def diagnose(run: RunDir) -> dict[str, Any] | None:
 
 def merge_run(path: str | Path) -> TrainSummary:
     """`medalist train --merge RUN`: oof.csv and scores.json once every fold of every seed is in."""
-    from medalist.engine.fold_loop import fold_done
-
     run = open_run_dir(path)
     cfg = run.config()
     missing = [
         f"fold {k}" + (f" seed {cfg.train.seed + i}" if i else "")
         for i in range(cfg.train.seeds)
         for k in range(cfg.cv.n_splits)
-        if not fold_done(run.path, k, i)
+        if not run.fold_done(k, i)
     ]
     if missing:
         raise UserError(
@@ -381,67 +298,3 @@ def merge_run(path: str | Path) -> TrainSummary:
     task = load_run_task(run, cfg)
     scores = finish_run(cfg, run, task)
     return TrainSummary(run, scores, list(range(cfg.cv.n_splits)))
-
-
-def run_seeds(cfg: Config) -> list[int]:
-    """The seeds of a run: train.seed, then one more for each repeat (folds stay fixed)."""
-    return [cfg.train.seed + i for i in range(cfg.train.seeds)]
-
-
-def finish_run(cfg: Config, run: RunDir, task: Any) -> dict[str, Any] | None:
-    """Merge the folds (and seeds) into oof.csv and scores.json once every fold is done.
-
-    With several seeds the out-of-fold predictions are the seeds' average, `folds` holds each
-    fold's score averaged over seeds, and `seed_scores` the CV mean of each seed alone.
-    """
-    metric = task.metric
-    per_seed = []
-    for index in range(cfg.train.seeds):
-        merged = merge_folds(run, cfg.cv.n_splits, metric.name, metric.higher_is_better, index)
-        if merged is None:
-            return None
-        per_seed.append(merged)
-    scores = dict(per_seed[0]["scores"])
-    oof = per_seed[0]["oof"].sort_values("id", kind="stable").reset_index(drop=True)
-    if len(per_seed) > 1:
-        cols = task.pred_columns
-        stacked = [m["oof"].sort_values("id", kind="stable")[cols].to_numpy() for m in per_seed]
-        oof[cols] = np.mean(stacked, axis=0)
-        fold_scores = np.mean([m["scores"]["folds"] for m in per_seed], axis=0)
-        seed_scores = [m["scores"]["mean"] for m in per_seed]
-        scores.update(
-            folds=fold_scores.tolist(),
-            mean=float(fold_scores.mean()),
-            std=float(fold_scores.std()),
-            seed_scores=seed_scores,
-            seed_mean=float(np.mean(seed_scores)),
-            seed_std=float(np.std(seed_scores)),
-            seconds=float(sum(m["scores"]["seconds"] for m in per_seed)),
-        )
-    from medalist.engine.fold_loop import fold_dir
-
-    # The task scores the merged table (segmentation reads each fold's masks beside it) and
-    # fits its thresholds, which task.json keeps for predict.
-    dirs = [
-        [fold_dir(run.path, k, i) for i in range(cfg.train.seeds)] for k in range(cfg.cv.n_splits)
-    ]
-    scores.update(task.finish_oof(oof, dirs))
-    write_json(run.file("task.json"), task.state())
-    scores["seeds"] = run_seeds(cfg)
-    write_merged(run, oof, scores)
-    return scores
-
-
-def task_class(cfg: Config) -> Any:
-    """The task class of `competition.task`."""
-    if cfg.competition.task == "segment":
-        from medalist.tasks.segment import SegmentTask
-
-        return SegmentTask
-    from medalist.tasks.classify import ClassifyTask
-
-    return ClassifyTask
-
-
-def load_run_task(run: RunDir, cfg: Config) -> Any:
-    return task_class(cfg).from_state(cfg, read_json(run.file("task.json")))

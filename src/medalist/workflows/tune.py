@@ -40,7 +40,7 @@ from medalist.workflows.tune_trial import (
 if TYPE_CHECKING:
     import optuna
 
-    from medalist.engine.metrics import Metric
+    from medalist.tasks.metrics import Metric
 
 
 @dataclass
@@ -72,7 +72,7 @@ def tune(
     workers: int = 1,
 ) -> TuneResult:
     """Run `trials` more trials of the study (created on first use), then sum the study up."""
-    from medalist.engine.metrics import get_metric
+    from medalist.tasks.metrics import get_metric
     from medalist.workflows.train import prepare
 
     config, overrides = Path(config), list(overrides)

@@ -24,6 +24,7 @@ from medalist.config.space import grid_of, parse_space
 from medalist.console import console, err_console
 from medalist.errors import TrainingDiverged, UserError
 from medalist.io import read_json, write_json
+from medalist.runs import layout
 
 if TYPE_CHECKING:
     import optuna
@@ -269,8 +270,8 @@ class Objective:
         record |= {"params": params, "storage": self.storage}
 
         def fold_callbacks(fold: int) -> list[Any]:
-            if not (run_dir / "trial.json").is_file():
-                write_json(run_dir / "trial.json", record)
+            if not (run_dir / layout.TRIAL).is_file():
+                write_json(run_dir / layout.TRIAL, record)
             last = len(self.folds) * epochs - 1
             steps = _FoldSteps(trial, self.folds.index(fold) * epochs, last)
             return [PyTorchLightningPruningCallback(steps, monitor="monitor")]
@@ -334,7 +335,7 @@ def write_trial_file(
 ) -> None:
     """Bring `trial.json` of a trial run in this project up to date with the storage."""
     run = trial.user_attrs.get("run")
-    path = root / "runs" / run / "trial.json" if run else None
+    path = root / "runs" / run / layout.TRIAL if run else None
     if path is None or not path.parent.is_dir():
         return
     record = trial_record(trial, study.study_name, storage)

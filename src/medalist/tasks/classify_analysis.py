@@ -9,38 +9,33 @@ Rules for suggestions (documented in docs/diagnosis.md):
 - rare classes doing worse: a class is rare when it has fewer than RARE_RATIO (0.5) x the median
   class count; when the rare classes' mean F1 is more than RARE_F1_GAP (0.05) below the other
   classes', suggest focal loss, class-weighted cross-entropy, oversampling, more augmentation.
-- fine detail lost: when the training images are at least DOWNSCALE_FACTOR (2x) larger than
-  data.image_size, suggest a larger input size.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 
-from medalist.analysis.diagnosis import step
+from medalist.advice import step
+from medalist.plots import (
+    plot_confusion_matrix,
+    plot_image_grid,
+    plot_per_class,
+    plot_pr_curves,
+)
+
+if TYPE_CHECKING:
+    from medalist.tasks.base import AnalysisPage
+    from medalist.tasks.classify import ClassifyTask
 
 RARE_RATIO = 0.5
 RARE_F1_GAP = 0.05
-DOWNSCALE_FACTOR = 2.0
-THRESHOLDS = {
-    "rare_ratio": RARE_RATIO,
-    "rare_f1_gap": RARE_F1_GAP,
-    "downscale_factor": DOWNSCALE_FACTOR,
-}
-
-
-def load_oof(run_dir: Path, folds: list[int]) -> pd.DataFrame | None:
-    """The out-of-fold predictions of the finished folds (oof.csv once the run is complete)."""
-    merged = run_dir / "oof.csv"
-    if merged.is_file():
-        return pd.read_csv(merged)
-    parts = [run_dir / f"fold_{k}" / "oof.csv" for k in folds]
-    parts = [p for p in parts if p.is_file()]
-    return pd.concat([pd.read_csv(p) for p in parts], ignore_index=True) if parts else None
+THRESHOLDS = {"rare_ratio": RARE_RATIO, "rare_f1_gap": RARE_F1_GAP}
+N_WORST = 16
+THUMBNAIL = 128
 
 
 def oof_arrays(oof: pd.DataFrame, kind: str, classes: list[Any]) -> tuple[np.ndarray, np.ndarray]:
@@ -202,31 +197,59 @@ def rare_class_suggestions(table: pd.DataFrame, kind: str, loss: str) -> list[di
     return out
 
 
-def image_size_suggestion(
-    paths: list[Path], image_size: int, sample: int = 20
-) -> list[dict[str, Any]]:
-    """A larger input when the images are much larger than what the model sees."""
+def _thumbnail(path: Path | None, channels: int) -> np.ndarray | None:
     from PIL import Image
 
-    sizes = []
-    for p in paths[:sample]:
-        try:
-            with Image.open(p) as img:
-                sizes.append(min(img.size))
-        except OSError:
-            continue
-    if not sizes:
-        return []
-    typical = int(np.median(sizes))
-    if typical < DOWNSCALE_FACTOR * image_size:
-        return []
-    bigger = min(typical, image_size * 2)
-    s = step(
-        "a larger input size keeps small objects and fine detail",
-        f"data.image_size={bigger}",
+    if path is None:
+        return None
+    try:
+        with Image.open(path) as img:
+            img = img.convert("L" if channels == 1 else "RGB")
+            img.thumbnail((THUMBNAIL, THUMBNAIL))
+            arr = np.asarray(img)
+    except OSError:
+        return None
+    return arr[:, :, None] if arr.ndim == 2 else arr
+
+
+def classify_error_analysis(task: ClassifyTask, page: AnalysisPage) -> None:
+    """Per-class scores, precision-recall curves, the confusion matrix, the confused pairs and
+    the highest-loss images of a classification run's OOF rows."""
+    kind, classes, thresholds = task.kind, list(task.classes), task.thresholds or None
+    cfg, oof, plot, table = page.cfg, page.oof, page.plot, page.table
+    y, p = oof_arrays(oof, kind, classes)
+    if kind in ("multiclass", "multilabel"):
+        onehot = np.eye(len(classes), dtype=int)[y] if kind == "multiclass" else y.astype(int)
+        per_class = per_class_table(y, p, kind, classes, thresholds)
+        table("per_class.csv", per_class)
+        plot("per_class.png", plot_per_class, per_class)
+        plot("pr_curves.png", plot_pr_curves, onehot, p, classes)
+        page.suggestions[:0] = rare_class_suggestions(per_class, kind, cfg.train.loss)
+    else:
+        page.skipped["per-class and precision-recall plots"] = f"{kind}: there are no classes"
+    if kind == "multiclass":
+        plot("confusion_matrix.png", plot_confusion_matrix, y, p.argmax(axis=1), classes)
+        table("confused_pairs.csv", confused_pairs(y, p, classes))
+    else:
+        page.skipped["confusion matrix and confused pairs"] = (
+            f"{kind}: {'labels are not exclusive' if kind == 'multilabel' else 'no classes'}"
+        )
+    worst = worst_predictions(oof, kind, classes, N_WORST, thresholds)
+    table("worst_predictions.csv", worst)
+    images = [
+        _thumbnail(page.lookup.get(str(i)), cfg.model.in_chans) for i in worst["id"].astype(str)
+    ]
+    conf = [f" ({c:.2f})" if c == c else "" for c in worst["confidence"]]
+    titles = [
+        f"{i}\ntrue {t}\npred {pr}{c}"
+        for i, t, pr, c in zip(worst["id"], worst["true"], worst["predicted"], conf, strict=True)
+    ]
+    wrong = worst["true"] != worst["predicted"]
+    plot(
+        "worst_predictions.png",
+        plot_image_grid,
+        images,
+        titles,
+        suptitle=f"highest-loss out-of-fold predictions ({len(oof)} rows, folds {page.folds})",
+        colors=["tab:red" if w else "black" for w in wrong],
     )
-    s["reason"] = (
-        f"the images are about {typical}px on their short side and the model sees "
-        f"{image_size}px: detail {typical / image_size:.1f}x finer than that is lost"
-    )
-    return [s]

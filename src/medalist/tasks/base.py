@@ -1,0 +1,218 @@
+"""The `Task` protocol: everything shared code asks of a competition task.
+
+The fold loop, the Lightning module, prediction, the ensemble, the offline notebook, the
+analysis and `medalist check` hold a `Task` and call these members; none of them asks which task
+it holds or what shape its targets have. A task is a dataclass built from the config and the
+training table (`from_config`) or from a run's `task.json` (`from_state`), registered by its
+`competition.task` name in `medalist.tasks.TASKS`.
+
+Targets and predictions are whatever the task says (class indices, probability rows, masks);
+shared code only moves them between the task's own members. `docs/architecture.md` walks
+through adding a task.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
+
+import numpy as np
+import pandas as pd
+
+if TYPE_CHECKING:
+    import albumentations as A
+    import torch
+    from torch import nn
+
+    from medalist.config.schema import Config
+    from medalist.tasks.metrics import Metric
+
+
+@dataclass
+class AnalysisPage:
+    """Where a task's error analysis writes, and what it found (for diagnosis.json).
+
+    `plot(name, fn, *args, **kw)` calls a plotting function with `path=` the run's plots/<name>;
+    `table(name, df)` writes analysis/<name>; `lookup` maps training ids to image paths."""
+
+    run_dir: Path
+    cfg: Config
+    oof: pd.DataFrame
+    folds: list[int]
+    lookup: dict[str, Path]
+    plot: Callable[..., None]
+    table: Callable[[str, pd.DataFrame], None]
+    skipped: dict[str, str] = field(default_factory=dict)
+    suggestions: list[dict[str, Any]] = field(default_factory=list)
+
+
+@runtime_checkable
+class Task(Protocol):
+    """A competition task: targets, model, loss, predictions, OOF, submission, analysis."""
+
+    name: ClassVar[str]  # the competition.task value
+    kind: str  # the target's kind within the task (multiclass, multilabel, regression, mask)
+    classes: list[Any]
+    metric: Metric
+    id_column: str
+
+    # ---- construction and persistence ----------------------------------------------------
+    @classmethod
+    def from_config(cls, cfg: Config, train: pd.DataFrame) -> Task:
+        """The task of a config and its training table (checks the targets)."""
+        ...
+
+    @classmethod
+    def from_state(cls, cfg: Config, state: dict[str, Any]) -> Task:
+        """The task a run saved in task.json (its classes, thresholds, scaling)."""
+        ...
+
+    def state(self) -> dict[str, Any]:
+        """What task.json keeps: enough for `from_state` to predict as the run did."""
+        ...
+
+    def target_signature(self) -> tuple[Any, ...]:
+        """What two runs must share to be blended: the kind of target and its classes."""
+        ...
+
+    @classmethod
+    def fold_table(cls, cfg: Config, train: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+        """The table and the columns that stratified folds balance."""
+        ...
+
+    # ---- targets, model, loss -----------------------------------------------------------
+    def encode(self, df: pd.DataFrame) -> np.ndarray:
+        """The targets of a table as the model trains on them (a row per image)."""
+        ...
+
+    @property
+    def num_outputs(self) -> int:
+        """The model's number of outputs (classes, labels, 1)."""
+        ...
+
+    def create_model(self, cfg: Config) -> nn.Module:
+        """The configured model for this task."""
+        ...
+
+    def create_loss(self, cfg: Config, y_train: np.ndarray) -> nn.Module:
+        """The training loss (it may look at the training targets, e.g. class weights)."""
+        ...
+
+    def activate(self, out: torch.Tensor) -> torch.Tensor:
+        """Model outputs to predictions (probabilities, masks, values on the target's scale)."""
+        ...
+
+    collate: ClassVar[Callable[[list[Any]], Any] | None]  # the DataLoader's, None = torch's
+    pred_dtype: ClassVar[Any]  # numpy dtype predictions are kept in
+
+    def create_transform(self, augment: list[dict[str, Any]], *, train: bool) -> A.Compose:
+        """The albumentations pipeline of `data.augment` (train) or none (validation, test)."""
+        ...
+
+    def transform_sample(
+        self, transform: A.Compose, image: np.ndarray, target: Any
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One augmented (image, target) pair; the target moves with the image when spatial."""
+        ...
+
+    # ---- scores, OOF, post-processing ----------------------------------------------------
+    def score(self, y_true: np.ndarray, preds: np.ndarray) -> float:
+        """The competition metric of one fold's (or any rows') predictions."""
+        ...
+
+    def chance_loss(self, cfg: Config) -> float | None:
+        """The training loss of a constant guess, where it is known."""
+        ...
+
+    def oof_frame(
+        self, ids: pd.Series, folds: np.ndarray, y: np.ndarray, preds: np.ndarray
+    ) -> pd.DataFrame:
+        """A fold's out-of-fold table: id, fold, and the task's target and prediction columns."""
+        ...
+
+    @property
+    def pred_columns(self) -> list[str]:
+        """The prediction columns of oof.csv (averaged over seeds)."""
+        ...
+
+    def write_fold_arrays(self, fold_dir: Path, preds: np.ndarray) -> None:
+        """What a fold keeps beside its oof.csv (segmentation: the probability masks)."""
+        ...
+
+    def preds_from_oof(self, oof: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """(targets, predictions) of a merged oof.csv, for blending and smoothing."""
+        ...
+
+    def finish_oof(self, oof: pd.DataFrame, folds: list[list[Path]]) -> dict[str, Any]:
+        """The pooled OOF score and the post-processing fitted on it (scores.json keys);
+        `folds[k]` lists fold k's folders, one per seed."""
+        ...
+
+    def fit_postprocess(self, y: np.ndarray, preds: np.ndarray) -> dict[str, Any]:
+        """Fit the post-processing (thresholds) on OOF predictions; its scores.json keys."""
+        ...
+
+    # ---- combining predictions ------------------------------------------------------------
+    def combine(self, preds: Sequence[np.ndarray], weights: Sequence[float] | None = None) -> Any:
+        """One prediction from several (folds, TTA views, seeds, runs): the weighted mean."""
+        ...
+
+    def undo_view(self, pred: torch.Tensor, view: str) -> torch.Tensor:
+        """A prediction on a flipped image (`hflip`, `vflip`) in the original orientation."""
+        ...
+
+    def fit_blend_weights(self, y: np.ndarray, preds: Sequence[np.ndarray]) -> np.ndarray:
+        """Run weights on the simplex fitted on OOF rows (a smooth loss of the blend)."""
+        ...
+
+    blend_objective: ClassVar[str]  # what fit_blend_weights minimises, in words
+
+    # ---- submission ----------------------------------------------------------------------------
+    def format_submission(
+        self, ids: pd.Series, preds: np.ndarray, sample: pd.DataFrame
+    ) -> pd.DataFrame:
+        """Predictions in the sample submission's rows and columns, checked."""
+        ...
+
+    def check_submission(self, sub: pd.DataFrame, sample: pd.DataFrame) -> None:
+        """UserError unless `sub` has the sample's ids, order and columns and valid values."""
+        ...
+
+    # ---- looking at the run ----------------------------------------------------------------
+    def error_analysis(self, page: AnalysisPage) -> None:
+        """Plots, tables and suggestions of what the model gets wrong, from the OOF rows."""
+        ...
+
+    def next_step_overrides(self, verdict: str) -> list[tuple[str, str]]:
+        """Task-specific (advice, override) pairs for a learning-curve verdict."""
+        ...
+
+    def check_rows(self, y: np.ndarray, n: int, seed: int) -> np.ndarray:
+        """`n` rows for `medalist check` to memorise (spread over the classes)."""
+        ...
+
+    def describe_target(self, target: Any) -> str:
+        """A target as a person reads it (class name, labels, mask area)."""
+        ...
+
+    def draw_target(self, picture: np.ndarray, target: Any) -> np.ndarray:
+        """An input picture with its target drawn on it, for `medalist check`'s grid."""
+        ...
+
+    check_caption: ClassVar[str]  # what the check grid's title says is drawn
+
+
+def mean_of(
+    preds: Sequence[np.ndarray], weights: Sequence[float] | None = None, dtype: Any = np.float64
+) -> np.ndarray:
+    """The weighted mean of several arrays of one shape (equal weights when none are given),
+    summed in `dtype`."""
+    if not len(preds):
+        raise ValueError("nothing to combine")
+    w = np.ones(len(preds)) if weights is None else np.asarray(weights, dtype=np.float64)
+    if len(w) != len(preds) or (w < 0).any() or w.sum() <= 0:
+        raise ValueError(f"weights {list(w)} for {len(preds)} predictions")
+    w = w / w.sum()
+    return sum(wi * np.asarray(p, dtype) for wi, p in zip(w, preds, strict=True))

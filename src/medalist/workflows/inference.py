@@ -1,0 +1,161 @@
+"""One inference path: fold weights to test predictions, members to a blend, a blend to a
+checked submission. `medalist predict`, `medalist ensemble`, the offline notebook's runtime and
+`medalist package --check` all call it, so a submission is made the same way everywhere.
+
+- `fold_predictions`: the test predictions of a model per state dict (with the configured TTA),
+  combined by the task (the mean of arrays).
+- `run_test_predictions`: that for a trained run directory's finished folds and seeds.
+- `blend_members`: several runs' predictions combined with their weights by the task.
+- `write_submission`: smoothing over video frames when asked, the task's submission format
+  (checked against the sample), and the file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from medalist.config import Config
+from medalist.console import console
+from medalist.data.images import ImageSource
+from medalist.data.tables import Tables, load_tables
+from medalist.errors import UserError
+from medalist.io import write_csv
+from medalist.runs import layout
+from medalist.runs.rundir import RunDir
+from medalist.tasks import Task, load_run_task
+
+
+@dataclass
+class TestPredictions:
+    """One run's fold-combined predictions on the test set, before they are formatted."""
+
+    name: str
+    cfg: Config
+    task: Task
+    ids: pd.Series
+    preds: Any
+    tables: Tables | None = None
+    run: RunDir | None = None
+
+
+def inference_weights(state_dict: dict, averaged: str | None) -> dict:
+    """The model's weights from a fold checkpoint: its EMA or SWA copy when the run kept one
+    (`train.averaged_weights`) and it holds an average; otherwise the trained model's."""
+    model = {n.removeprefix("model."): v for n, v in state_dict.items() if n.startswith("model.")}
+    if averaged is None:
+        return model
+    if averaged == "swa" and int(state_dict.get("swa.n_averaged", 0)) == 0:
+        return model  # a best epoch before averaging began
+    prefix = f"{averaged}.module."
+    copy = {n.removeprefix(prefix): v for n, v in state_dict.items() if n.startswith(prefix)}
+    return copy or model
+
+
+def fold_predictions(cfg: Config, task: Task, images: ImageSource, weights: Iterable[dict]) -> Any:
+    """The task's combination of the test predictions of each state dict in `weights` (one
+    model at a time, with the configured TTA)."""
+    from medalist.data.dataset import ImageDataset, create_input_norm
+    from medalist.engine.fold_loop import make_loader, predict_array, use_gpu
+
+    transform = task.create_transform([], train=False)
+    dataset = ImageDataset(
+        images, np.arange(len(images)), None, transform, sample=task.transform_sample
+    )
+    loader = make_loader(
+        cfg, dataset, train=False, batch_size=cfg.predict.batch_size, collate=task.collate
+    )
+    device = "cuda" if use_gpu(cfg) else "cpu"
+    model = task.create_model(cfg)
+    norm = create_input_norm(cfg.data, images.channels)
+
+    def each() -> Iterator[np.ndarray]:
+        for state in weights:
+            model.load_state_dict(state)
+            yield predict_array(model, task, loader, norm=norm, tta=cfg.predict.tta, device=device)
+
+    return task.combine(each())
+
+
+def test_tables(cfg: Config) -> Tables:
+    """The tables a prediction needs; the sample submission is required."""
+    tables = load_tables(cfg, need_test=True)
+    if tables.sample is None:
+        raise UserError(
+            "competition.sample_submission is not set: predict needs it to shape the file"
+        )
+    return tables
+
+
+def run_test_predictions(run: RunDir, *, tta: list[str] | None = None) -> TestPredictions:
+    """The combined test predictions of a trained run's finished folds (and seeds)."""
+    import torch
+
+    from medalist.workflows.train import image_source
+
+    cfg = run.config()
+    if tta is not None:
+        cfg.predict.tta = tta
+    tables = test_tables(cfg)
+    task = load_run_task(run, cfg)
+    folds = run.done_folds(cfg.cv.n_splits)
+    if not folds:
+        raise UserError(f"run {run.path} has no finished fold: train it first (or --resume it)")
+    if len(folds) < cfg.cv.n_splits:
+        console.print(f"[yellow]warning[/]: only folds {folds} are done; averaging those")
+    ids = tables.test[cfg.competition.id_column]
+    images = image_source(cfg, tables.test_paths, ids)
+    folders = [
+        run.fold_dir(k, i) for i in range(cfg.train.seeds) for k in folds if run.fold_done(k, i)
+    ]
+
+    def weights() -> Iterator[dict]:
+        for folder in folders:
+            state = torch.load(folder / layout.BEST_CKPT, map_location="cpu", weights_only=False)
+            yield inference_weights(state["state_dict"], cfg.train.averaged_weights)
+
+    preds = fold_predictions(cfg, task, images, weights())
+    return TestPredictions(run.name, cfg, task, ids, preds, tables, run)
+
+
+def blend_members(results: Sequence[TestPredictions], weights: dict[str, float], what: str) -> Any:
+    """The members' test predictions combined with their weights (by name); every member must
+    have read the same test ids. A single member is its own prediction."""
+    first = results[0]
+    for r in results[1:]:
+        if list(map(str, r.ids)) != list(map(str, first.ids)):
+            raise UserError(
+                f"{what}: member {r.name} reads other test ids than {first.name}; its config "
+                "points at another test set"
+            )
+    if len(results) == 1:
+        return first.preds
+    return first.task.combine([r.preds for r in results], [weights[r.name] for r in results])
+
+
+def make_submission(
+    cfg: Config,
+    task: Task,
+    ids: pd.Series,
+    test: pd.DataFrame,
+    preds: Any,
+    sample: pd.DataFrame,
+    window: int = 1,
+) -> tuple[Any, pd.DataFrame]:
+    """(predictions smoothed over `window` video frames (1: as they are), the submission in the
+    sample's shape, checked by the task)."""
+    from medalist.workflows.smooth import smooth_test_predictions
+
+    preds = smooth_test_predictions(cfg, ids, test, preds, window)
+    return preds, task.format_submission(ids, preds, sample)
+
+
+def write_submission(path: Path, submission: pd.DataFrame) -> Path:
+    """The submission file, written atomically."""
+    write_csv(path, submission)
+    return path
