@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 import re
+import subprocess
+import sys
+import warnings
 from pathlib import Path
 
 import pandas as pd
 from conftest import make_competition, medalist
 
+from medalist import commands
 from medalist.config import load_config
+from medalist.logs import quiet_libraries
 
 
 def test_new_then_folds_builds_a_project_from_a_competition_folder(tmp_path: Path) -> None:
@@ -49,3 +55,32 @@ def test_usage_errors_exit_2_without_traceback() -> None:
         proc = medalist(*args)
         assert proc.returncode == 2, (args, proc.stderr)
         assert "Traceback" not in proc.stderr
+
+
+def test_every_module_in_commands_registers_its_commands_on_the_app() -> None:
+    # The commands package imports its modules by name: a module left out of that list would
+    # vanish from the CLI. A fresh interpreter, so no other test's import can register it.
+    code = (
+        "import medalist.commands; from medalist.cli_app import app;"
+        "print(sorted({c.callback.__module__ for c in app.registered_commands}))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    folder = Path(commands.__file__).parent
+    modules = sorted(f"medalist.commands.{p.stem}" for p in folder.glob("[!_]*.py"))
+    assert out.stdout.strip() == str(modules), out.stderr
+
+
+def test_quiet_libraries_logs_warnings_only_and_touches_warning_filters_only_when_asked() -> None:
+    names = ("lightning.pytorch", "mlflow")
+    levels = {n: logging.getLogger(n).level for n in names}
+    try:
+        with warnings.catch_warnings():
+            warnings.resetwarnings()  # no filters: whatever is added shows
+            quiet_libraries(warnings_too=False)
+            assert warnings.filters == []
+            quiet_libraries()
+            assert ("ignore", None, UserWarning, None, 0) in warnings.filters
+        assert all(logging.getLogger(n).level == logging.WARNING for n in names)
+    finally:
+        for n, level in levels.items():
+            logging.getLogger(n).setLevel(level)

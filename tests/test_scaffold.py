@@ -14,8 +14,7 @@ from PIL import Image
 
 from medalist.config import load_config
 from medalist.errors import UserError
-from medalist.workflows import scaffold
-from medalist.workflows.scaffold import TODO, create_project, render_report
+from medalist.workflows.scaffold import TODO, create, create_project, render_report
 
 
 def _images(folder: Path, names: list[str]) -> None:
@@ -307,7 +306,7 @@ def test_without_symlinks_the_config_holds_absolute_data_paths(tmp_path, monkeyp
     def no_symlink(*args, **kwargs):
         raise OSError("symlinks are not allowed here")
 
-    monkeypatch.setattr(scaffold.os, "symlink", no_symlink)
+    monkeypatch.setattr(create.os, "symlink", no_symlink)
     data = _plain(tmp_path)
 
     report = create_project(tmp_path / "proj", data)
@@ -369,7 +368,7 @@ def test_a_failure_while_writing_removes_what_was_made(tmp_path, monkeypatch):
     def boom(path, text):
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr(scaffold, "_write", boom)
+    monkeypatch.setattr(create, "_write", boom)
     with pytest.raises(RuntimeError):
         create_project(tmp_path / "proj", _plain(tmp_path))
     assert not (tmp_path / "proj").exists()

@@ -6,6 +6,9 @@ import os
 
 import typer
 
+# Projects made by earlier versions of `medalist new` import it from here (src/train.py).
+from medalist.logs import quiet_libraries  # noqa: F401
+
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 
 app = typer.Typer(
@@ -14,15 +17,3 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-
-
-def quiet_libraries() -> None:
-    """Silence the banners and warnings of Lightning and MLflow that say nothing to a user."""
-    import logging
-    import warnings
-
-    for name in ("lightning", "lightning.pytorch", "lightning.fabric", "mlflow", "alembic"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-    warnings.filterwarnings("ignore", module="lightning")
-    warnings.filterwarnings("ignore", module="mlflow")
-    warnings.filterwarnings("ignore", category=UserWarning)

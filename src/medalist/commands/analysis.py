@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from medalist.cli_app import app, quiet_libraries
+from medalist.cli_app import app
+from medalist.logs import quiet_libraries
 
 
 @app.command()

@@ -8,10 +8,7 @@ from typing import Annotated
 import typer
 
 from medalist.cli_app import app
-
-
-def _fmt(x: float) -> str:
-    return "-" if x != x else f"{x:.4f}"
+from medalist.commands._format import fmt
 
 
 @app.command()
@@ -39,19 +36,19 @@ def ensemble(
     for member, folds in result.member_folds.items():
         table.add_row(
             member,
-            f"{_fmt(np.mean(folds))} +- {_fmt(np.std(folds))}",
+            f"{fmt(np.mean(folds))} +- {fmt(np.std(folds))}",
             f"{result.weights[member]:.3f}",
         )
     console.print(table)
     eq = result.equal_folds
-    console.print(f"equal weights:        {_fmt(np.mean(eq))} +- {_fmt(np.std(eq))}")
+    console.print(f"equal weights:        {fmt(np.mean(eq))} +- {fmt(np.std(eq))}")
     if result.method == "fit":
         console.print(
-            f"fitted, in-sample:    {_fmt(result.in_sample)}  (weights chosen on the rows they "
+            f"fitted, in-sample:    {fmt(result.in_sample)}  (weights chosen on the rows they "
             "score: optimistic)"
         )
     console.print(
-        f"[bold]ensemble CV:          {_fmt(result.mean)} +- {_fmt(result.std)}[/]  "
+        f"[bold]ensemble CV:          {fmt(result.mean)} +- {fmt(result.std)}[/]  "
         + (
             "(honest: each fold scored with weights fitted on the other folds)"
             if result.method == "fit"
@@ -96,7 +93,7 @@ def smooth(
         table.add_column(col)
     for r in result.table.itertuples():
         diff = "-" if r.window == 1 else f"{r.mean_diff:+.4f} (p {r.p_value:.3g})"
-        table.add_row(str(r.window), f"{_fmt(r.mean)} +- {_fmt(r.std)}", diff, r.verdict, r.folds)
+        table.add_row(str(r.window), f"{fmt(r.mean)} +- {fmt(r.std)}", diff, r.verdict, r.folds)
     console.print(table)
     if result.best > 1:
         console.print(

@@ -61,7 +61,7 @@ def package(
     ] = False,
 ) -> None:
     """Package runs as a Kaggle dataset (weights, configs, wheels) with an offline notebook."""
-    from medalist.cli_app import quiet_libraries
+    from medalist.logs import quiet_libraries
 
     quiet_libraries()
     from rich.table import Table

@@ -8,14 +8,11 @@ from typing import Annotated
 import typer
 
 from medalist.cli_app import app
+from medalist.commands._format import fmt
 from medalist.errors import UserError
 from medalist.runs import layout
 
 ProjectOpt = Annotated[Path, typer.Option("--project", help="project folder")]
-
-
-def _fmt(x: float | None, digits: int = 4) -> str:
-    return "-" if x is None or x != x else f"{x:.{digits}f}"
 
 
 def _resolve_run(text: str, project: Path) -> Path:
@@ -119,12 +116,12 @@ def compare(
     for col in ("fold", c.name_a, c.name_b, "B better by"):
         table.add_column(col, justify="right")
     for k, (a, b, d) in enumerate(zip(c.folds_a, c.folds_b, c.diffs, strict=False)):
-        table.add_row(str(k), _fmt(a), _fmt(b), f"{d:+.4f}")
-    table.add_row("mean", _fmt(c.mean_a), _fmt(c.mean_b), f"{c.mean_diff:+.4f}")
+        table.add_row(str(k), fmt(a), fmt(b), f"{d:+.4f}")
+    table.add_row("mean", fmt(c.mean_a), fmt(c.mean_b), f"{c.mean_diff:+.4f}")
     console.print(table)
     console.print(
-        f"mean difference {c.mean_diff:+.4f} +- {_fmt(c.std_error)} (standard error); "
-        f"{'; '.join(c.reasons)}; sign test p = {_fmt(c.sign_p, 3)}"
+        f"mean difference {c.mean_diff:+.4f} +- {fmt(c.std_error)} (standard error); "
+        f"{'; '.join(c.reasons)}; sign test p = {fmt(c.sign_p, 3)}"
     )
     console.print(f"verdict: [bold]{c.name_b} is {c.verdict}[/]" + (
         "" if c.verdict == "within noise" else f" than {c.name_a}"))  # fmt: skip
@@ -186,13 +183,13 @@ def _print_lb(project: Path) -> None:
     for col in ("run", f"CV ({s.metric})", "public", "private", "comment"):
         out.add_column(col)
     for r in s.table.itertuples():
-        out.add_row(r.run, _fmt(r.cv), _fmt(r.public), _fmt(r.private), r.comment or "")
+        out.add_row(r.run, fmt(r.cv), fmt(r.public), fmt(r.private), r.comment or "")
     console.print(out)
     for label, corr in (("public", s.public), ("private", s.private)):
         if corr["n"]:
             console.print(
-                f"CV vs {label} LB: Pearson {_fmt(corr['pearson'], 2)}, Spearman "
-                f"{_fmt(corr['spearman'], 2)} over {corr['n']} run(s)"
+                f"CV vs {label} LB: Pearson {fmt(corr['pearson'], 2)}, Spearman "
+                f"{fmt(corr['spearman'], 2)} over {corr['n']} run(s)"
                 + (" (3 or more needed)" if corr["n"] < 3 else "")
             )
     if s.plot is not None:
@@ -210,8 +207,8 @@ def select(project: ProjectOpt = Path(".")) -> None:
     a = sel.agreement
     if a["n"]:
         console.print(
-            f"CV vs public LB: Spearman {_fmt(a['spearman'], 2)}, Pearson "
-            f"{_fmt(a['pearson'], 2)} over {a['n']} run(s) -> "
+            f"CV vs public LB: Spearman {fmt(a['spearman'], 2)}, Pearson "
+            f"{fmt(a['pearson'], 2)} over {a['n']} run(s) -> "
             + ("poor agreement: hedging" if sel.poor_agreement else "trusting CV")
         )
     for note in sel.notes:
@@ -219,7 +216,7 @@ def select(project: ProjectOpt = Path(".")) -> None:
     for k, p in enumerate(sel.picks, 1):
         flag = "" if p.reproducible else f"  [red]NOT reproducible[/]: {p.missing}"
         console.print(
-            f"{k}. [bold]{p.run}[/]: {p.reason} (CV {_fmt(p.cv)}, public {_fmt(p.public)}){flag}"
+            f"{k}. [bold]{p.run}[/]: {p.reason} (CV {fmt(p.cv)}, public {fmt(p.public)}){flag}"
         )
 
 

@@ -34,6 +34,7 @@ from medalist.engine.callbacks import AtomicCheckpointIO, BackboneFreeze, EpochR
 from medalist.engine.module import FoldModule
 from medalist.errors import UserError
 from medalist.io import read_json, write_csv, write_json
+from medalist.logs import quiet_libraries
 from medalist.runs import layout
 from medalist.tasks.base import Task
 
@@ -150,7 +151,7 @@ def build_trainer(
         enable_version_counter=False,
     )
     gpu = use_gpu(cfg)
-    _quiet_lightning()
+    quiet_libraries(warnings_too=False)  # after lightning's import reset its logger
     return L.Trainer(
         max_epochs=cfg.train.epochs,
         accelerator="gpu" if gpu else "cpu",
@@ -172,14 +173,6 @@ def build_trainer(
         log_every_n_steps=max(1, min(50, cfg.train.batch_size)),
         use_distributed_sampler=False,
     )
-
-
-def _quiet_lightning() -> None:
-    """Lightning's start-up banners (GPU available, tips) say nothing a medalist user needs."""
-    import logging
-
-    for name in ("lightning.pytorch", "lightning.fabric", "lightning.pytorch.utilities.rank_zero"):
-        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def train_fold(

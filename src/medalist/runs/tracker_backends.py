@@ -5,7 +5,6 @@ module for what every mirror logs and how failures are contained.
 
 from __future__ import annotations
 
-import logging
 import math
 import os
 import shutil
@@ -17,6 +16,7 @@ from lightning.pytorch.loggers.logger import Logger
 
 from medalist.config import config_to_dict
 from medalist.io import write_csv
+from medalist.logs import quiet_libraries
 from medalist.runs.tracking import (
     IMAGE_EXTS,
     FoldKey,
@@ -162,7 +162,7 @@ class NeptuneMirror(Mirror):
         import neptune
         from neptune.utils import stringify_unsupported
 
-        logging.getLogger("neptune").setLevel(logging.WARNING)
+        quiet_libraries(warnings_too=False)
 
         with env_vars(NEPTUNE_DATA_DIRECTORY=str(self.cfg.root / ".neptune")):
             self.nep = neptune.init_run(

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import logging
 import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -36,6 +35,7 @@ from lightning.pytorch.loggers.logger import Logger
 from medalist.config import Config, config_to_dict, flatten
 from medalist.console import err_console
 from medalist.io import read_json, write_json
+from medalist.logs import quiet_libraries
 from medalist.runs import layout
 from medalist.runs.rundir import RunDir
 
@@ -262,8 +262,7 @@ class MlflowMirror(Mirror):
         os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
         from mlflow import MlflowClient
 
-        for name in ("mlflow", "alembic", "mlflow.store.db.utils"):
-            logging.getLogger(name).setLevel(logging.WARNING)
+        quiet_libraries(warnings_too=False)  # after mlflow's import set its own level
         self.client = MlflowClient(self.uri)
         exp = self.client.get_experiment_by_name(self.project)
         if exp is None:

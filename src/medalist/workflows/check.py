@@ -30,6 +30,7 @@ from medalist.data.dataset import ImageDataset, mix_seed
 from medalist.data.images import ImageSource
 from medalist.errors import TrainingDiverged, UserError
 from medalist.io import write_json
+from medalist.logs import quiet_libraries
 from medalist.tasks.base import Task
 
 PROBE_OVERRIDES = [
@@ -120,14 +121,6 @@ def draw_input_batch(
     )
 
 
-def quiet_lightning() -> None:
-    """Lightning's banners (GPU available, tips, overfit_batches notice) say nothing here."""
-    import logging
-
-    for name in ("lightning.pytorch", "lightning.fabric", "lightning.pytorch.utilities.rank_zero"):
-        logging.getLogger(name).setLevel(logging.WARNING)
-
-
 def check_dir(root: Path) -> Path:
     """A new `<project>/checks/<timestamp>/` folder (a suffix when two start in one second)."""
     base = root / "checks" / datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -201,7 +194,7 @@ def run_check(
     module = FoldModule(probe_cfg, model, task.create_loss(probe_cfg, y[:n]), task, 0, 1)
     probe = LossProbe(threshold, patience)
     gpu = use_gpu(cfg)
-    quiet_lightning()
+    quiet_libraries(warnings_too=False)
     trainer = L.Trainer(
         max_epochs=max_steps,
         overfit_batches=1,

@@ -24,6 +24,7 @@ from medalist.config.space import grid_of, parse_space
 from medalist.console import console, err_console
 from medalist.errors import TrainingDiverged, UserError
 from medalist.io import read_json, write_json
+from medalist.logs import quiet_libraries
 from medalist.runs import layout
 
 if TYPE_CHECKING:
@@ -160,7 +161,7 @@ def worker_main(job: TrialJob) -> None:
     """A worker process: its share of the trials; a UserError is one line and exit code 2."""
     if job.gpu is not None:
         os.environ["CUDA_VISIBLE_DEVICES"] = job.gpu
-    _quiet_libraries()
+    quiet_libraries()
     if job.threads:
         import torch
 
@@ -392,13 +393,3 @@ def optuna_quiet() -> Iterator[None]:
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         warnings.simplefilter("ignore", FutureWarning)
         yield
-
-
-def _quiet_libraries() -> None:
-    """In a worker process: the library banners and warnings the CLI silences in its own."""
-    import logging
-
-    for name in ("lightning", "lightning.pytorch", "lightning.fabric", "mlflow", "alembic"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-    warnings.filterwarnings("ignore", category=UserWarning)
-    warnings.filterwarnings("ignore", category=DeprecationWarning)

@@ -12,8 +12,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from medalist.cli_app import quiet_libraries
 from medalist.errors import UserError
+from medalist.logs import quiet_libraries
 from medalist.workflows.predict import predict
 
 

@@ -1,0 +1,103 @@
+"""The core loop: `medalist folds`, `medalist train` (one model per fold), `medalist predict`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from medalist.cli_app import app
+from medalist.errors import UserError
+from medalist.logs import quiet_libraries
+
+
+@app.command()
+def folds(
+    config: Annotated[Path, typer.Argument(help="config file")],
+    overrides: Annotated[list[str] | None, typer.Argument(help="section.key=value")] = None,
+) -> None:
+    """Write the folds file and print a per-fold table."""
+    from medalist.config import load_config
+    from medalist.console import console
+    from medalist.workflows.folds import print_fold_table, run_folds
+
+    cfg = load_config(config, overrides or [])
+    path, summary = run_folds(cfg)
+    print_fold_table(summary)
+    console.print(f"folds written to {path}")
+
+
+@app.command()
+def train(
+    config: Annotated[Path | None, typer.Argument(help="config file")] = None,
+    overrides: Annotated[list[str] | None, typer.Argument(help="section.key=value ...")] = None,
+    name: Annotated[str | None, typer.Option(help="run name (default: config-date-time)")] = None,
+    folds: Annotated[str | None, typer.Option(help="folds to train, e.g. 0,2")] = None,
+    resume: Annotated[Path | None, typer.Option(help="a run directory to finish")] = None,
+    seeds: Annotated[
+        int | None, typer.Option(help="repeat with N seeds (folds fixed) to measure seed noise")
+    ] = None,
+    require_clean: Annotated[
+        bool, typer.Option("--require-clean", help="refuse to run on a dirty git tree")
+    ] = False,
+    merge: Annotated[
+        Path | None,
+        typer.Option(help="assemble oof.csv and scores.json of a run whose folds ran apart"),
+    ] = None,
+) -> None:
+    """Train one model per fold into a new run directory (or finish one with --resume)."""
+    quiet_libraries()
+    from medalist.console import console
+    from medalist.workflows.train import merge_run
+    from medalist.workflows.train import train as run_train
+
+    if config is not None and config.is_dir() and resume is None:
+        resume, config = config, None
+    if merge is not None:
+        summary = merge_run(merge)
+    else:
+        extra = list(overrides or [])
+        if seeds is not None:
+            extra.append(f"train.seeds={seeds}")
+        summary = run_train(
+            config, extra, name=name, folds=folds, resume=resume, require_clean=require_clean
+        )
+    s = summary.scores
+    if s:
+        console.print(
+            f"CV {s['metric']}: {s['mean']:.4f} +- {s['std']:.4f} "
+            f"(folds: {', '.join(f'{x:.4f}' for x in s['folds'])})"
+        )
+        if "seed_scores" in s:
+            console.print(
+                f"seeds {s['seeds']}: {', '.join(f'{x:.4f}' for x in s['seed_scores'])} "
+                f"(mean {s['seed_mean']:.4f}, std {s['seed_std']:.4f})"
+            )
+    else:
+        console.print(f"folds done: {summary.folds_done}; the CV appears when every fold is done")
+    console.print(f"run directory: {summary.run.path}")
+
+
+@app.command()
+def predict(
+    run: Annotated[Path, typer.Argument(help="run directory")],
+    tta: Annotated[
+        list[str] | None, typer.Option(help="test-time augmentation: hflip, vflip")
+    ] = None,
+    smooth: Annotated[
+        int | None, typer.Option(help="moving average over W video frames (see medalist smooth)")
+    ] = None,
+) -> None:
+    """Average the folds' predictions on the test set into RUN/submission.csv (checked)."""
+    quiet_libraries()
+    from medalist.console import console
+    from medalist.workflows.predict import predict as run_predict
+
+    for t in tta or []:
+        if t not in ("hflip", "vflip"):
+            raise UserError(f"--tta {t!r}: use hflip or vflip")
+    result = run_predict(run, tta=tta, smooth=smooth)
+    console.print(
+        f"submission: {result.path} ({len(result.submission)} rows, checked against the sample)"
+    )

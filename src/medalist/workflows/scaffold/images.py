@@ -1,0 +1,246 @@
+"""The image files of a competition folder: which folders hold the training and test images,
+the extension their names need, and the image size the baseline config starts from."""
+
+from __future__ import annotations
+
+import os
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from medalist.workflows.scaffold.found import DataPath, Found, rel
+
+IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".dcm")
+TRAIN_DIRS = ("train", "train_images", "images", "train/images")
+TEST_DIRS = ("test", "test_images", "test/images")
+N_CHECK = 5  # how many of the first ids must resolve to files
+MAX_IMAGE_SIZE = 224
+
+
+def first_values(frame: pd.DataFrame, column: str, n: int) -> list[str]:
+    """The first `n` non-empty values of `column`, as text."""
+    return [str(v) for v in frame[column].dropna().head(n)]
+
+
+def image_suffix(values: Sequence[str]) -> str | None:
+    """The image extension all `values` end with (as written in the first), else None."""
+    if not values or not all(v.lower().endswith(IMAGE_EXTS) for v in values):
+        return None
+    return Path(values[0]).suffix
+
+
+def _exts_in(folder: Path, limit: int = 2000) -> list[str]:
+    """Image suffixes of files in `folder`, most common first (as spelt on disk)."""
+    counts: Counter[str] = Counter()
+    try:
+        with os.scandir(folder) as entries:
+            for i, entry in enumerate(entries):
+                if i >= limit:
+                    break
+                suffix = Path(entry.name).suffix
+                if suffix.lower() in IMAGE_EXTS:
+                    counts[suffix] += 1
+    except OSError:
+        return []
+    return [s for s, _ in counts.most_common()]
+
+
+def _resolve(folder: Path, values: Sequence[str], try_exts: bool) -> str | None:
+    """The suffix ("" for none) that makes every value a file in `folder`, else None."""
+    if not values or not folder.is_dir():
+        return None
+    exts = [""]
+    if try_exts:
+        for ext in (*_exts_in(folder), *IMAGE_EXTS, *(e.upper() for e in IMAGE_EXTS)):
+            if ext not in exts:
+                exts.append(ext)
+    for ext in exts:
+        if all((folder / f"{v}{ext}").is_file() for v in values):
+            return ext
+    return None
+
+
+def _subfolders(data_dir: Path) -> list[Path]:
+    """Folders of the data folder, two levels deep, hidden ones left out."""
+    out: list[Path] = []
+    for top in sorted(_dirs(data_dir)):
+        out.append(top)
+        out.extend(sorted(_dirs(top)))
+    return out
+
+
+def _dirs(folder: Path) -> list[Path]:
+    try:
+        with os.scandir(folder) as entries:
+            return [
+                Path(e.path)
+                for e in entries
+                if not e.name.startswith(".") and e.is_dir(follow_symlinks=True)
+            ]
+    except OSError:
+        return []
+
+
+def _candidates(data_dir: Path, preferred: Sequence[str], extra: Sequence[Path] = ()) -> list[Path]:
+    out: list[Path] = []
+    for p in (*(data_dir / p for p in preferred), *extra, *_subfolders(data_dir), data_dir):
+        if p not in out:
+            out.append(p)
+    return out
+
+
+def infer_images(
+    found: Found,
+    data_dir: Path,
+    train: pd.DataFrame,
+    test: pd.DataFrame | None,
+    sub: pd.DataFrame | None,
+    id_col: str,
+    image_col: str | None,
+    value_ext: str | None,
+) -> None:
+    """The folders of training and test images, their extension and the baseline image size."""
+    train_values = first_values(train, image_col or id_col, N_CHECK)
+    train_dir, ext_used, image_col = _train_images(found, data_dir, train_values, id_col, image_col)
+    _image_ext(found, data_dir, image_col, value_ext, ext_used)
+    if train_dir is not None and ext_used is not None:
+        first = train_dir / f"{train_values[0]}{ext_used}"
+        size = _image_size(first)
+        if size is not None:
+            w, h = size
+            found.ok("data.image_size", _baseline_size(min(w, h)), f"images are {w}x{h}")
+    _test_images(found, data_dir, test, sub, id_col, image_col, train_dir)
+
+
+def _train_images(
+    found: Found, data_dir: Path, train_values: list[str], id_col: str, image_col: str | None
+) -> tuple[Path | None, str | None, str | None]:
+    """The folder where the first ids are files, the suffix they need, and the image column."""
+    c = "competition."
+    train_dir: Path | None = None
+    ext_used: str | None = None
+    for folder in _candidates(data_dir, TRAIN_DIRS):
+        ext_used = _resolve(folder, train_values, try_exts=True)
+        if ext_used is not None:
+            train_dir = folder
+            break
+    if train_dir is not None:
+        found.ok(c + "image_dir", rel(train_dir, data_dir), "the first ids are files there")
+        if image_col is None and ext_used == "":
+            image_col = id_col  # files named exactly as the ids
+            found.ok(c + "image_column", image_col, "the ids are the file names")
+    else:
+        guess_dir = next(
+            (data_dir / d for d in TRAIN_DIRS if (data_dir / d).is_dir()), data_dir / "train"
+        )
+        found.guess(
+            c + "image_dir",
+            rel(guess_dir, data_dir),
+            f"the first ids of train.csv ({', '.join(train_values[:3])}) are not image files "
+            f"in any folder of {data_dir}; guessed {guess_dir.name}/: set "
+            "competition.image_dir to the folder of training images",
+        )
+    return train_dir, ext_used, image_col
+
+
+def _image_ext(
+    found: Found,
+    data_dir: Path,
+    image_col: str | None,
+    value_ext: str | None,
+    ext_used: str | None,
+) -> None:
+    c = "competition."
+    if image_col is not None and value_ext:
+        found.ok(c + "image_ext", value_ext.lower(), "from the file names in the table")
+    elif image_col is not None:
+        found.ok(c + "image_ext", ".png", "not used: the table names the files")
+    elif ext_used:
+        found.ok(c + "image_ext", ext_used, "the files found")
+    else:
+        seen = [e for d in (_candidates(data_dir, TRAIN_DIRS)) for e in _exts_in(d)]
+        guess = Counter(seen).most_common(1)[0][0] if seen else ".png"
+        found.guess(
+            c + "image_ext",
+            guess,
+            f"no image file matched the ids; guessed {guess}"
+            + (" from the files found" if seen else "")
+            + ": set competition.image_ext to the extension of the image files",
+        )
+
+
+def _test_images(
+    found: Found,
+    data_dir: Path,
+    test: pd.DataFrame | None,
+    sub: pd.DataFrame | None,
+    id_col: str,
+    image_col: str | None,
+    train_dir: Path | None,
+) -> None:
+    c = "competition."
+    test_values: list[str] = []
+    source = ""
+    if test is not None:
+        col = image_col if image_col in test.columns else id_col if id_col in test.columns else None
+        if col is not None:
+            test_values, source = first_values(test, col, N_CHECK), "test.csv"
+        else:
+            found.guess(
+                c + "test_csv",
+                DataPath("test.csv"),
+                f"test.csv has no column {id_col!r}: check competition.id_column, or set "
+                "competition.test_csv to null to take the test ids from sample_submission.csv",
+            )
+    if not test_values and sub is not None and len(sub.columns):
+        test_values, source = first_values(sub, sub.columns[0], N_CHECK), "sample_submission.csv"
+    extra = [train_dir] if train_dir is not None else []
+    test_dir = None
+    if test_values:
+        for folder in _candidates(data_dir, TEST_DIRS, extra):
+            if _resolve(folder, test_values, try_exts=True) is not None:
+                test_dir = folder
+                break
+    existing = next((data_dir / d for d in TEST_DIRS if (data_dir / d).is_dir()), None)
+    if test_dir is not None:
+        found.ok(
+            c + "test_image_dir",
+            rel(test_dir, data_dir),
+            f"the first ids of {source} are files there",
+        )
+    elif not test_values and existing is not None:
+        found.ok(c + "test_image_dir", rel(existing, data_dir), "the test folder")
+    elif test_values:
+        found.guess(
+            c + "test_image_dir",
+            rel(existing, data_dir) if existing else None,
+            f"the first ids of {source} ({', '.join(test_values[:3])}) are not image files in "
+            f"any folder of {data_dir}: set competition.test_image_dir to the folder of test "
+            "images (null if they only exist when the notebook is scored)",
+        )
+    else:
+        found.guess(
+            c + "test_image_dir",
+            None,
+            "no test.csv, sample_submission.csv or test folder found: set "
+            "competition.test_image_dir to the folder of test images",
+        )
+
+
+def _image_size(path: Path) -> tuple[int, int] | None:
+    try:
+        from PIL import Image
+
+        with Image.open(path) as img:
+            return img.size
+    except Exception:  # unreadable or a format PIL lacks (DICOM): keep the default size
+        return None
+
+
+def _baseline_size(side: int) -> int:
+    size = min(side, MAX_IMAGE_SIZE)
+    if size >= 32:
+        size -= size % 32
+    return max(size, 8)

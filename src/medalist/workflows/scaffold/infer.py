@@ -1,0 +1,338 @@
+"""Reading a competition's tables: which column is the id, the image, the target, the group;
+the task, target type, metric and fold scheme they imply. Each finding goes into a `Found`,
+with its reason or, for a guess, the sentence the report asks the user to check."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from medalist.errors import UserError
+from medalist.workflows.scaffold.found import DataPath, Found, rel
+from medalist.workflows.scaffold.images import first_values, image_suffix, infer_images
+
+# Column names, in order of preference, compared without case, "_", "-" or spaces.
+ID_NAMES = (
+    "id", "image_id", "image", "filename", "file", "name", "image_name",
+    "file_name", "img", "img_id", "image_path", "filepath", "path",
+)  # fmt: skip
+TARGET_NAMES = (
+    "label", "labels", "target", "targets", "class", "class_id", "class_name",
+    "y", "category", "diagnosis",
+)  # fmt: skip
+GROUP_NAMES = (
+    "patient_id", "patient", "group", "group_id", "subject", "subject_id",
+    "user", "user_id", "site", "date", "photographer",
+)  # fmt: skip
+SEGMENT_NAMES = ("encoded_pixels", "rle", "rle_mask", "mask", "segmentation")
+DETECT_NAMES = ("bbox", "bboxes", "boxes", "xmin", "ymin", "xmax", "ymax", "x_min", "y_min")
+MASK_DIRS = ("masks", "train_masks", "train/masks")
+CLASS_NAMES = ("class", "class_id", "classid", "class_name", "label", "category", "organ")
+
+N_SAMPLE = 20  # how many values decide "these are file names"
+C = "competition."
+
+
+def infer(data_dir: Path) -> Found:
+    """Everything `medalist new` can read from the competition folder `data_dir`."""
+    found = Found()
+    train, test, sub = _read_tables(found, data_dir)
+    columns = list(train.columns)
+    id_col = _id_column(found, columns, sub)
+    image_col, value_ext = _image_column(found, train, id_col)
+    reserved = {id_col, *([image_col] if image_col else [])}
+    targets, classes = _target_columns(found, train, sub, reserved)
+    group_col = _group_column(found, columns, reserved, targets)
+    if not targets:
+        targets = _guess_target(found, columns, reserved, group_col)
+    if classes is None:
+        found.ok(C + "classes", None)
+    _target_type(found, train, targets, group_col)
+    _task(found, data_dir, train, id_col, group_col)
+    infer_images(found, data_dir, train, test, sub, id_col, image_col, value_ext)
+    if found.values.get(C + "task") == "segment" and found.values.get("data.image_size", 32) < 32:
+        found.ok("data.image_size", 32, "a U-Net takes multiples of 32")
+    return found
+
+
+def read_csv(path: Path, nrows: int | None = None) -> pd.DataFrame:
+    """A CSV with text column names; UserError when it can't be parsed."""
+    try:
+        frame = pd.read_csv(path, nrows=nrows)
+    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
+        raise UserError(f"{path}: not a readable CSV ({reason}): check the file") from None
+    frame.columns = [str(c) for c in frame.columns]
+    return frame
+
+
+def _read_tables(
+    found: Found, data_dir: Path
+) -> tuple[pd.DataFrame, pd.DataFrame | None, pd.DataFrame | None]:
+    """train.csv (which must have rows), and test.csv and sample_submission.csv if present."""
+    train_path = data_dir / "train.csv"
+    train = read_csv(train_path)
+    if train.empty or not len(train.columns):
+        raise UserError(f"{train_path} has no rows: check the file (one row per training image)")
+
+    sub_path = data_dir / "sample_submission.csv"
+    test_path = data_dir / "test.csv"
+    sub = read_csv(sub_path, nrows=200) if sub_path.is_file() else None
+    test = read_csv(test_path, nrows=200) if test_path.is_file() else None
+
+    found.ok(C + "train_csv", DataPath("train.csv"), "found")
+    if test is not None:
+        found.ok(C + "test_csv", DataPath("test.csv"), "found")
+    else:
+        found.ok(C + "test_csv", None, "no test.csv: sample_submission.csv lists the test ids")
+    if sub is not None:
+        found.ok(C + "sample_submission", DataPath("sample_submission.csv"), "found")
+    else:
+        found.ok(C + "sample_submission", None, "no sample_submission.csv")
+    return train, test, sub
+
+
+def _norm(name: object) -> str:
+    return re.sub(r"[^a-z0-9]", "", str(name).lower())
+
+
+def _named_like(
+    columns: Iterable[str], names: Sequence[str], exclude: Iterable[str] = ()
+) -> str | None:
+    """The first column (by the preference order of `names`) whose name is one of `names`."""
+    skip = set(exclude)
+    by_norm: dict[str, str] = {}
+    for col in columns:
+        if col not in skip:
+            by_norm.setdefault(_norm(col), col)
+    for wanted in names:
+        if _norm(wanted) in by_norm:
+            return by_norm[_norm(wanted)]
+    return None
+
+
+def _id_column(found: Found, columns: list[str], sub: pd.DataFrame | None) -> str:
+    """The sample submission's first column, else one named like an id, else the first."""
+    sub_id = sub.columns[0] if sub is not None and len(sub.columns) else None
+    named_id = _named_like(columns, ID_NAMES)
+    if sub_id is not None and sub_id in columns:
+        found.ok(C + "id_column", sub_id, "first column of sample_submission.csv")
+        return sub_id
+    if named_id is not None:
+        found.ok(C + "id_column", named_id, "named like an id")
+        return named_id
+    id_col = columns[0]
+    found.guess(
+        C + "id_column",
+        id_col,
+        f"no column of train.csv is named like an id (id, image_id, filename, ...) or "
+        f"matches sample_submission.csv; guessed {id_col!r}, the first column: set "
+        "competition.id_column to the column that names each image",
+    )
+    return id_col
+
+
+def _image_column(found: Found, train: pd.DataFrame, id_col: str) -> tuple[str | None, str | None]:
+    """The column of image file names (None: ids without extension) and their extension."""
+    value_ext = image_suffix(first_values(train, id_col, N_SAMPLE))
+    if value_ext is not None:
+        found.ok(C + "image_column", id_col, "the ids are image file names")
+        return id_col, value_ext
+    for col in train.columns:
+        if col == id_col:
+            continue
+        ext = image_suffix(first_values(train, col, N_SAMPLE))
+        if ext is not None:
+            found.ok(C + "image_column", col, "its values are image file names")
+            return col, ext
+    found.ok(C + "image_column", None, "the ids name the images without an extension")
+    return None, None
+
+
+def _label_name(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def _native(value: Any) -> Any:
+    value = value.item() if hasattr(value, "item") else value
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _per_class_column(
+    train: pd.DataFrame, sub_cols: Sequence[str], exclude: Iterable[str]
+) -> tuple[str, list[Any]] | None:
+    """A train column whose distinct values are exactly the sample submission's columns."""
+    if len(sub_cols) < 2:
+        return None
+    wanted = set(sub_cols)
+    skip = set(exclude)
+    for col in train.columns:
+        if col in skip:
+            continue
+        values = train[col].dropna().unique()
+        if len(values) != len(wanted):
+            continue
+        by_name = {_label_name(_native(v)): _native(v) for v in values}
+        if set(by_name) == wanted:
+            return col, [by_name[c] for c in sub_cols]
+    return None
+
+
+def _target_columns(
+    found: Found, train: pd.DataFrame, sub: pd.DataFrame | None, reserved: set[str]
+) -> tuple[list[str], list[Any] | None]:
+    """The target column(s) and, when the sample has a column per class, the classes."""
+    columns = list(train.columns)
+    sub_cols = [col for col in (sub.columns[1:] if sub is not None else [])]
+    if sub_cols and all(col in columns and col not in reserved for col in sub_cols):
+        targets = list(sub_cols)
+        why = "the sample_submission.csv column" + ("s" if len(targets) > 1 else "")
+        found.ok(C + "target_column", targets[0] if len(targets) == 1 else targets, why)
+        return targets, None
+    if (match := _per_class_column(train, sub_cols, reserved)) is not None:
+        found.ok(C + "target_column", match[0], "its values are the sample_submission.csv columns")
+        found.ok(C + "classes", match[1], "one sample_submission.csv column per class")
+        return [match[0]], match[1]
+    if (named := _named_like(columns, TARGET_NAMES, reserved)) is not None:
+        found.ok(C + "target_column", named, "named like a target")
+        return [named], None
+    return [], None
+
+
+def _group_column(
+    found: Found, columns: list[str], reserved: set[str], targets: list[str]
+) -> str | None:
+    """A column named like a group (patient, subject...), whose rows folds keep together."""
+    group_col = _named_like(columns, GROUP_NAMES, {*reserved, *targets})
+    if group_col is None:
+        loose = [_norm(col) for col in columns if col not in reserved and col not in targets]
+        hits = [i for i, n in enumerate(loose) if "patient" in n or "subject" in n]
+        rest = [col for col in columns if col not in reserved and col not in targets]
+        group_col = rest[hits[0]] if hits else None
+    found.ok(
+        C + "group_column", group_col, "named like a group" if group_col else "none named like one"
+    )
+    return group_col
+
+
+def _guess_target(
+    found: Found, columns: list[str], reserved: set[str], group_col: str | None
+) -> list[str]:
+    """No target found: guess the last free column and ask the user to check it."""
+    rest = [col for col in columns if col not in reserved and col != group_col]
+    guess = rest[-1] if rest else "label"
+    where = f"guessed {guess!r}, the last column" if rest else f"guessed {guess!r}"
+    found.guess(
+        C + "target_column",
+        guess,
+        "no sample_submission.csv column is in train.csv and no train.csv column is "
+        f"named like a target (label, target, class, ...); {where}: set "
+        "competition.target_column to the column to predict",
+    )
+    return [guess] if rest else []
+
+
+def _target_type(
+    found: Found, train: pd.DataFrame, targets: list[str], group_col: str | None
+) -> None:
+    """Target type, metric and fold scheme: multilabel, regression or classes."""
+    if len(targets) > 1:
+        found.ok(C + "target_type", "multilabel", "several target columns")
+        found.ok(C + "metric", "f1", "macro F1 for multilabel")
+        found.ok("cv.scheme", "multilabel", "group column found" if group_col else "")
+        return
+    series = train[targets[0]].dropna() if targets else pd.Series(dtype=object)
+    regression = pd.api.types.is_float_dtype(series) and bool(((series % 1) != 0).any())
+    if regression:
+        target_type, metric = "regression", "rmse"
+        scheme = "group" if group_col else "kfold"
+        found.ok(C + "target_type", target_type, "the target is a non-integer number")
+    else:
+        target_type, metric = "auto", "accuracy"
+        scheme = "stratified_group" if group_col else "stratified"
+        n_values = series.nunique()
+        if pd.api.types.is_numeric_dtype(series) and n_values > 50:
+            found.guess(
+                C + "target_type",
+                target_type,
+                f"the target {targets[0]!r} takes {n_values} integer values, which auto "
+                "reads as that many classes: set competition.target_type to regression "
+                "(and competition.metric to rmse) if it is a score",
+            )
+        else:
+            why = f"{n_values} class{'es' if n_values != 1 else ''}"
+            found.ok(C + "target_type", target_type, why)
+    if C + "metric" not in found.values:
+        found.ok(C + "metric", metric, "regression" if regression else "classification")
+    found.ok("cv.scheme", scheme, "group column found" if group_col else "")
+
+
+def _task(
+    found: Found, data_dir: Path, train: pd.DataFrame, id_col: str, group_col: str | None
+) -> None:
+    """The task: classification unless the table looks like masks or boxes."""
+    columns = list(train.columns)
+    seg_col = _named_like(columns, SEGMENT_NAMES)
+    mask_dir = next((d for d in MASK_DIRS if (data_dir / d).is_dir()), None)
+    det_col = _named_like(columns, DETECT_NAMES)
+    if seg_col or mask_dir:
+        _segment(found, data_dir, train, id_col, group_col, seg_col, mask_dir)
+    elif det_col or train[id_col].duplicated().any():
+        what = f"column {det_col!r}" if det_col else f"ids repeat in {id_col!r}"
+        found.guess(
+            C + "task",
+            "detect",
+            f"train.csv looks like detection ({what}); guessed detect: set "
+            "competition.task to classify, segment or detect, and check the target",
+        )
+    else:
+        found.ok(C + "task", "classify", "one row per image")
+
+
+def _segment(
+    found: Found,
+    data_dir: Path,
+    train: pd.DataFrame,
+    id_col: str,
+    group_col: str | None,
+    seg_col: str | None,
+    mask_dir: str | None,
+) -> None:
+    """Masks: a folder of mask files, or a run-length column (a row per image and class)."""
+    what = f"column {seg_col!r}" if seg_col else f"folder {mask_dir}/"
+    found.ok(C + "task", "segment", f"masks: {what}")
+    found.ok(C + "target_type", "auto", "not used for masks")
+    found.ok(C + "metric", "dice", "masks: mean Dice per image")
+    found.ok("cv.scheme", "stratified_group" if group_col else "stratified", "by mask area")
+    if mask_dir:
+        found.ok(C + "mask_dir", rel(data_dir / mask_dir, data_dir), "a folder of masks")
+        unused = found.values.get(C + "target_column", "label")
+        found.ok(C + "target_column", unused, "not used: the masks are files")
+        return
+    found.ok(C + "target_column", seg_col, "run-length masks")
+    if train[id_col].duplicated().any():  # a row per image and class
+        cls_col = _named_like(list(train.columns), CLASS_NAMES, {id_col, seg_col})
+        if cls_col is not None:
+            found.ok(C + "class_column", cls_col, "ids repeat: a row per image and class")
+        else:
+            found.guess(
+                C + "class_column",
+                None,
+                f"ids repeat in {id_col!r} but no column is named like a class: set "
+                "competition.class_column to the column that names each mask's class",
+            )
+    found.guess(
+        C + "rle_order",
+        "column",
+        f"the masks in {seg_col!r} are run-length text: check on the competition's "
+        "data page whether pixels are counted top to bottom, then left to right "
+        "(competition.rle_order: column) or along rows (row)",
+    )

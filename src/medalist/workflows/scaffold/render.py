@@ -1,0 +1,225 @@
+"""The text of the files `medalist new` writes: the baseline config (YAML with a comment per
+section and TODO marks on guesses, validated before it is written), the readme, .gitignore."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from medalist.config.load import validate_config
+from medalist.errors import UserError
+from medalist.workflows.scaffold.found import DataPath, Found
+
+TODO = "# TODO: medalist could not infer this; check it"
+KEY_ORDER = (
+    *(
+        f"competition.{k}"
+        for k in (
+            "task", "target_type", "train_csv", "test_csv", "image_dir", "test_image_dir",
+            "sample_submission", "id_column", "image_column", "image_ext", "target_column",
+            "classes", "group_column", "metric", "mask_dir", "rle_order", "class_column",
+        )
+    ),
+    "cv.scheme",
+    "data.image_size",
+)  # fmt: skip
+
+GITIGNORE = """\
+# medalist: the data, run outputs, tracker files and caches stay out of git.
+# /data (no slash) also matches data when it is a link to the competition folder.
+/data
+data/
+runs/
+folds/
+mlruns.db
+mlartifacts/
+.cache/
+*.ckpt
+# tracker files (track.backends): W&B, Comet, Neptune offline data, TensorBoard, CSV
+wandb/
+comet/
+.neptune/
+tb/
+tracking/
+.ipynb_checkpoints/
+"""
+
+
+def key_rank(key: str) -> int:
+    """Where `key` comes in the config (and so in the report)."""
+    return KEY_ORDER.index(key) if key in KEY_ORDER else len(KEY_ORDER)
+
+
+def as_written(value: Any, prefix: str) -> Any:
+    """`value` as the config holds it: a DataPath under `prefix` (data, or the absolute path)."""
+    if isinstance(value, DataPath):
+        return f"{prefix}/{value}" if value else prefix
+    return value
+
+
+def show(value: Any) -> str:
+    """`value` as the report prints it."""
+    if value is None:
+        return "null"
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    return str(value)
+
+
+_PLAIN = re.compile(r"[A-Za-z0-9_./][A-Za-z0-9_./+-]*")
+
+
+def _yaml(value: Any) -> str:
+    """One YAML flow value that reads back as `value`."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        text = repr(value)
+        mantissa, e, exponent = text.partition("e")
+        if e and "." not in mantissa:  # PyYAML reads 1e-05 as a string, 1.0e-05 as a float
+            text = f"{mantissa}.0e{exponent}"
+        return text
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_yaml(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{_yaml(k)}: {_yaml(v)}" for k, v in value.items()) + "}"
+    text = str(value)
+    if _PLAIN.fullmatch(text) and yaml.safe_load(text) == text:
+        return text
+    return json.dumps(text, ensure_ascii=False)
+
+
+def _line(key: str, value: Any, comment: str = "", todo: bool = False) -> str:
+    text = f"  {key}: {_yaml(value)}"
+    comment = TODO if todo else comment
+    if not comment:
+        return text
+    return text + " " * max(2, 30 - len(text)) + comment
+
+
+def render_config(found: Found, name: str, prefix: str) -> str:
+    """configs/baseline.yaml for what was found; data paths start with `prefix`."""
+
+    def line(key: str, default: Any = None, comment: str = "") -> str:
+        value = as_written(found.values.get(key, default), prefix)
+        return _line(key.split(".", 1)[1], value, comment, key in found.unresolved)
+
+    c = "competition."
+    out = [
+        f"# medalist config for {name}, written by `medalist new`.",
+        "# Paths are relative to the project folder. Lines marked TODO were guesses: check them.",
+        "",
+        "# The competition: its files, columns and metric.",
+        "competition:",
+        _line("name", name),
+        line(c + "task", "classify", "# classify | segment | detect"),
+        line(c + "target_type", "auto", "# auto | multiclass | binary | multilabel | regression"),
+        line(c + "train_csv"),
+        line(c + "test_csv"),
+        line(c + "image_dir"),
+        line(c + "test_image_dir"),
+        line(c + "sample_submission"),
+        line(c + "id_column"),
+        line(c + "image_column", None, "# the column of file names; null: id + image_ext"),
+        line(c + "image_ext", ".png"),
+        line(c + "target_column"),
+        line(c + "classes", None, "# null: taken from the target values"),
+        line(c + "group_column", None, "# patient, photographer, date...: kept in one fold"),
+        line(c + "metric", "accuracy", "# accuracy | f1 | roc_auc | log_loss | qwk | rmse"),
+        *(
+            [
+                line(c + "mask_dir", None, "# masks named like the images; null: RLE column"),
+                line(c + "rle_order", "column", "# column | row: how the RLE counts pixels"),
+                line(c + "class_column", None, "# several classes: a row per image and class"),
+            ]
+            if found.values.get(c + "task") == "segment"
+            else []
+        ),
+        "",
+        "# Validation folds (`medalist folds`).",
+        "cv:",
+        line(
+            "cv.scheme",
+            "stratified",
+            "# kfold | stratified | group | stratified_group | multilabel",
+        ),
+        _line("n_splits", 5),
+        _line("seed", 42),
+        "",
+        "# The network: any timm name; pretrained weights only from a local file (models/).",
+        "model:",
+        _line("backbone", "resnet18"),
+        _line("pretrained", False, "# false | true (weights present locally) | a path"),
+        "",
+        "# Images: size, workers, cache, augmentation (albumentations names).",
+        "data:",
+        line("data.image_size", 224),
+        _line("num_workers", 0),
+        _line("cache", True),
+        _line("augment", [{"name": "HorizontalFlip", "p": 0.5}]),
+        "",
+        "# Training.",
+        "train:",
+        _line("epochs", 10),
+        _line("batch_size", 64),
+        "  lr: 1.0e-3",
+        _line("seed", 0),
+        "",
+        "# Tracking: the run directory is the truth; trackers mirror it.",
+        "track:",
+        _line("backends", ["mlflow"]),
+        _line("experiment", name),
+        "",
+    ]
+    return "\n".join(out)
+
+
+def validated(text: str, name: str) -> str:
+    """`text` if it loads as a config; a RuntimeError (a medalist bug, exit 1) if not."""
+    try:
+        validate_config(yaml.safe_load(text), source=f"the config written for {name}")
+    except (UserError, yaml.YAMLError) as exc:  # our fault, not the user's: exit code 1
+        raise RuntimeError(f"medalist new wrote a config that does not load: {exc}") from exc
+    return text
+
+
+def readme(name: str, data_dir: Path, linked: bool, how_to_run: str = "") -> str:
+    """readme.md: what each folder holds, the layout's way to run, the commands, git."""
+    data_line = (
+        f"- `data/`: a link to `{data_dir}` (not in git)."
+        if linked
+        else f"- the data stays in `{data_dir}`; the config names it by absolute path."
+    )
+    return f"""# {name}
+
+A Kaggle image competition project made by `medalist new` from `{data_dir}`.
+
+- `configs/baseline.yaml`: the first config, inferred from the data; check lines marked TODO.
+{data_line}
+- `models/`: local pretrained weights (there is no download: point `model.pretrained` here).
+- `folds/`: the fold assignment, `runs/`: one folder per run (neither in git).
+
+{how_to_run}
+## The medalist commands
+
+```
+medalist folds configs/baseline.yaml     # make the validation folds
+medalist train configs/baseline.yaml     # train every fold, out-of-fold predictions, CV
+medalist predict runs/<name>             # submission.csv, checked against the sample
+medalist runs                            # the ledger of every run
+```
+
+## Git
+
+This folder is a git repository with nothing committed yet. Commit the code before each run
+(`git add -A && git commit -m "what this run tries"`): each run records its commit, and the
+diff when the tree was dirty. The data, runs and tracker files stay out of git (.gitignore).
+"""
