@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from medalist.cli_app import app
+from medalist.envtools.cost import DEFAULT_EXAMPLE, EXAMPLES
 
 STYLE = {"OK": "green", "WARN": "yellow", "FAIL": "bold red"}
 
@@ -78,13 +79,14 @@ def cost(
     ] = None,
     currency: Annotated[str | None, typer.Option(help="a label for the amounts")] = None,
     example: Annotated[
-        str | None, typer.Option(help="start from an example's figures: seminar")
+        str | None,
+        typer.Option(help=f"start from an example's figures: {', '.join(EXAMPLES)}"),
     ] = None,
 ) -> None:
     """Owned GPU machine against hourly and monthly cloud: cost per 100 hours, break-even.
 
     Prices are plain numbers in any currency. --hours defaults to 100, --months to 1.
-    `--example seminar` starts from the seminar's figures (yen): a 16 GB RTX 4060 Ti PC at
+    With no prices it prints the example rtx4060ti-vs-g4dn (yen): a 16 GB RTX 4060 Ti PC at
     250,000 plus 1,000 of power per 100 hours, against AWS g4dn.xlarge at 8,000 per 100 hours.
     """
     from rich.table import Table
@@ -98,6 +100,9 @@ def cost(
         merge_inputs,
     )
 
+    given = (price, power, hourly, monthly, monthly_hours)
+    if example is None and all(v is None for v in given):
+        example = DEFAULT_EXAMPLE  # nothing to compare was given: show what the table answers
     base = example_inputs(example) if example else CostInputs()
     inputs = merge_inputs(
         base,
