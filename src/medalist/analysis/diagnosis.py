@@ -23,7 +23,7 @@ verdict, checked in this order; the first rule that holds wins:
 
 The run's verdict: `unstable` when any fold is; otherwise the verdict most folds share, ties
 going to the more serious one (underfits, overfits, too_short, fits). docs/diagnosis.md has the
-same rules with the seminar's reasoning behind the next steps.
+same rules with the reasoning behind the next steps.
 """
 
 from __future__ import annotations
@@ -262,7 +262,7 @@ def step(text: str, override: str | None = None, command: str | None = None) -> 
 def next_steps(
     verdict: str | None, cfg: Any, best_epoch: int | None = None, kind: str = "multiclass"
 ) -> list[dict[str, Any]]:
-    """What the seminar advises for a verdict, with the one-override command to try it."""
+    """The usual remedies for a verdict, with the one-override command to try it."""
     t, m = cfg.train, cfg.model
     if verdict == "overfits":
         steps = [

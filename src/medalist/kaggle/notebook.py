@@ -5,7 +5,7 @@ The notebook holds no medalist code: it installs medalist from the package's whe
 each run's config, task and per-fold weights) and the competition folder, and give the same
 submission as `medalist predict` on the same runs: folds averaged, the configured TTA, the
 output shaped and checked against the sample submission. Runs are averaged with the package's
-weights. The quick path (the seminar's time saver) writes a valid submission without the full
+weights. The quick path (a time saver) writes a valid submission without the full
 inference when the test set is the public copy seen when packaging.
 """
 

@@ -1,5 +1,5 @@
 """`medalist new DIR --data DATA_DIR [--layout script|notebook|hybrid]`: a project folder, its
-layout (the seminar's three: scripts, notebooks, or both) and a baseline config read from the data.
+layout (one of three: scripts, notebooks, or both) and a baseline config read from the data.
 
 The competition folder follows the Kaggle layout (train.csv, a folder of training images,
 test.csv or a test folder, sample_submission.csv). What can be read from it is written into
