@@ -9,12 +9,16 @@ import typer
 
 from medalist.cli_app import app
 from medalist.envtools.cost import DEFAULT_EXAMPLE, EXAMPLES
+from medalist.errors import UserError
 
 STYLE = {"OK": "green", "WARN": "yellow", "FAIL": "bold red"}
 
 
 @app.command()
 def doctor(
+    config_file: Annotated[
+        Path | None, typer.Argument(metavar="[CONFIG]", help="a config (same as --config)")
+    ] = None,
     data: Annotated[
         Path | None, typer.Option(help="the competition's data folder (size, read speed)")
     ] = None,
@@ -23,7 +27,8 @@ def doctor(
     ] = None,
     project: Annotated[Path | None, typer.Option(help="project folder (default: here)")] = None,
 ) -> None:
-    """Check the machine: versions, GPUs, disk, shared memory, CPUs, trackers, credentials.
+    """Check the machine: versions, GPUs, disk, shared memory, CPUs, trackers, credentials,
+    and the pretrained weights of the backbones the config (else the project's configs/) names.
 
     Exit code 1 when something blocks training (a FAIL row).
     """
@@ -32,7 +37,9 @@ def doctor(
     from medalist.console import console
     from medalist.envtools.doctor import blocks_training, doctor_inputs, run_checks
 
-    checks = run_checks(doctor_inputs(project, data, config))
+    if config_file is not None and config is not None and config_file != config:
+        raise UserError(f"{config_file} and --config {config}: give one config")
+    checks = run_checks(doctor_inputs(project, data, config or config_file))
     table = Table(title="medalist doctor")
     for col in ("check", "status", "detail"):
         table.add_column(col)
