@@ -17,7 +17,7 @@ STYLE = {"OK": "green", "WARN": "yellow", "FAIL": "bold red"}
 @app.command()
 def doctor(
     config_file: Annotated[
-        Path | None, typer.Argument(metavar="[CONFIG]", help="a config (same as --config)")
+        Path | None, typer.Argument(metavar="CONFIG", help="a config (same as --config)")
     ] = None,
     data: Annotated[
         Path | None, typer.Option(help="the competition's data folder (size, read speed)")
