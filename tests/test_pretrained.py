@@ -170,6 +170,21 @@ def test_doctor_fails_a_config_whose_hub_weights_cant_be_had(empty_cache, tmp_pa
     assert "from scratch" in rows["weights test_resnet"].detail
 
 
+@pytest.mark.parametrize(
+    "backbone, needle", [("botnet50ts_256", "no hub weights"), ("resnet181", "did you mean")]
+)
+def test_doctor_fails_pretrained_true_on_a_backbone_timm_has_no_weights_for(
+    empty_cache, tmp_path, backbone, needle
+):
+    from medalist.envtools.weights import check_weights
+
+    config = make_project(tmp_path / "proj")
+    text = config.read_text().replace("test_resnet", backbone)
+    config.write_text(text.replace("model:\n", "model:\n  pretrained: true\n"))
+    (row,) = check_weights([config])
+    assert row.status == "FAIL" and needle in row.detail, row
+
+
 def test_doctor_fails_a_missing_local_weights_file(empty_cache, tmp_path):
     from medalist.envtools.weights import check_weights
 

@@ -31,32 +31,49 @@ def check_weights(configs: list[Path]) -> list[Check]:
 
 def _backbone_row(backbone: str, uses: list[tuple[str, bool | str]]) -> Check:
     from medalist.models.factory import check_backbone
-    from medalist.models.hub import cache_folder, cached_weights, hub_reachable, hub_weights
+    from medalist.models.hub import (
+        cache_folder,
+        cached_weights,
+        hub_reachable,
+        hub_weights,
+        unreachable_reason,
+    )
 
     name = f"weights {backbone}"
     missing = [f"{c}: {v}" for c, v in uses if isinstance(v, str) and not Path(v).is_file()]
     if missing:
         return Check(name, "FAIL", f"model.pretrained file not found ({'; '.join(missing)})")
-    hub_users = [c for c, v in uses if v is True]
-    on = f"; pretrained: true in {', '.join(hub_users)}" if hub_users else ""
     try:
         check_backbone(backbone)
     except UserError as exc:
         return Check(name, "FAIL", str(exc))
+    hub_users = [c for c, v in uses if v is True]
+    how = _how_configs_start(uses)
     weights = hub_weights(backbone)
     if weights is None:
-        status = "FAIL" if hub_users else "OK"
-        return Check(name, status, f"timm knows no hub weights for it{on}")
-    cached = cached_weights(weights)
-    if cached is not None:
-        return Check(name, "OK", f"{weights.name} cached in {cache_folder()}{on}")
+        if not hub_users:
+            return Check(name, "OK", f"timm knows no hub weights for it ({how})")
+        fix = "set model.pretrained to a local weights file, or false"
+        return Check(name, "FAIL", f"timm knows no hub weights for it ({how}): {fix}")
+    if cached_weights(weights) is not None:
+        return Check(name, "OK", f"{weights.name} cached in {cache_folder()} ({how})")
     if not hub_users:
-        return Check(name, "OK", f"{weights.name} not cached; the configs train from scratch")
+        return Check(name, "OK", f"{weights.name} not cached ({how})")
     if hub_reachable(weights):
-        return Check(name, "OK", f"{weights.name} not cached: the first run downloads it{on}")
+        return Check(name, "OK", f"{weights.name} not cached: the first run downloads it ({how})")
     return Check(
         name,
         "FAIL",
-        f"{weights.name} is not in {cache_folder()} and the hub can't be reached{on}: run once "
-        "with network, or set model.pretrained to a local weights file",
+        f"{weights.name} is not in {cache_folder()} and {unreachable_reason()} ({how}): run "
+        "once with network, or set model.pretrained to a local weights file",
     )
+
+
+def _how_configs_start(uses: list[tuple[str, bool | str]]) -> str:
+    """ "pretrained: true in a, b; a local file in c; from scratch in d" """
+    groups = {
+        "pretrained: true": [c for c, v in uses if v is True],
+        "a local file": [c for c, v in uses if isinstance(v, str)],
+        "from scratch": [c for c, v in uses if v is False],
+    }
+    return "; ".join(f"{what} in {', '.join(cs)}" for what, cs in groups.items() if cs)

@@ -56,15 +56,11 @@ def download_competition(slug: str, to: Path, k: Kaggle | None = None) -> Downlo
     _check_folder(to, slug)
     if k is None:
         k = _connect()
-    made = not to.exists()
-    try:
-        with k.calling(f"download the data of {slug}"), _rules_accepted(k, slug):
-            k.api.competition_download_files(
-                slug, path=str(to), quiet=not sys.stderr.isatty(), unzip=True
-            )
-    finally:
-        if made and to.is_dir() and not any(to.iterdir()):
-            to.rmdir()  # refused before a byte came: leave no empty folder behind
+    # A refusal comes before the client makes the folder; a broken download leaves its partial.
+    with k.calling(f"download the data of {slug}"), _rules_accepted(k, slug):
+        k.api.competition_download_files(
+            slug, path=str(to), quiet=not sys.stderr.isatty(), unzip=True
+        )
     entries = sorted(to.iterdir())
     size = sum(f.stat().st_size for f in to.rglob("*") if f.is_file())
     return Download(slug, to, entries, size)

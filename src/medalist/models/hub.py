@@ -139,12 +139,13 @@ def require_hub_weights(backbone: str) -> HubWeights:
         return weights
     raise UserError(
         f"model.pretrained = true: the weights of {backbone} ({weights.name}) are not in the "
-        f"hub cache {cache_folder()} and {_why_unreachable()}; set model.pretrained to a local "
+        f"hub cache {cache_folder()} and {unreachable_reason()}; set model.pretrained to a local "
         "weights file (.pth, .bin or .safetensors), or run once with network to cache them"
     )
 
 
-def _why_unreachable() -> str:
+def unreachable_reason() -> str:
+    """Why the hub is out of reach: offline mode, or no answer."""
     return "HF_HUB_OFFLINE is set" if hub_offline() else "the hub can't be reached"
 
 
@@ -159,6 +160,6 @@ def pretrained_default(backbone: str) -> tuple[bool, str]:
     if hub_reachable(weights):
         return True, f"# timm downloads {weights.name} on the first run; false: from scratch"
     return False, (
-        f"# not true: {weights.name} is not cached and {_why_unreachable()}; "
+        f"# not true: {weights.name} is not cached and {unreachable_reason()}; "
         "run once online, or give a local file"
     )
