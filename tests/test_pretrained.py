@@ -113,6 +113,23 @@ def test_segmentation_encoder_loads_the_hub_weights(cached, tmp_path):
         assert torch.equal(encoder[key], cached[key]), key
 
 
+@pytest.mark.slow
+def test_predict_needs_no_hub_weights_the_fold_checkpoints_replace(trained_run, empty_cache):
+    import pandas as pd
+    import yaml
+
+    from medalist.workflows.predict import predict
+
+    before = pd.read_csv(trained_run / "submission.csv")
+    config = trained_run / "config.yaml"
+    data = yaml.safe_load(config.read_text())
+    data["model"]["pretrained"] = True  # trained on hub weights, say, on another machine
+    config.write_text(yaml.safe_dump(data))
+
+    result = predict(trained_run)  # offline, nothing cached: must not ask for the weights
+    pd.testing.assert_frame_equal(pd.read_csv(result.path), before)
+
+
 # ---- when the weights can't be had --------------------------------------------------------------
 @pytest.mark.slow
 def test_no_network_and_no_cache_is_one_line_naming_model_cache_and_fixes(empty_cache, tmp_path):

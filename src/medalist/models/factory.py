@@ -42,11 +42,14 @@ def pretrained_file(cfg: Config) -> Path | None:
     return path
 
 
-def create_model(cfg: Config, num_outputs: int) -> torch.nn.Module:
-    """The configured timm model with `num_outputs` outputs (stem adapted to `model.in_chans`)."""
+def create_model(cfg: Config, num_outputs: int, *, pretrained: bool = True) -> torch.nn.Module:
+    """The configured timm model with `num_outputs` outputs (stem adapted to `model.in_chans`);
+    `pretrained=False`: without `model.pretrained`'s weights, for a checkpoint loaded next."""
     import timm
 
     check_backbone(cfg.model.backbone)
+    if not pretrained:
+        cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"pretrained": False})})
     weights = pretrained_file(cfg)
     kwargs = dict(
         num_classes=num_outputs,

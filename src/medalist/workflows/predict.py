@@ -32,7 +32,7 @@ def average_folds(
     dataset = ImageDataset(images, np.arange(len(images)), None, transform)
     loader = make_loader(cfg, dataset, train=False, batch_size=cfg.predict.batch_size)
     device = "cuda" if use_gpu(cfg) else "cpu"
-    model = create_model(cfg, task.num_outputs)
+    model = create_model(cfg, task.num_outputs, pretrained=False)  # the folds' weights replace it
     norm = create_input_norm(d, images.channels)
     total, count = None, 0
     for state in weights:
