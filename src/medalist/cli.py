@@ -67,6 +67,10 @@ def train(
         Path | None,
         typer.Option(help="assemble oof.csv and scores.json of a run whose folds ran apart"),
     ] = None,
+    exclude: Annotated[
+        Path | None,
+        typer.Option(help="train without the rows of this CSV's id column (medalist labels)"),
+    ] = None,
 ) -> None:
     """Train one model per fold into a new run directory (or finish one with --resume)."""
     _quiet_libraries()
@@ -87,7 +91,13 @@ def train(
         extra.append(f"train.seeds={seeds}")
     if merge is None:
         summary = run_train(
-            config, extra, name=name, folds=folds, resume=resume, require_clean=require_clean
+            config,
+            extra,
+            name=name,
+            folds=folds,
+            resume=resume,
+            require_clean=require_clean,
+            exclude=exclude,
         )
     s = summary.scores
     if s:
