@@ -116,6 +116,17 @@ def test_prune_by_noise_rate_flags_per_pair_the_calibrated_count_with_the_larges
     assert np.flatnonzero(flagged).tolist() == [4, 5, 6]
 
 
+def test_a_row_whose_given_label_is_the_models_first_choice_is_never_flagged():
+    # Row 0 (given 0, p0 0.55) is confidently class 1 (p1 0.45 reaches class 1's threshold
+    # 0.44) but its most likely class is its own: not an issue under any filter.
+    probs = np.array([[0.55, 0.45], [0.9, 0.1], [0.9, 0.1], [0.62, 0.38], [0.5, 0.5]])
+    labels = np.array([0, 0, 0, 1, 1])
+    guess = cl.confident_guess(probs, cl.class_thresholds(labels, probs))
+    assert guess[0] == 1
+    for filter_by in cl.FILTERS:
+        assert not cl.find_issues(labels, probs, filter_by)[0], filter_by
+
+
 def test_normalized_margin_ranks_by_the_gap_to_the_strongest_other_class():
     labels = np.array([0, 0])
     probs = np.array([[0.2, 0.75, 0.05], [0.15, 0.45, 0.40]])
