@@ -129,10 +129,12 @@ def test_a_row_whose_given_label_is_the_models_first_choice_is_never_flagged():
 
 def test_normalized_margin_ranks_by_the_gap_to_the_strongest_other_class():
     labels = np.array([0, 0])
-    probs = np.array([[0.2, 0.75, 0.05], [0.15, 0.45, 0.40]])
-    # self-confidence ranks row 1 first (0.15 < 0.2); the margin ranks row 0 first (-0.55 < -0.3)
-    assert cl.rank_all(labels, probs, "self_confidence").tolist() == [1, 0]
-    assert cl.rank_all(labels, probs, "normalized_margin").tolist() == [0, 1]
+    probs = np.array([[0.15, 0.45, 0.40], [0.2, 0.75, 0.05]])
+    # self-confidence ranks row 0 first (0.15 < 0.2); the margin ranks row 1 first (-0.55 < -0.3)
+    assert cl.rank_all(labels, probs, "self_confidence").tolist() == [0, 1]
+    assert cl.rank_all(labels, probs, "normalized_margin").tolist() == [1, 0]
+    margins = cl.ranking_scores(labels, probs, "normalized_margin")
+    np.testing.assert_allclose(margins, [0.35, 0.225], rtol=0, atol=1e-12)
 
 
 def test_multilabel_issues_are_found_label_by_label():
