@@ -15,7 +15,7 @@ folds differ, since the cleaned run lacks rows, so it is Welch's test), a paired
 rows both runs validate (the original's folds re-scored without the excluded rows), and the
 accuracy of both runs on the held-out test set, whose labels are clean.
 
-    .venv/bin/python bench/labels.py [--images 6000] [--flip 0.03] [--epochs 3]
+    .venv/bin/python bench/labels.py [--images 4000] [--flip 0.03] [--epochs 3]
 """
 
 from __future__ import annotations
@@ -187,7 +187,7 @@ def test_accuracy(project: Path, name: str) -> float:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--images", type=int, default=6000)
+    ap.add_argument("--images", type=int, default=4000)
     ap.add_argument("--test-images", type=int, default=2000)
     ap.add_argument("--flip", type=float, default=0.03)
     ap.add_argument("--epochs", type=int, default=3)

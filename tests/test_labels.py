@@ -223,6 +223,28 @@ def test_labels_writes_the_ranked_table_and_a_page_that_shows_each_image(
         assert re.search(rf"{image_id}.*?{given}.*?{suggested}", page, re.S)
 
 
+def test_labels_on_a_multilabel_run_names_the_label_of_each_suspect(
+    tiny_project, monkeypatch, capsys
+):
+    train = pd.read_csv(tiny_project.parent.parent / "data" / "train.csv")
+    n = len(train)
+    y = np.stack([np.arange(n) % 2, (np.arange(n) // 2) % 2], axis=1).astype(float)
+    p = np.where(y > 0, 0.92, 0.06)
+    p[10, 1], y[10, 1] = 0.99 if y[10, 1] else 0.01, 1 - y[10, 1]  # given the wrong value
+    oof = pd.DataFrame({"id": train["id"], "fold": np.arange(n) % 3})
+    for j, name in enumerate(["round", "bright"]):
+        oof[f"target_{name}"], oof[f"pred_{name}"] = y[:, j], p[:, j]
+    task = {"kind": "multilabel", "classes": ["round", "bright"], "thresholds": [0.5, 0.5]}
+    run = fake_run(tiny_project, "multi", task, oof)
+    code, out, err = run_cli(monkeypatch, capsys, "labels", str(run))
+    assert code == 0, err
+    assert "suspects 1 of 72 row-label pairs" in out
+    table = pd.read_csv(run / "analysis" / "label_issues.csv")
+    assert table[["id", "label", "given_label", "suggested_label"]].values.tolist() == [
+        [train["id"][10], "bright", int(y[10, 1]), 1 - int(y[10, 1])]
+    ]
+
+
 def test_labels_refuses_a_regression_run_with_exit_2(tiny_project, monkeypatch, capsys):
     oof = pd.DataFrame({"id": ["a", "b"], "fold": [0, 1], "target": [1.5, 2.0], "pred": [1, 2]})
     run = fake_run(tiny_project, "reg", {"kind": "regression", "classes": []}, oof)
