@@ -15,7 +15,7 @@ folds differ, since the cleaned run lacks rows, so it is Welch's test), a paired
 rows both runs validate (the original's folds re-scored without the excluded rows), and the
 accuracy of both runs on the held-out test set, whose labels are clean.
 
-    .venv/bin/python bench/labels.py [--images 4000] [--flip 0.03] [--epochs 3]
+    .venv/bin/python bench/labels.py [--images 4000] [--flip 0.03] [--epochs 8]
 """
 
 from __future__ import annotations
@@ -190,7 +190,7 @@ def main() -> None:
     ap.add_argument("--images", type=int, default=4000)
     ap.add_argument("--test-images", type=int, default=2000)
     ap.add_argument("--flip", type=float, default=0.03)
-    ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--epochs", type=int, default=8)
     ap.add_argument("--folds", type=int, default=5)
     ap.add_argument("--backbone", default="test_resnet")
     ap.add_argument("--image-size", type=int, default=28)
