@@ -277,6 +277,7 @@ def test_labels_on_an_unfinished_run_says_to_finish_it(tiny_project, monkeypatch
 # ---- segmentation -----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_labels_ranks_the_images_whose_given_mask_the_model_confidently_contradicts(
     tmp_path, monkeypatch, capsys
 ):
