@@ -157,12 +157,16 @@ def train(
     resume: str | Path | None = None,
     callbacks: Callable[[int], list[Any]] | None = None,
     require_clean: bool = False,
+    exclude: str | Path | None = None,
 ) -> TrainSummary:
     """`medalist train`: a new run (or the rest of `resume`), fold by fold.
 
     `callbacks(fold)` may add Lightning callbacks to a fold's trainer (e.g. Optuna's pruning).
+    `exclude` names a CSV of ids to train without (see `medalist.workflows.exclude`).
     """
     import torch
+
+    from medalist.workflows.exclude import exclude_rows, record_exclusion
 
     if resume is not None:
         run = open_run_dir(resume)
@@ -178,12 +182,14 @@ def train(
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
     prepared = prepare(cfg)
+    excluded = exclude_rows(cfg, prepared, exclude, run if resume is not None else None)
     selected = parse_fold_list(folds, cfg.cv.n_splits)
     # Decoding every image (into the cache) is the last check before the run directory exists.
     ids = prepared.tables.train[cfg.competition.id_column]
     prepared.images = image_source(cfg, prepared.tables.train_paths, ids)
     if resume is None:
         run = start_run(cfg, prepared, name)
+        record_exclusion(run, excluded)
     else:
         train_ids = prepared.tables.train[cfg.competition.id_column]
         prepared.folds = read_folds(run.file(layout.FOLDS), train_ids, "id")
