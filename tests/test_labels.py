@@ -16,8 +16,8 @@ import pytest
 from conftest import CLASSES, medalist
 from PIL import Image
 
-from medalist.analysis import labels as cl
 from medalist.cli import main
+from medalist.tasks import label_issues as cl
 
 # ---- helpers --------------------------------------------------------------------------------
 
@@ -234,7 +234,12 @@ def test_labels_on_a_multilabel_run_names_the_label_of_each_suspect(
     oof = pd.DataFrame({"id": train["id"], "fold": np.arange(n) % 3})
     for j, name in enumerate(["round", "bright"]):
         oof[f"target_{name}"], oof[f"pred_{name}"] = y[:, j], p[:, j]
-    task = {"kind": "multilabel", "classes": ["round", "bright"], "thresholds": [0.5, 0.5]}
+    task = {
+        "kind": "multilabel",
+        "target_columns": ["round", "bright"],
+        "classes": ["round", "bright"],
+        "thresholds": [0.5, 0.5],
+    }
     run = fake_run(tiny_project, "multi", task, oof)
     code, out, err = run_cli(monkeypatch, capsys, "labels", str(run))
     assert code == 0, err
@@ -247,7 +252,8 @@ def test_labels_on_a_multilabel_run_names_the_label_of_each_suspect(
 
 def test_labels_refuses_a_regression_run_with_exit_2(tiny_project, monkeypatch, capsys):
     oof = pd.DataFrame({"id": ["a", "b"], "fold": [0, 1], "target": [1.5, 2.0], "pred": [1, 2]})
-    run = fake_run(tiny_project, "reg", {"kind": "regression", "classes": []}, oof)
+    task = {"kind": "regression", "target_columns": ["label"], "classes": []}
+    run = fake_run(tiny_project, "reg", task, oof)
     before = files_of(run)
     code, _, err = run_cli(monkeypatch, capsys, "labels", str(run))
     assert_one_line_error(code, err, "regression", "reg")
@@ -284,8 +290,9 @@ def test_labels_ranks_the_images_whose_given_mask_the_model_confidently_contradi
     from test_segment import make_seg_project
 
     from medalist.config import load_config
+    from medalist.data.rle import rle_encode
     from medalist.data.tables import load_train
-    from medalist.tasks.segment import SegmentTask, rle_encode
+    from medalist.tasks.segment import SegmentTask
 
     config = make_seg_project(tmp_path / "proj", n_train=16, n_test=2)
     cfg = load_config(config)

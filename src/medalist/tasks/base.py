@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from torch import nn
 
     from medalist.config.schema import Config
+    from medalist.tasks.label_issues import LabelIssues
     from medalist.tasks.metrics import Metric
 
 
@@ -202,6 +203,23 @@ class Task(Protocol):
         ...
 
     check_caption: ClassVar[str]  # what the check grid's title says is drawn
+
+    # ---- labels that look wrong ------------------------------------------------------------
+    def find_label_issues(
+        self, run_dir: Path, cfg: Config, filter_by: str, rank_by: str
+    ) -> LabelIssues:
+        """The training targets the run's OOF predictions confidently contradict, ranked."""
+        ...
+
+    def draw_label_issues(
+        self, run_dir: Path, cfg: Config, found: LabelIssues, rows: pd.DataFrame
+    ) -> list[np.ndarray | None]:
+        """A picture of each suspect row (its image, or its masks drawn on it)."""
+        ...
+
+    def label_issue_captions(self, rows: pd.DataFrame) -> list[str]:
+        """A caption for each suspect row's picture."""
+        ...
 
 
 def mean_of(

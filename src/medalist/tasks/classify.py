@@ -387,6 +387,22 @@ class ClassifyTask:
     def draw_target(self, picture: np.ndarray, target: Any) -> np.ndarray:
         return picture
 
+    # ---- labels that look wrong ------------------------------------------------------------
+    def find_label_issues(self, run_dir: Path, cfg: Config, filter_by: str, rank_by: str) -> Any:
+        from medalist.tasks.classify_labels import class_issues
+
+        return class_issues(self, run_dir, filter_by, rank_by)
+
+    def draw_label_issues(self, run_dir: Path, cfg: Config, found: Any, rows: Any) -> list:
+        from medalist.tasks.classify_labels import thumbnails
+
+        return thumbnails(cfg, rows)
+
+    def label_issue_captions(self, rows: pd.DataFrame) -> list[str]:
+        from medalist.tasks.classify_labels import captions
+
+        return captions(rows)
+
     # ---- submission ------------------------------------------------------------------------
     def check_submission(self, sub: pd.DataFrame, sample: pd.DataFrame) -> None:
         from medalist.tasks.submission import check_submission

@@ -328,6 +328,22 @@ class SegmentTask:
         pic[on] = (0.5 * pic[on] + [127, 0, 0]).astype(np.uint8)
         return pic
 
+    # ---- labels that look wrong ------------------------------------------------------------
+    def find_label_issues(self, run_dir: Path, cfg: Config, filter_by: str, rank_by: str) -> Any:
+        from medalist.tasks.segment_labels import mask_issues
+
+        return mask_issues(self, run_dir, cfg)
+
+    def draw_label_issues(self, run_dir: Path, cfg: Config, found: Any, rows: Any) -> list:
+        from medalist.tasks.segment_labels import mask_overlays
+
+        return mask_overlays(self, run_dir, cfg, found, rows)
+
+    def label_issue_captions(self, rows: pd.DataFrame) -> list[str]:
+        from medalist.tasks.segment_labels import captions
+
+        return captions(rows)
+
     def check_submission(self, sub: pd.DataFrame, sample: pd.DataFrame) -> None:
         from medalist.tasks.submission import check_submission
 

@@ -32,10 +32,24 @@ an image is flagged when that disagreement is at least MASK_FLAG.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
+
+
+@dataclass
+class LabelIssues:
+    """What a task found: how many units it examined (rows, pairs, images), the suspect ones
+    most suspicious first, the method in words, and the thresholds it used."""
+
+    examined: int
+    unit: str
+    table: pd.DataFrame
+    method: str
+    thresholds: dict[str, float] = field(default_factory=dict)
+    noun: str = "labels"
+
 
 FILTERS = ("prune_by_noise_rate", "prune_by_class", "both", "confident_learning")
 RANKINGS = ("self_confidence", "normalized_margin")
