@@ -144,6 +144,10 @@ def runs(
     from medalist.console import console
     from medalist.runs.rundir import ledger
 
+    if not project.is_dir():
+        raise UserError(
+            f"--project {project}: no such folder; give the project folder (with runs/)"
+        )
     table = ledger(project)
     hidden = 0 if trials else int((table["trial"] != "").sum())
     if hidden:
