@@ -35,6 +35,7 @@ from medalist.runs.rundir import (
     RunDir,
     create_run_dir,
     merge_folds,
+    new_run_path,
     open_run_dir,
     write_merged,
     write_run_header,
@@ -242,8 +243,6 @@ def train(
 
     `callbacks(fold)` may add Lightning callbacks to a fold's trainer (e.g. Optuna's pruning).
     """
-    import torch
-
     if resume is not None:
         run = open_run_dir(resume)
         cfg = run.config()
@@ -253,12 +252,16 @@ def train(
         if config is None:
             raise UserError("give a CONFIG (e.g. configs/baseline.yaml) or --resume RUN_DIR")
         cfg = load_config(config, overrides)
+        if name is not None:
+            new_run_path(cfg, name)  # a taken name fails now, not after decoding every image
+    selected = parse_fold_list(folds, cfg.cv.n_splits)
     if require_clean:
         check_clean_tree(cfg.root)
     if cfg.train.threads:
+        import torch
+
         torch.set_num_threads(cfg.train.threads)
     prepared = prepare(cfg)
-    selected = parse_fold_list(folds, cfg.cv.n_splits)
     # Decoding every image (into the cache) is the last check before the run directory exists.
     ids = prepared.tables.train[cfg.competition.id_column]
     prepared.images = image_source(cfg, prepared.tables.train_paths, ids)
