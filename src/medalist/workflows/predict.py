@@ -130,8 +130,26 @@ def predict(
     return PredictResult(run, sub, path, preds)
 
 
+def _check_checkpoint(path: Path) -> None:
+    """A fold's weights exist and are whole (torch saves a zip; a cut-short one lacks its end)."""
+    import zipfile
+
+    if not path.is_file():
+        raise UserError(
+            f"{path} is missing: the fold's weights are gone; restore the file, or train the "
+            "run again"
+        )
+    if not zipfile.is_zipfile(path):
+        raise UserError(
+            f"{path} is unreadable (cut short or not a checkpoint): restore the file, or train "
+            "the run again"
+        )
+
+
 def test_predictions(run: RunDir, *, tta: list[str] | None = None) -> TestPredictions:
     """The fold (and seed) average of a trained run's predictions on the test set."""
+    import pickle
+
     import torch
 
     from medalist.engine.fold_loop import fold_dir, fold_done
@@ -147,18 +165,26 @@ def test_predictions(run: RunDir, *, tta: list[str] | None = None) -> TestPredic
         raise UserError(f"run {run.path} has no finished fold: train it first (or --resume it)")
     if len(folds) < cfg.cv.n_splits:
         console.print(f"[yellow]warning[/]: only folds {folds} are done; averaging those")
-    ids = tables.test[cfg.competition.id_column]
-    images = image_source(cfg, tables.test_paths, ids)
     folders = [
         fold_dir(run.path, k, i)
         for i in range(cfg.train.seeds)
         for k in folds
         if fold_done(run.path, k, i)
     ]
+    for folder in folders:  # before the test images are decoded (and cached)
+        _check_checkpoint(folder / "best.ckpt")
+    ids = tables.test[cfg.competition.id_column]
+    images = image_source(cfg, tables.test_paths, ids)
 
     def weights() -> Iterator[dict]:
         for folder in folders:
-            state = torch.load(folder / "best.ckpt", map_location="cpu", weights_only=False)
+            try:
+                state = torch.load(folder / "best.ckpt", map_location="cpu", weights_only=False)
+            except (RuntimeError, EOFError, pickle.UnpicklingError) as exc:
+                raise UserError(
+                    f"{folder / 'best.ckpt'} is unreadable ({str(exc).splitlines()[0][:80]}): "
+                    "restore the file, or train the run again"
+                ) from None
             yield inference_weights(state["state_dict"], cfg.train.averaged_weights)
 
     preds = average_folds(cfg, task, images, weights())
