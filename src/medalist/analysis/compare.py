@@ -232,9 +232,10 @@ def _blend_text(run: RunDir) -> str:
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
-    import yaml
+    """A run's saved config as a plain mapping; a damaged one is a UserError naming the line."""
+    from medalist.config.load import _read_yaml
 
-    return yaml.safe_load(Path(path).read_text()) or {}
+    return _read_yaml(Path(path))
 
 
 def correlation(x: np.ndarray, y: np.ndarray) -> dict[str, float | int | None]:

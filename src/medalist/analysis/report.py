@@ -193,6 +193,9 @@ def write_report(run_dirs: Sequence[Path], out: Path | None = None) -> Path:
     """Analyse each run (fresh verdicts and plots), then write one self-contained HTML page."""
     if not run_dirs:
         raise UserError("give one or more run directories, e.g. medalist report runs/base")
+    if out is not None and (out.is_dir() or out.suffix.lower() not in (".html", ".htm")):
+        what = "is a folder" if out.is_dir() else "is not an .html file"
+        raise UserError(f"--out {out} {what}: give the page's file name, e.g. report.html")
     runs = [open_run_dir(p) for p in run_dirs]
     seen: set[Path] = set()
     for r in runs:

@@ -388,6 +388,8 @@ def leaderboard(
     from medalist.console import console
     from medalist.kaggle.api import leaderboard as fetch
 
+    if top < 1:
+        raise UserError(f"--top {top}: give the number of rows to show, 1 or more")
     comp = _competition(competition, project)
     table = fetch(_connect(), comp, top)
     out = Table(title=f"{comp} public leaderboard")

@@ -58,6 +58,12 @@ def train(
 
     if config is not None and config.is_dir() and resume is None:
         resume, config = config, None
+    if config is not None and (resume is not None or merge is not None):
+        flag = "--resume" if resume is not None else "--merge"
+        raise UserError(
+            f"{flag} {resume or merge} keeps the run's own config: drop {config} (and any "
+            "section.key=value), or train it as a new run without " + flag
+        )
     if merge is not None:
         if exclude is not None:
             raise UserError("--merge assembles folds already trained: drop --exclude")

@@ -144,6 +144,10 @@ def lb(
     from medalist.console import console
     from medalist.runs.leaderboard import import_submissions, record_score
 
+    if not project.is_dir():
+        raise UserError(
+            f"--project {project}: no such folder; give the project folder (with runs/)"
+        )
     if import_csv is not None:
         if run is not None:
             raise UserError("--import reads scores from the file: drop RUN and SCORE")

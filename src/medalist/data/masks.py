@@ -88,7 +88,15 @@ def load_masks(
         files = mask_paths(cfg, image_paths)
         with progress("reading masks", len(files)) as advance:
             for i, path in enumerate(files):
-                out[i] = _resize_mask(read_mask_file(path), size)
+                mask = read_mask_file(path)
+                w, h = image_size(image_paths[i])
+                if mask.shape != (h, w):
+                    raise UserError(
+                        f"mask {path} is {mask.shape[0]}x{mask.shape[1]} but its image "
+                        f"{image_paths[i]} is {h}x{w} (height x width): a mask must be the size "
+                        "of its image; fix the file or competition.mask_dir"
+                    )
+                out[i] = _resize_mask(mask, size)
                 advance(1)
         return out
     out = np.zeros((len(df), len(columns), size, size), dtype=np.uint8)

@@ -25,7 +25,13 @@ from medalist.errors import UserError
 from medalist.io import write_csv, write_json
 from medalist.runs import layout, provenance
 from medalist.runs.merge import finish_run, run_seeds
-from medalist.runs.rundir import RunDir, create_run_dir, open_run_dir, write_run_header
+from medalist.runs.rundir import (
+    RunDir,
+    create_run_dir,
+    new_run_path,
+    open_run_dir,
+    write_run_header,
+)
 from medalist.tasks import Task, load_run_task, task_class
 
 # Generated project notebooks and scripts import these from here.
@@ -164,8 +170,6 @@ def train(
     `callbacks(fold)` may add Lightning callbacks to a fold's trainer (e.g. Optuna's pruning).
     `exclude` names a CSV of ids to train without (see `medalist.workflows.exclude`).
     """
-    import torch
-
     from medalist.workflows.exclude import exclude_rows, record_exclusion
 
     if resume is not None:
@@ -177,13 +181,17 @@ def train(
         if config is None:
             raise UserError("give a CONFIG (e.g. configs/baseline.yaml) or --resume RUN_DIR")
         cfg = load_config(config, overrides)
+        if name is not None:
+            new_run_path(cfg, name)  # a taken name fails now, not after decoding every image
+    selected = parse_fold_list(folds, cfg.cv.n_splits)
     if require_clean:
         check_clean_tree(cfg.root)
     if cfg.train.threads:
+        import torch
+
         torch.set_num_threads(cfg.train.threads)
     prepared = prepare(cfg)
     excluded = exclude_rows(cfg, prepared, exclude, run if resume is not None else None)
-    selected = parse_fold_list(folds, cfg.cv.n_splits)
     # Decoding every image (into the cache) is the last check before the run directory exists.
     ids = prepared.tables.train[cfg.competition.id_column]
     prepared.images = image_source(cfg, prepared.tables.train_paths, ids)
