@@ -20,6 +20,8 @@ from PIL import Image
 
 os.environ.setdefault("NO_ALBUMENTATIONS_UPDATE", "1")
 os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
+# Pretrained weights come from a hub cache a test fills itself, never from a download.
+os.environ["HF_HUB_OFFLINE"] = "1"
 
 # The system's temp folder, before _contained_temp_files points libraries into pytest's own.
 SYSTEM_TEMP = tempfile.gettempdir()

@@ -49,7 +49,7 @@ def test_docker_script_passes_shellcheck(tmp_path, image):
     assert done.returncode == 0, done.stdout
 
 
-def test_docker_script_runs_the_image_with_the_seminar_options(tmp_path):
+def test_docker_script_runs_the_image_with_the_advised_options(tmp_path):
     project = tmp_path / "proj"
     competition = tmp_path / "competition"
     competition.mkdir()

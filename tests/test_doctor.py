@@ -187,7 +187,12 @@ def test_cli_table_exit_code_matches_its_fail_rows(tiny_project):
 
 @pytest.mark.parametrize(
     "args, named",
-    [(["--data", "no/such/folder"], "--data"), (["--config", "no/such.yaml"], "no/such.yaml")],
+    [
+        (["--data", "no/such/folder"], "--data"),
+        (["--config", "no/such.yaml"], "no/such.yaml"),
+        (["no/such.yaml"], "no/such.yaml"),
+        (["a.yaml", "--config", "b.yaml"], "give one config"),
+    ],
 )
 def test_cli_bad_input_exits_2_with_one_line(tmp_path, args, named):
     r = medalist("doctor", *args, cwd=tmp_path)

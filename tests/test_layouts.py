@@ -1,4 +1,4 @@
-"""`medalist new --layout script|notebook|hybrid`: the seminar's three project layouts, each a
+"""`medalist new --layout script|notebook|hybrid`: the three project layouts, each a
 git repository; the generated scripts and notebooks run on a tiny competition."""
 
 from __future__ import annotations

@@ -146,6 +146,7 @@ def test_mask_strata_merge_a_stratum_smaller_than_the_fold_count(tmp_path: Path)
 def test_augmentation_moves_the_mask_with_the_image() -> None:
     from medalist.data.dataset import ImageDataset, create_transform
     from medalist.data.images import ImageSource
+    from medalist.tasks.segment import SegmentTask
 
     rng = np.random.default_rng(0)
     img, mask = blob_image(rng, 32, 32)
@@ -153,7 +154,9 @@ def test_augmentation_moves_the_mask_with_the_image() -> None:
         img, mask = blob_image(rng, 32, 32)
     source = ImageSource([Path("unused.png")], 32, 3, cached=img[None])
     steps = [{"name": "HorizontalFlip", "p": 1.0}, {"name": "Affine", "rotate": 90, "p": 1.0}]
-    x, m = ImageDataset(source, np.array([0]), mask[None], create_transform(steps, train=True))[0]
+    transform = create_transform(steps, train=True)
+    sample = SegmentTask.transform_sample  # what the fold loop hands the dataset for masks
+    x, m = ImageDataset(source, np.array([0]), mask[None], transform, sample=sample)[0]
     assert m.shape == (32, 32) and int(m.sum()) > 0
     # The bright pixels of the augmented image are the mask's pixels, wherever they went.
     bright = x.numpy().min(axis=0) >= 180

@@ -23,7 +23,7 @@ verdict, checked in this order; the first rule that holds wins:
 
 The run's verdict: `unstable` when any fold is; otherwise the verdict most folds share, ties
 going to the more serious one (underfits, overfits, too_short, fits). docs/diagnosis.md has the
-same rules with the seminar's reasoning behind the next steps.
+same rules with the reasoning behind the next steps.
 """
 
 from __future__ import annotations

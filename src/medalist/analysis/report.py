@@ -5,7 +5,7 @@ with no server and no network. It is rendered from `templates/report.html.j2` by
 autoescaping on, so nothing from a config or a file name can inject markup.
 
 A comparison highlights the config keys that differ and flags it when more than one setting
-that affects the model differs (the seminar's rule: change one thing at a time).
+that affects the model differs (change one thing at a time).
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ import platform
 import shutil
 import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Literal
@@ -64,6 +64,7 @@ class DoctorInputs:
     num_workers: int
     backends: list[str]
     tracking_uri: str | None
+    configs: list[Path] = field(default_factory=list)  # their backbones' weights are checked
 
 
 # ---------------------------------------------------------------------------------------------
@@ -90,13 +91,15 @@ def doctor_inputs(
             cfg.data.num_workers,
             list(cfg.track.backends),
             cfg.track.tracking_uri,
+            [Path(config)],
         )
     project = Path(project) if project is not None else Path.cwd()
     if not project.is_dir():
         raise UserError(f"--project {project}: no such folder")
     if data is None and (project / "data").is_dir():
         data = project / "data"
-    return DoctorInputs(project, Path(data) if data else None, 0, ["mlflow"], None)
+    configs = sorted((project / "configs").glob("*.yaml"))
+    return DoctorInputs(project, Path(data) if data else None, 0, ["mlflow"], None, configs)
 
 
 def run_checks(inputs: DoctorInputs) -> list[Check]:
@@ -108,7 +111,9 @@ def run_checks(inputs: DoctorInputs) -> list[Check]:
     checks.append(check_cpus(cpu_count(), inputs.num_workers))
     checks += check_trackers(inputs.backends, inputs.project, inputs.tracking_uri)
     checks.append(check_kaggle_credentials())
-    return checks
+    from medalist.envtools.weights import check_weights  # it imports Check from here
+
+    return checks + check_weights(inputs.configs)
 
 
 def blocks_training(checks: list[Check]) -> bool:

@@ -1,5 +1,6 @@
 """One factory over timm (classification) and segmentation_models_pytorch (U-Net on a timm
-encoder): a backbone by name, optionally with weights from a local file."""
+encoder): a backbone by name, optionally with pretrained weights: timm's own, through the
+Hugging Face hub cache (`model.pretrained: true`), or a local file (a path)."""
 
 from __future__ import annotations
 
@@ -24,27 +25,32 @@ def check_backbone(name: str) -> None:
 
 
 def pretrained_file(cfg: Config) -> Path | None:
-    """The local weights file of `model.pretrained`, or None when training from scratch."""
+    """The local weights file of `model.pretrained`; None when training from scratch or when
+    timm loads the hub's weights (`true`: checked here to be cached or downloadable)."""
     value = cfg.model.pretrained
     if value is False:
         return None
     if value is True:
-        raise UserError(
-            "model.pretrained = true: weights can't be downloaded here; set it to the path of "
-            "a local weights file (.pth, .bin or .safetensors)"
-        )
+        from medalist.models.hub import require_hub_weights
+
+        check_backbone(cfg.model.backbone)
+        require_hub_weights(cfg.model.backbone)
+        return None
     path = cfg.path(str(value))
     if not path.is_file():
         raise UserError(f"model.pretrained = {value!r}: file {path} not found; fix the path")
     return path
 
 
-def create_model(cfg: Config, num_outputs: int) -> torch.nn.Module:
+def create_model(cfg: Config, num_outputs: int, *, pretrained: bool = True) -> torch.nn.Module:
     """The configured timm classifier with `num_outputs` outputs (stem adapted to
-    `model.in_chans`). Tasks choose their model (`Task.create_model`); this is classify's."""
+    `model.in_chans`); `pretrained=False`: without `model.pretrained`'s weights, for a checkpoint
+    loaded next. Tasks choose their model (`Task.create_model`); this is classify's."""
     import timm
 
     check_backbone(cfg.model.backbone)
+    if not pretrained:
+        cfg = cfg.model_copy(update={"model": cfg.model.model_copy(update={"pretrained": False})})
     weights = pretrained_file(cfg)
     kwargs = dict(
         num_classes=num_outputs,
@@ -53,21 +59,25 @@ def create_model(cfg: Config, num_outputs: int) -> torch.nn.Module:
     )
     if cfg.model.drop_path_rate:
         kwargs["drop_path_rate"] = cfg.model.drop_path_rate
-    if weights is None:
+    if weights is None and cfg.model.pretrained is not True:
         return timm.create_model(cfg.model.backbone, pretrained=False, **kwargs)
+    if weights is not None:
+        kwargs["pretrained_cfg_overlay"] = dict(file=str(weights))
     try:
-        # timm loads the file, drops a mismatched classifier and adapts the stem to in_chans.
-        return timm.create_model(
-            cfg.model.backbone,
-            pretrained=True,
-            pretrained_cfg_overlay=dict(file=str(weights)),
-            **kwargs,
-        )
+        # timm loads the weights (the file, or its default tag through the hub cache), drops a
+        # mismatched classifier and adapts the stem to in_chans.
+        return timm.create_model(cfg.model.backbone, pretrained=True, **kwargs)
     except (RuntimeError, KeyError, ValueError, OSError) as exc:
         raise UserError(
-            f"model.pretrained = {str(weights)!r}: could not load it into "
+            f"{_pretrained_what(cfg, weights)}: could not load it into "
             f"{cfg.model.backbone} ({str(exc).splitlines()[0][:160]})"
         ) from None
+
+
+def _pretrained_what(cfg: Config, weights: Path | None) -> str:
+    if weights is not None:
+        return f"model.pretrained = {str(weights)!r}"
+    return "model.pretrained = true (the weights timm gets from the hub)"
 
 
 # model.arch -> segmentation_models_pytorch's class (all of them take a timm "tu-" encoder).
@@ -101,8 +111,8 @@ def check_arch(name: str) -> str:
 
 def create_segmenter(cfg: Config, num_outputs: int, weights: Path | None) -> torch.nn.Module:
     """segmentation_models_pytorch's `model.arch` (a U-Net by default) over the timm backbone as
-    its encoder ("tu-" names); a local weights file loads into the encoder through timm, as for
-    classification."""
+    its encoder ("tu-" names); pretrained weights (the hub's, or a local file) load into the
+    encoder through timm, as for classification."""
     import segmentation_models_pytorch as smp
 
     arch = getattr(smp, check_arch(cfg.model.arch))
@@ -111,16 +121,17 @@ def create_segmenter(cfg: Config, num_outputs: int, weights: Path | None) -> tor
         kwargs["drop_path_rate"] = cfg.model.drop_path_rate
     if weights is not None:
         kwargs["pretrained_cfg_overlay"] = dict(file=str(weights))
+    pretrained = weights is not None or cfg.model.pretrained is True
     try:
         return arch(
             encoder_name=f"tu-{cfg.model.backbone}",
-            encoder_weights=True if weights is not None else None,
+            encoder_weights=True if pretrained else None,
             in_channels=cfg.model.in_chans,
             classes=num_outputs,
             **kwargs,
         )
     except (RuntimeError, KeyError, ValueError, OSError, TypeError) as exc:
-        what = f"model.pretrained = {str(weights)!r}" if weights else "model.backbone"
+        what = _pretrained_what(cfg, weights) if pretrained else "model.backbone"
         raise UserError(
             f"{what}: could not build a {cfg.model.arch} encoder from {cfg.model.backbone} "
             f"({str(exc).splitlines()[0][:160]}); pick a timm backbone with feature maps"

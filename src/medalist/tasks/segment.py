@@ -53,8 +53,9 @@ def check_input_size(cfg: Config) -> None:
     if cfg.model.arch == "unet":
         stride, why = 32, "a U-Net halves the image five times"
     else:
+        bare = cfg.model.model_copy(update={"pretrained": False})  # the shape, not the weights
         with torch.random.fork_rng():
-            model = create_segmenter(cfg, 1, None)
+            model = create_segmenter(cfg.model_copy(update={"model": bare}), 1, None)
         stride = int(getattr(model.encoder, "output_stride", 32))
         why = f"{cfg.model.arch} on {cfg.model.backbone} has an output stride of {stride}"
     if size % stride:

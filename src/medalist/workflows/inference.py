@@ -99,6 +99,7 @@ def run_test_predictions(run: RunDir, *, tta: list[str] | None = None) -> TestPr
     from medalist.workflows.train import image_source
 
     cfg = run.config()
+    cfg.model.pretrained = False  # the folds' weights replace every parameter
     if tta is not None:
         cfg.predict.tta = tta
     tables = test_tables(cfg)

@@ -12,6 +12,7 @@ import yaml
 
 from medalist.config.load import validate_config
 from medalist.errors import UserError
+from medalist.models.hub import pretrained_default
 from medalist.workflows.scaffold.found import DataPath, Found
 
 TODO = "# TODO: medalist could not infer this; check it"
@@ -154,10 +155,10 @@ def render_config(found: Found, name: str, prefix: str) -> str:
         _line("n_splits", 5),
         _line("seed", 42),
         "",
-        "# The network: any timm name; pretrained weights only from a local file (models/).",
+        "# The network: any timm name; pretrained: true (timm's hub weights) | false | a path.",
         "model:",
         _line("backbone", "resnet18"),
-        _line("pretrained", False, "# false | true (weights present locally) | a path"),
+        _line("pretrained", *pretrained_default("resnet18")),
         "",
         "# Images: size, workers, cache, augmentation (albumentations names).",
         "data:",
@@ -204,7 +205,7 @@ A Kaggle image competition project made by `medalist new` from `{data_dir}`.
 
 - `configs/baseline.yaml`: the first config, inferred from the data; check lines marked TODO.
 {data_line}
-- `models/`: local pretrained weights (there is no download: point `model.pretrained` here).
+- `models/`: local weights files for `model.pretrained: <path>` (`true` takes timm's from the hub).
 - `folds/`: the fold assignment, `runs/`: one folder per run (neither in git).
 
 {how_to_run}
