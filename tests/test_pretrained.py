@@ -101,10 +101,10 @@ def test_pretrained_false_ignores_the_cache(cached, tmp_path):
 
 
 def test_segmentation_encoder_loads_the_hub_weights(cached, tmp_path):
-    from medalist.models.factory import create_unet, pretrained_file
+    from medalist.models.factory import create_segmenter, pretrained_file
 
     _, cfg = resnet_config(tmp_path, "model.pretrained=true", "competition.task=segment")
-    unet = create_unet(cfg, 1, pretrained_file(cfg))
+    unet = create_segmenter(cfg, 1, pretrained_file(cfg))
 
     encoder = unet.encoder.model.state_dict()
     shared = [k for k in encoder if k in cached]

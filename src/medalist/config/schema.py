@@ -50,6 +50,7 @@ class CV(Section):
 
 class Model(Section):
     backbone: str = "resnet18"
+    arch: str = "unet"  # segmentation: the decoder (segmentation_models_pytorch's), on the backbone
     pretrained: bool | str = False
     in_chans: int = Field(3, ge=1, le=64)
     drop_rate: float = Field(0.0, ge=0.0, lt=1.0)
@@ -88,8 +89,13 @@ class Train(Section):
     scheduler: Literal["cosine", "none"] = "cosine"
     warmup_epochs: float = Field(1.0, ge=0.0)
     label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
-    loss: Literal["auto", "ce", "focal", "weighted_ce", "bce", "mse"] = "auto"
+    loss: Literal[
+        "auto", "ce", "focal", "weighted_ce", "bce", "mse",
+        "bce_dice", "dice", "lovasz", "tversky", "jaccard",
+    ] = "auto"  # fmt: skip
     focal_gamma: float = Field(2.0, ge=0.0)
+    tversky_alpha: float = Field(0.5, ge=0.0, le=1.0)  # weight of false positives
+    tversky_beta: float = Field(0.5, ge=0.0, le=1.0)  # weight of false negatives
     freeze_backbone_epochs: int = Field(0, ge=0)
     ema: bool = False
     ema_decay: float = Field(0.999, gt=0.0, lt=1.0)
@@ -125,6 +131,11 @@ class Train(Section):
 
 class Predict(Section):
     tta: list[Literal["hflip", "vflip"]] = Field(default_factory=list)
+    # Segmentation post-processing fitted on the OOF masks, each kept only where it beats noise:
+    # a minimum component area (smaller blobs are emptied) and a minimum total area per image.
+    postprocess: list[Literal["min_area", "min_total_area"]] = Field(
+        default_factory=lambda: ["min_area", "min_total_area"]
+    )
     batch_size: int | None = Field(None, ge=1)
     smooth_window: int = Field(1, ge=1, le=1001)  # centred moving average over frames; 1 = off
 

@@ -80,12 +80,42 @@ def _pretrained_what(cfg: Config, weights: Path | None) -> str:
     return "model.pretrained = true (the weights timm gets from the hub)"
 
 
-def create_unet(cfg: Config, num_outputs: int, weights: Path | None) -> torch.nn.Module:
-    """segmentation_models_pytorch's U-Net over the timm backbone as its encoder ("tu-" names);
-    pretrained weights (the hub's, or a local file) load into the encoder through timm, as for
-    classification."""
+# model.arch -> segmentation_models_pytorch's class (all of them take a timm "tu-" encoder).
+SEGMENTATION_ARCHS = {
+    "unet": "Unet",
+    "unetplusplus": "UnetPlusPlus",
+    "fpn": "FPN",
+    "deeplabv3": "DeepLabV3",
+    "deeplabv3plus": "DeepLabV3Plus",
+    "manet": "MAnet",
+    "linknet": "Linknet",
+    "pan": "PAN",
+    "pspnet": "PSPNet",
+    "upernet": "UPerNet",
+    "segformer": "Segformer",
+}
+
+
+def check_arch(name: str) -> str:
+    """`model.arch` as segmentation_models_pytorch names it; an unknown one suggests the nearest."""
+    key = name.lower().replace("-", "").replace("_", "")
+    if key in SEGMENTATION_ARCHS:
+        return SEGMENTATION_ARCHS[key]
+    near = difflib.get_close_matches(key, SEGMENTATION_ARCHS, n=2, cutoff=0.5)
+    hint = f"did you mean {' or '.join(near)}? " if near else ""
+    raise UserError(
+        f"model.arch = {name!r}: not a segmentation architecture; {hint}"
+        f"use one of {', '.join(SEGMENTATION_ARCHS)}"
+    )
+
+
+def create_segmenter(cfg: Config, num_outputs: int, weights: Path | None) -> torch.nn.Module:
+    """segmentation_models_pytorch's `model.arch` (a U-Net by default) over the timm backbone as
+    its encoder ("tu-" names); pretrained weights (the hub's, or a local file) load into the
+    encoder through timm, as for classification."""
     import segmentation_models_pytorch as smp
 
+    arch = getattr(smp, check_arch(cfg.model.arch))
     kwargs: dict = {}
     if cfg.model.drop_path_rate:
         kwargs["drop_path_rate"] = cfg.model.drop_path_rate
@@ -93,7 +123,7 @@ def create_unet(cfg: Config, num_outputs: int, weights: Path | None) -> torch.nn
         kwargs["pretrained_cfg_overlay"] = dict(file=str(weights))
     pretrained = weights is not None or cfg.model.pretrained is True
     try:
-        return smp.Unet(
+        return arch(
             encoder_name=f"tu-{cfg.model.backbone}",
             encoder_weights=True if pretrained else None,
             in_channels=cfg.model.in_chans,
@@ -103,7 +133,7 @@ def create_unet(cfg: Config, num_outputs: int, weights: Path | None) -> torch.nn
     except (RuntimeError, KeyError, ValueError, OSError, TypeError) as exc:
         what = _pretrained_what(cfg, weights) if pretrained else "model.backbone"
         raise UserError(
-            f"{what}: could not build a U-Net encoder from {cfg.model.backbone} "
+            f"{what}: could not build a {cfg.model.arch} encoder from {cfg.model.backbone} "
             f"({str(exc).splitlines()[0][:160]}); pick a timm backbone with feature maps"
         ) from None
 

@@ -151,8 +151,11 @@ class Task(Protocol):
         `folds[k]` lists fold k's folders, one per seed."""
         ...
 
-    def fit_postprocess(self, y: np.ndarray, preds: np.ndarray) -> dict[str, Any]:
-        """Fit the post-processing (thresholds) on OOF predictions; its scores.json keys."""
+    def fit_postprocess(
+        self, y: np.ndarray, preds: np.ndarray, folds: np.ndarray | None = None
+    ) -> dict[str, Any]:
+        """Fit the post-processing (thresholds, minimum areas) on OOF predictions (`folds`: each
+        row's fold, to judge a step against noise); its scores.json keys."""
         ...
 
     # ---- combining predictions ------------------------------------------------------------

@@ -48,6 +48,9 @@ def infer_kind(cfg: Config, train: pd.DataFrame) -> str:
     return "multiclass"
 
 
+CLASSIFY_LOSSES = ("auto", "ce", "focal", "weighted_ce", "bce", "mse")
+
+
 def chance_loss(kind: str, n_classes: int, loss: str, focal_gamma: float) -> float | None:
     """The training loss of a constant guess, where it is known (None otherwise)."""
     if kind == "regression":
@@ -135,6 +138,11 @@ class ClassifyTask:
     # ---- construction and persistence -------------------------------------------------
     @classmethod
     def from_config(cls, cfg: Config, train: pd.DataFrame) -> ClassifyTask:
+        if cfg.train.loss not in CLASSIFY_LOSSES:
+            raise UserError(
+                f"train.loss = {cfg.train.loss!r} is a mask loss; for classification use one of "
+                f"{', '.join(CLASSIFY_LOSSES)}"
+            )
         kind = infer_kind(cfg, train)
         metric = competition_metric(cfg)
         cols = cfg.target_columns
@@ -303,7 +311,9 @@ class ClassifyTask:
         y, preds = self.preds_from_oof(oof)
         return {"oof": self.score(y, preds), **self.fit_postprocess(y, preds)}
 
-    def fit_postprocess(self, y: np.ndarray, preds: np.ndarray) -> dict[str, Any]:
+    def fit_postprocess(
+        self, y: np.ndarray, preds: np.ndarray, folds: np.ndarray | None = None
+    ) -> dict[str, Any]:
         """Multilabel: per-label thresholds that maximise each label's F1 on the OOF rows."""
         if self.kind != "multilabel":
             return {}

@@ -165,7 +165,7 @@ def make_ensemble(
     paths: list[Path], *, name: str | None = None, method: str = "fit"
 ) -> EnsembleResult:
     """Blend the runs at `paths` into a new ensemble run directory; see the module's doc."""
-    from medalist.analysis.compare import judge, paired_test
+    from medalist.noise import judge, paired_test
 
     if method not in METHODS:
         raise UserError(f"--method {method!r}: use fit (weights from OOF) or mean (equal)")
