@@ -105,6 +105,34 @@ class SigmoidFocalLoss(nn.Module):
         return sigmoid_focal_loss(logits, target, gamma=self.gamma, reduction="mean")
 
 
+class BatchMixer:
+    """timm's Mixup / CutMix on a training batch: images mixed in pairs, class indices turned
+    into the matching soft targets (the cross-entropy loss takes them as they are).
+
+    timm draws from numpy's global generator; it is seeded from torch's, which the fold loop
+    seeds every epoch, so a run (and its resume) mixes the same way each time.
+    """
+
+    def __init__(self, cfg: Config, num_classes: int) -> None:
+        from timm.data import Mixup
+
+        t = cfg.train
+        self.num_classes = num_classes
+        self.mixup = Mixup(
+            mixup_alpha=t.mixup,
+            cutmix_alpha=t.cutmix,
+            prob=t.mix_prob,
+            label_smoothing=0.0,  # the loss smooths (train.label_smoothing), mixed or not
+            num_classes=num_classes,
+        )
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if len(x) % 2:  # pairs only: an odd batch trains unmixed
+            return x, F.one_hot(y, self.num_classes).float()
+        np.random.seed(int(torch.randint(0, 2**31 - 1, (1,))))
+        return self.mixup(x, y)
+
+
 class StandardisedMSE(nn.Module):
     def __init__(self, mean: float, std: float) -> None:
         super().__init__()
@@ -230,6 +258,22 @@ class ClassifyTask:
         from medalist.data.dataset import create_transform
 
         return create_transform(augment, train=train)
+
+    def create_mixer(self, cfg: Config) -> BatchMixer | None:
+        """Mixup / CutMix for single-label classes; a UserError for other targets."""
+        if not cfg.train.mixing:
+            return None
+        if self.kind != "multiclass":
+            raise UserError(
+                f"train.mixup / train.cutmix: mixing needs single-label classes, this target "
+                f"is {self.kind}; set train.mixup: 0 and train.cutmix: 0"
+            )
+        if cfg.train.loss == "focal":
+            raise UserError(
+                "train.mixup / train.cutmix give soft targets, which the focal loss does not "
+                "take; use train.loss: ce or turn mixing off"
+            )
+        return BatchMixer(cfg, self.num_outputs)
 
     def chance_loss(self, cfg: Config) -> float | None:
         return chance_loss(self.kind, len(self.classes), cfg.train.loss, cfg.train.focal_gamma)

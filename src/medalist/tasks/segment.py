@@ -99,12 +99,13 @@ class SegmentTask:
                 f"competition.metric = {cfg.competition.metric!r}: segmentation scores masks; "
                 f"use {' or '.join(MASK_METRICS)}"
             )
-        size = cfg.data.image_size
-        if size % 32:
-            raise UserError(
-                f"data.image_size = {size}: a U-Net halves the image five times, so it takes a "
-                f"multiple of 32; use {max(32, size // 32 * 32)} or {(size // 32 + 1) * 32}"
-            )
+        for size in cfg.data.height_width:
+            if size % 32:
+                raise UserError(
+                    f"data.image_size = {cfg.data.image_size}: a U-Net halves the image five "
+                    f"times, so each side must be a multiple of 32; use {max(32, size // 32 * 32)}"
+                    f" or {(size // 32 + 1) * 32} instead of {size}"
+                )
         classes, columns = mask_layout(cfg, train)
         return cls(cfg, metric, cfg.competition.id_column, classes, columns)
 
@@ -157,6 +158,15 @@ class SegmentTask:
         return create_transform(augment, train=train)
 
     def chance_loss(self, cfg: Config) -> float | None:
+        return None
+
+    def create_mixer(self, cfg: Config) -> None:
+        """Masks are not mixed: mixup and cutmix are for class targets."""
+        if cfg.train.mixing:
+            raise UserError(
+                "train.mixup / train.cutmix: mixing images is for classification, not masks; "
+                "set train.mixup: 0 and train.cutmix: 0"
+            )
         return None
 
     @property
