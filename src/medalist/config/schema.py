@@ -12,13 +12,25 @@ MAX_AUTO_WORKERS = 8  # more DataLoader workers than this rarely feed one GPU fa
 
 
 def number_or_auto(value: Any, low: float, high: float, integer: bool = False) -> Any:
-    """`value` when it is "auto" or a number in [low, high]; else a ValueError that says so."""
+    """`value` when it is "auto" or a number in [low, high] (text such as "1e-3" read as the
+    number: YAML reads 1e-3 as text); else a ValueError that says what to give."""
     if value == "auto":
         return value
     kind = "a whole number" if integer else "a number"
-    ok = isinstance(value, int) if integer else isinstance(value, (int, float))
-    if isinstance(value, bool) or not ok or not low <= value <= high:
-        raise ValueError(f"give auto or {kind} from {low:g} to {high:g}")
+    problem = ValueError(f"give auto or {kind} from {low:g} to {high:g}")
+    if isinstance(value, bool):
+        raise problem
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            raise problem from None
+    if not isinstance(value, (int, float)) or not low <= value <= high:
+        raise problem
+    if integer:
+        if value != int(value):
+            raise problem
+        return int(value)
     return value
 
 

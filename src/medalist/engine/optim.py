@@ -85,6 +85,8 @@ def create_schedule(t: Train, opt: torch.optim.Optimizer, steps_per_epoch: int) 
         )
     from timm.scheduler import create_scheduler_v2
 
+    for g in opt.param_groups:  # timm's schedule starts from the base rate and applies lr_scale
+        g["lr"] = lr
     sched, _ = create_scheduler_v2(
         opt,
         sched="cosine",

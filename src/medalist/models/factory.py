@@ -160,7 +160,7 @@ def frozen_stage_parameters(model: torch.nn.Module, n: int) -> list[torch.nn.Par
     if n > len(stages) - 1:
         raise UserError(
             f"model.freeze_stages = {n}: the backbone has {len(stages) - 1} stages after its "
-            f"stem; use at most {len(stages) - 2} to leave one to train"
+            f"stem; use at most {len(stages) - 1} (all of them: only the head trains)"
         )
     return [p for stage in stages[: n + 1] for p in stage]
 

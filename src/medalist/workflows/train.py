@@ -282,9 +282,7 @@ def _train_folds(
     from medalist.engine.fold_loop import read_fold_result, train_fold
 
     task = prepared.task
-    todo = [
-        (i, k) for i in range(len(run_seeds(cfg))) for k in selected if not run.fold_done(k, i)
-    ]
+    todo = [(i, k) for i in range(len(run_seeds(cfg))) for k in selected if not run.fold_done(k, i)]
     clock = RunClock(len(todo) * cfg.train.epochs) if todo else None
     for index, seed in enumerate(run_seeds(cfg)):
         for fold in selected:
