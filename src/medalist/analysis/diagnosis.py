@@ -310,7 +310,7 @@ def next_steps(
             ),
             step(
                 "then one change at a time: a larger input size",
-                f"data.image_size={cfg.data.image_size * 2}",
+                f"data.image_size={cfg.data.scaled_size(2)}",
             ),
             step("a larger backbone, then a hyperparameter search (medalist tune)"),
         ]

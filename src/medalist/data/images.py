@@ -1,6 +1,6 @@
 """Decoding images, and a cache of decoded, resized images shared by every epoch and process.
 
-The cache is one uint8 array (n, size, size, channels) in a .npy file under the project's
+The cache is one uint8 array (n, height, width, channels) in a .npy file under the project's
 `.cache/`, keyed by the files (path, size, mtime) and the target shape. It is built once with a
 thread pool (decoding releases the GIL) and written atomically, so parallel processes that
 build it at the same time never see half a file. Later epochs, folds and runs memory-map it.
@@ -69,22 +69,39 @@ def read_image(path: Path, channels: int) -> np.ndarray:
     return arr
 
 
-def resize(arr: np.ndarray, size: int) -> np.ndarray:
-    """Square resize (area interpolation when shrinking), keeping the channel axis."""
+Size = int | Sequence[int]  # a square side, or (height, width)
+
+
+def height_width(size: Size) -> tuple[int, int]:
+    """(height, width) of a size given as one side or as (height, width)."""
+    if isinstance(size, (int, np.integer)):
+        return int(size), int(size)
+    return int(size[0]), int(size[-1])
+
+
+def size_text(size: Size) -> str:
+    """A size as file names and cache keys write it: "64" for a square, "48x64" otherwise."""
+    h, w = height_width(size)
+    return str(h) if h == w else f"{h}x{w}"
+
+
+def resize(arr: np.ndarray, size: Size) -> np.ndarray:
+    """Resize to `size` (area interpolation when shrinking), keeping the channel axis."""
+    th, tw = height_width(size)
     h, w = arr.shape[:2]
-    if (h, w) == (size, size):
+    if (h, w) == (th, tw):
         return arr
-    interp = cv2.INTER_AREA if h > size or w > size else cv2.INTER_LINEAR
-    out = cv2.resize(arr, (size, size), interpolation=interp)
+    interp = cv2.INTER_AREA if h > th or w > tw else cv2.INTER_LINEAR
+    out = cv2.resize(arr, (tw, th), interpolation=interp)
     return out[:, :, None] if out.ndim == 2 else out
 
 
-def load_resized(path: Path, size: int, channels: int) -> np.ndarray:
+def load_resized(path: Path, size: Size, channels: int) -> np.ndarray:
     return resize(read_image(path, channels), size)
 
 
-def cache_key(paths: Sequence[Path], size: int, channels: int) -> str:
-    h = hashlib.sha1(f"{size}|{channels}|{len(paths)}".encode())
+def cache_key(paths: Sequence[Path], size: Size, channels: int) -> str:
+    h = hashlib.sha1(f"{size_text(size)}|{channels}|{len(paths)}".encode())
     for p in paths:
         st = os.stat(p)
         h.update(f"{p}|{st.st_size}|{st.st_mtime_ns}\n".encode())
@@ -93,7 +110,7 @@ def cache_key(paths: Sequence[Path], size: int, channels: int) -> str:
 
 def build_cache(
     paths: Sequence[Path],
-    size: int,
+    size: Size,
     channels: int,
     cache_dir: Path,
     *,
@@ -101,13 +118,14 @@ def build_cache(
     progress: Callable[[int], None] | None = None,
 ) -> np.ndarray:
     """The decoded, resized images of `paths`, memory-mapped from the cache (built when missing)."""
-    target = cache_dir / f"images-{cache_key(paths, size, channels)}-{size}x{channels}.npy"
+    key = cache_key(paths, size, channels)
+    target = cache_dir / f"images-{key}-{size_text(size)}x{channels}.npy"
     if target.is_file():
         return np.load(target, mmap_mode="r")
     cache_dir.mkdir(parents=True, exist_ok=True)
     tmp = target.with_suffix(f".{os.getpid()}.tmp")
     out = np.lib.format.open_memmap(
-        tmp, mode="w+", dtype=np.uint8, shape=(len(paths), size, size, channels)
+        tmp, mode="w+", dtype=np.uint8, shape=(len(paths), *height_width(size), channels)
     )
 
     def fill(i: int, out: np.ndarray = out) -> None:
@@ -132,7 +150,7 @@ class ImageSource:
     def __init__(
         self,
         paths: Sequence[Path],
-        size: int,
+        size: Size,
         channels: int,
         cached: np.ndarray | None = None,
         ids: Sequence[object] | None = None,

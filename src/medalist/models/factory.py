@@ -147,3 +147,73 @@ def backbone_parameters(model: torch.nn.Module) -> list[torch.nn.Parameter]:
     head = model.get_classifier() if hasattr(model, "get_classifier") else None
     head_ids = {id(p) for p in head.parameters()} if isinstance(head, torch.nn.Module) else set()
     return [p for p in model.parameters() if id(p) not in head_ids]
+
+
+def _timm_backbone(model: torch.nn.Module) -> torch.nn.Module:
+    """The timm network inside `model`: itself, or a segmentation model's encoder's."""
+    encoder = getattr(model, "encoder", None)
+    inner = getattr(encoder, "model", None)
+    return inner if isinstance(inner, torch.nn.Module) else model
+
+
+def _feature_modules(net: torch.nn.Module) -> list[str]:
+    """The modules after which timm takes its feature maps ("layer1", "stages.0", ...)."""
+    info = getattr(net, "feature_info", None)
+    if info is None:
+        return []
+    if hasattr(info, "module_name"):  # a features_only network's FeatureInfo
+        return list(info.module_name())
+    return [f["module"] for f in info]
+
+
+def backbone_stages(model: torch.nn.Module) -> list[list[torch.nn.Parameter]]:
+    """The backbone's parameters by stage, input side first: [stem, stage 1, stage 2, ...].
+
+    A stage ends where timm takes a feature map (`feature_info`); parameters between two
+    feature modules stay with the stage before. The classifier head is in no stage.
+    """
+    net = _timm_backbone(model)
+    features = [f.replace("_", ".") for f in _feature_modules(net)]
+    if not features:
+        raise UserError(
+            f"model.freeze_stages: {type(net).__name__} has no feature_info to find its stages; "
+            "use a timm backbone, or train.freeze_backbone_epochs instead"
+        )
+    keep = {id(p) for p in backbone_parameters(model)}
+    stages: list[list[torch.nn.Parameter]] = [[]]
+    with_params: list[str] = []
+    for name, p in net.named_parameters():
+        if id(p) not in keep:
+            continue
+        dotted = name.replace("_", ".")
+        match = next((f for f in features if dotted.startswith(f + ".")), None)
+        if match is not None and match not in with_params:
+            with_params.append(match)
+            stages.append([])
+        stages[-1].append(p)
+    return stages  # the stem may be empty (no parameters before the first feature module)
+
+
+def frozen_stage_parameters(model: torch.nn.Module, n: int) -> list[torch.nn.Parameter]:
+    """The parameters of the stem and the first `n` stages (what `model.freeze_stages` freezes)."""
+    if n == 0:
+        return []
+    stages = backbone_stages(model)
+    if n > len(stages) - 1:
+        raise UserError(
+            f"model.freeze_stages = {n}: the backbone has {len(stages) - 1} stages after its "
+            f"stem; use at most {len(stages) - 1} (all of them: only the head trains)"
+        )
+    return [p for stage in stages[: n + 1] for p in stage]
+
+
+def set_grad_checkpointing(model: torch.nn.Module) -> None:
+    """timm's gradient checkpointing on the backbone (`model.grad_checkpointing`)."""
+    net = _timm_backbone(model)
+    try:
+        net.set_grad_checkpointing(True)
+    except (AttributeError, NotImplementedError, AssertionError) as exc:
+        raise UserError(
+            f"model.grad_checkpointing: {type(net).__name__} does not support it ({exc}); "
+            "set it to false, lower train.batch_size and raise train.accumulate_grad_batches"
+        ) from None

@@ -105,6 +105,11 @@ class Task(Protocol):
         """Model outputs to predictions (probabilities, masks, values on the target's scale)."""
         ...
 
+    def create_mixer(self, cfg: Config) -> Callable[[Any, Any], tuple[Any, Any]] | None:
+        """Batch mixing for training (`train.mixup` / `train.cutmix`): (x, y) -> (mixed x, soft
+        y) that the loss accepts; None when off. A UserError where the targets can't be mixed."""
+        ...
+
     collate: ClassVar[Callable[[list[Any]], Any] | None]  # the DataLoader's, None = torch's
     pred_dtype: ClassVar[Any]  # numpy dtype predictions are kept in
 

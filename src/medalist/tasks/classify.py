@@ -25,6 +25,7 @@ from medalist.data.dataset import transform_image
 from medalist.errors import UserError
 from medalist.tasks.base import AnalysisPage
 from medalist.tasks.metrics import Metric, get_metric
+from medalist.tasks.mixing import BatchMixer
 
 
 def competition_metric(cfg: Config) -> Metric:
@@ -238,6 +239,22 @@ class ClassifyTask:
         from medalist.data.dataset import create_transform
 
         return create_transform(augment, train=train)
+
+    def create_mixer(self, cfg: Config) -> BatchMixer | None:
+        """Mixup / CutMix for single-label classes; a UserError for other targets."""
+        if not cfg.train.mixing:
+            return None
+        if self.kind != "multiclass":
+            raise UserError(
+                f"train.mixup / train.cutmix: mixing needs single-label classes, this target "
+                f"is {self.kind}; set train.mixup: 0 and train.cutmix: 0"
+            )
+        if cfg.train.loss == "focal":
+            raise UserError(
+                "train.mixup / train.cutmix give soft targets, which the focal loss does not "
+                "take; use train.loss: ce or turn mixing off"
+            )
+        return BatchMixer(cfg, self.num_outputs)
 
     def chance_loss(self, cfg: Config) -> float | None:
         return chance_loss(self.kind, len(self.classes), cfg.train.loss, cfg.train.focal_gamma)

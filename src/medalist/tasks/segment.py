@@ -49,7 +49,7 @@ def check_input_size(cfg: Config) -> None:
     from medalist.models.factory import check_arch, create_segmenter
 
     check_arch(cfg.model.arch)
-    size = cfg.data.image_size
+    height, width = cfg.data.height_width
     if cfg.model.arch == "unet":
         stride, why = 32, "a U-Net halves the image five times"
     else:
@@ -58,18 +58,21 @@ def check_input_size(cfg: Config) -> None:
             model = create_segmenter(cfg.model_copy(update={"model": bare}), 1, None)
         stride = int(getattr(model.encoder, "output_stride", 32))
         why = f"{cfg.model.arch} on {cfg.model.backbone} has an output stride of {stride}"
-    if size % stride:
-        raise UserError(
-            f"data.image_size = {size}: {why}, so it takes a multiple of {stride}; use "
-            f"{max(stride, size // stride * stride)} or {(size // stride + 1) * stride}"
-        )
+    for side in dict.fromkeys((height, width)):
+        if side % stride:
+            raise UserError(
+                f"data.image_size = {cfg.data.image_size}: {why}, so it takes a multiple of "
+                f"{stride}; use {max(stride, side // stride * stride)} or "
+                f"{(side // stride + 1) * stride}"
+                + (f" instead of {side}" if height != width else "")
+            )
     if cfg.model.arch != "unet":  # some decoders pool further: one pass at the size tells
         try:
             with torch.no_grad():
-                model.eval()(torch.zeros(1, cfg.model.in_chans, size, size))
+                model.eval()(torch.zeros(1, cfg.model.in_chans, height, width))
         except RuntimeError as exc:
             raise UserError(
-                f"data.image_size = {size} is too small for {cfg.model.arch} on "
+                f"data.image_size = {cfg.data.image_size} is too small for {cfg.model.arch} on "
                 f"{cfg.model.backbone} ({str(exc).splitlines()[0][:120]}); use a larger size"
             ) from None
 
@@ -176,6 +179,15 @@ class SegmentTask:
         return create_transform(augment, train=train)
 
     def chance_loss(self, cfg: Config) -> float | None:
+        return None
+
+    def create_mixer(self, cfg: Config) -> None:
+        """Masks are not mixed: mixup and cutmix are for class targets."""
+        if cfg.train.mixing:
+            raise UserError(
+                "train.mixup / train.cutmix: mixing images is for classification, not masks; "
+                "set train.mixup: 0 and train.cutmix: 0"
+            )
         return None
 
     @property

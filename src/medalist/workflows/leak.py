@@ -95,7 +95,7 @@ def embed_images(cfg: Config, paths: list[Path], batch_size: int = 64) -> np.nda
     data = ImageDataset(source, np.arange(len(paths)), None, tf)
     feats = []
     with torch.inference_mode():
-        for x, _ in DataLoader(data, batch_size=batch_size, num_workers=cfg.data.num_workers):
+        for x, _ in DataLoader(data, batch_size=batch_size, num_workers=cfg.data.workers):
             f = model(norm(x)).flatten(1).float()
             feats.append(torch.nn.functional.normalize(f, dim=1).numpy())
     return np.concatenate(feats)
