@@ -192,6 +192,8 @@ def find_groups(
         sample = np.sort(rng.choice(len(rows), MAX_SCORED, replace=False))
     xs, idx = x[sample], rows[sample]
     nn = nearest_neighbours(xs)
+    if test_x is not None and len(test_x) > MAX_TEST:
+        test_x = test_x[np.sort(rng.choice(len(test_x), MAX_TEST, replace=False))]
     ratio = novelty_ratio(xs, test_x) if test_x is not None else None
     raw = [(c, "name", h, lab) for c, h, lab in name_groupings(names)]
     if meta is not None:

@@ -33,6 +33,7 @@ from medalist.errors import UserError
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".dcm")
 TODO = "# TODO: medalist could not infer this; check it"
+GROUP_COMMENT = "# patient, photographer, date...: kept in one fold"
 CONFIG_NAME = "baseline.yaml"
 
 # Column names, in order of preference, compared without case, "_", "-" or spaces.
@@ -147,6 +148,8 @@ def create_project(
         text = _validated(_render_config(found, name, prefix), name)
         config_path = dest / "configs" / CONFIG_NAME
         _write(config_path, text)
+        if found.groups is not None and found.groups.table is not None:
+            _write(dest / "configs" / "groups.csv", found.groups.table.to_csv(index=False))
         _write(dest / ".gitignore", GITIGNORE)
         _write(dest / "readme.md", _readme(name, data_dir, linked, readme_section(layout)))
         write_layout(dest, layout, _write)
@@ -276,6 +279,24 @@ class _Found:
     values: dict[str, Any] = field(default_factory=dict)  # config key -> value
     inferred: dict[str, str] = field(default_factory=dict)  # config key -> reason
     unresolved: dict[str, str] = field(default_factory=dict)  # config key -> sentence
+    groups: Any = None  # medalist.workflows.group_search.NewProjectGroups
+
+    def ok_groups(self, data_dir: Path, train: pd.DataFrame, test: pd.DataFrame | None) -> None:
+        """Groupings the user did not name (file names, EXIF, sizes, clusters): group folds."""
+        from medalist.workflows.group_search import GROUPS_CSV, suggest_for_new
+
+        c = "competition."
+        if self.values.get(c + "group_column") or c + "image_dir" in self.unresolved:
+            return
+        comp = {k.split(".", 1)[1]: v for k, v in self.values.items() if k.startswith(c)}
+        tid = comp["id_column"] if test is not None and comp["id_column"] in test else None
+        test_ids = test[tid].tolist() if tid else []
+        self.groups = suggest_for_new(data_dir, train, test_ids, comp, self.values["cv.scheme"])
+        if self.groups is not None and self.groups.column is not None:
+            why = self.groups.why()
+            self.ok(c + "group_column", self.groups.column, why)
+            self.ok(c + "groups_csv", GROUPS_CSV, "written by medalist new")
+            self.ok("cv.scheme", self.groups.scheme, "groups inferred from the images")
 
     def ok(self, key: str, value: Any, why: str = "") -> None:
         self.values[key] = value
@@ -615,6 +636,7 @@ def _infer(data_dir: Path) -> _Found:
     _infer_images(found, data_dir, train, test, sub, id_col, image_col, value_ext)
     if found.values.get(c + "task") == "segment" and found.values.get("data.image_size", 32) < 32:
         found.ok("data.image_size", 32, "a U-Net takes multiples of 32")
+    found.ok_groups(data_dir, train, test if test is not None else sub)
     return found
 
 
@@ -825,7 +847,11 @@ def _render_config(found: _Found, name: str, prefix: str) -> str:
         line(c + "image_ext", ".png"),
         line(c + "target_column"),
         line(c + "classes", None, "# null: taken from the target values"),
-        line(c + "group_column", None, "# patient, photographer, date...: kept in one fold"),
+        *(
+            found.groups.yaml_lines()
+            if found.groups is not None
+            else [line(c + "group_column", None, GROUP_COMMENT)]
+        ),
         line(c + "metric", "accuracy", "# accuracy | f1 | roc_auc | log_loss | qwk | rmse"),
         *(
             [
