@@ -95,7 +95,8 @@ def name_groupings(names: Sequence[str]) -> list[tuple[str, str, np.ndarray]]:
     out: list[tuple[str, str, np.ndarray]] = []
     folders = np.array([p.parent.as_posix() for p in paths], dtype=object)
     if (folders != ".").mean() >= 0.9:
-        out.append(("group_folder", f"the folder of the file name (e.g. {folders[0]})", folders))
+        how = f"the folder in the file name, e.g. {folders[0]} from {paths[0].as_posix()}"
+        out.append(("group_folder", how, folders))
     parts = [_SEP.split(s) for s in stems]
     for depth in (1, 2, 3):
         if np.mean([len(p) > depth for p in parts]) < 0.9:
@@ -103,11 +104,11 @@ def name_groupings(names: Sequence[str]) -> list[tuple[str, str, np.ndarray]]:
         labels = np.array(["_".join(p[:depth]) for p in parts], dtype=object)
         column = "group_name_prefix" + ("" if depth == 1 else str(depth))
         which = "first part" if depth == 1 else f"first {depth} parts"
-        how = f"the file name's {which} (split at _ - . or space)"
-        out.append((column, f"{how} (e.g. {labels[0]} from {paths[0].name})", labels))
+        how = f"the {which} of the file name split at _ - . or space"
+        out.append((column, f"{how}, e.g. {labels[0]} from {paths[0].name}", labels))
     bare = np.array([_TRAILING_NUMBER.sub("", s) for s in stems], dtype=object)
     if np.mean([b != s and b != "" for b, s in zip(bare, stems, strict=True)]) >= 0.9:
-        how = f"the file name without its trailing number (e.g. {bare[0]} from {paths[0].name})"
+        how = f"the file name without its trailing number, e.g. {bare[0]} from {paths[0].name}"
         out.append(("group_name_stem", how, bare))
     return out
 
@@ -135,8 +136,8 @@ def read_metadata(paths: Sequence[Path], workers: int = 8) -> pd.DataFrame:
 
 
 META_GROUPINGS = {
-    "camera": ("group_exif_camera", "exif", "the camera (EXIF make and model)"),
-    "day": ("group_exif_date", "exif", "the day the photo was taken (EXIF)"),
+    "camera": ("group_exif_camera", "exif", "the camera, EXIF make and model"),
+    "day": ("group_exif_date", "exif", "the day the photo was taken, from EXIF"),
     "size": ("group_image_size", "size", "the image size in pixels"),
 }
 

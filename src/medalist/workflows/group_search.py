@@ -65,7 +65,7 @@ class NewProjectGroups:
     def why(self) -> str:
         """One line for `medalist new`'s report."""
         best = self.report.best
-        return f"inferred from {best.how}: {best.figures()}" if best else ""
+        return f"{best.how}: {best.figures()}" if best else ""
 
     def yaml_lines(self) -> list[str]:
         """The config's group_column and groups_csv lines, with the figures as comments."""
@@ -73,7 +73,7 @@ class NewProjectGroups:
         best = self.report.best
         if best is not None:
             lines += _comment(
-                f"Group folds: {best.column} ({best.how}), found by medalist new in "
+                f"Group folds by {best.column}, {best.how}. Found by medalist new in "
                 f"{self.report.scored} training images: {best.figures()}."
             )
         others = [c for c in self.report.candidates if c is not best]
