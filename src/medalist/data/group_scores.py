@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -187,9 +188,7 @@ def cluster_candidate(
     The number of clusters is the one (of a few) whose silhouette most beats that of the
     descriptors with each column shuffled; the figures are in the PCA space both were fitted in.
     """
-    from sklearn.cluster import KMeans
     from sklearn.decomposition import PCA
-    from sklearn.metrics import silhouette_score
     from threadpoolctl import threadpool_limits
 
     xs = x[sample]
@@ -201,35 +200,19 @@ def cluster_candidate(
     z = pca.transform(xs)
     rng = np.random.default_rng(seed)
     null = np.column_stack([rng.permutation(col) for col in z.T])
-    fits = []
     with threadpool_limits(1):  # a few small fits: OpenMP's threads cost more than they save
-        for k in _cluster_sizes(m, n_splits):
-            km, km0 = (KMeans(k, n_init=3, random_state=seed).fit(d) for d in (z, null))
-            s = min(m, 2000)
-            gain = silhouette_score(z, km.labels_, sample_size=s, random_state=seed)
-            gain -= silhouette_score(null, km0.labels_, sample_size=s, random_state=seed)
-            fits.append((gain, k, km, km0))
-        _, k, km, km0 = max(fits, key=lambda f: f[0])
+        k, km, km0 = _best_clustering(z, null, n_splits, seed)
         labels = None
         if labelled_all:
             labels = np.array([f"c{c}" for c in km.predict(pca.transform(x))], dtype=object)
     how = f"{k} KMeans clusters of the images' scene descriptors (spectrum and grey histogram)"
     sample_labels = np.array([f"c{c}" for c in km.labels_], dtype=object)
-    cand = score(
-        "group_cluster",
-        "cluster",
-        how,
-        sample_labels,
-        z,
-        nearest_neighbours(_unit(z)),
-        np.arange(m),
-        n_splits,
-        None if target is None else target[sample],
-    )
+    y = None if target is None else target[sample]
+    nn = nearest_neighbours(_unit(z))
+    cand = score("group_cluster", "cluster", how, sample_labels, z, nn, np.arange(m), n_splits, y)
     cand.labels, cand.n_groups = labels, k
-    null_nn = nearest_neighbours(_unit(null))
     cand.null_separation = separation(null, km0.labels_)
-    cand.null_nn_same = nn_agreement(null_nn, km0.labels_)[0]
+    cand.null_nn_same = nn_agreement(nearest_neighbours(_unit(null)), km0.labels_)[0]
     cand.strong = bool(
         cand.separation >= CLUSTER_MARGIN * cand.null_separation
         and cand.nn_same >= cand.null_nn_same + 2 * MIN_LIFT
@@ -243,6 +226,24 @@ def cluster_candidate(
     if labels is None and cand.usable:
         cand.usable, cand.note = False, "measured on a sample: medalist leak labels every image"
     return cand
+
+
+def _best_clustering(
+    z: np.ndarray, null: np.ndarray, n_splits: int, seed: int
+) -> tuple[int, Any, Any]:
+    """(k, fit on z, fit on null) for the k whose silhouette most beats the null's."""
+    from sklearn.cluster import KMeans
+    from sklearn.metrics import silhouette_score
+
+    m, fits = len(z), []
+    for k in _cluster_sizes(m, n_splits):
+        km, km0 = (KMeans(k, n_init=3, random_state=seed).fit(d) for d in (z, null))
+        s = min(m, 2000)
+        gain = silhouette_score(z, km.labels_, sample_size=s, random_state=seed)
+        gain -= silhouette_score(null, km0.labels_, sample_size=s, random_state=seed)
+        fits.append((gain, k, km, km0))
+    _, k, km, km0 = max(fits, key=lambda f: f[0])
+    return k, km, km0
 
 
 def _unit(x: np.ndarray) -> np.ndarray:

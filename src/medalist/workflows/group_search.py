@@ -38,6 +38,7 @@ GROUPS_CSV = "configs/groups.csv"
 LEAK_GROUPS_CSV = "leak/groups.csv"
 NEIGHBOURS_SHOWN = 24
 NEIGHBOURS_K = 16
+CLASS_TYPES = ("auto", "multiclass", "binary")
 
 
 def group_scheme(scheme: str) -> str:
@@ -199,56 +200,66 @@ def leak_groups(
     comp = cfg.competition
     n_train, id_column, out = len(train), comp.id_column, cfg.root / "leak"
     image_dir = cfg.path(comp.image_dir)
-    names = [_relative_name(p, image_dir) for p in paths[:n_train]]
-    target = None
-    single = isinstance(comp.target_column, str) and comp.target_column in train.columns
-    if comp.task == "classify" and single and comp.target_type in ("auto", "multiclass", "binary"):
-        values = train[comp.target_column]
-        if not (pd.api.types.is_float_dtype(values) and bool((values % 1 != 0).any())):
-            target = values.tolist()
-    duplicates = duplicates or set()
-    n_splits = cfg.cv.n_splits
     x = scene_descriptors(fp)
-    meta = read_metadata(list(paths[:n_train]))
     report = find_groups(
-        names,
+        [_relative_name(p, image_dir) for p in paths[:n_train]],
         x[:n_train],
         np.arange(n_train),
-        meta=meta,
-        target=target,
-        n_splits=n_splits,
+        meta=read_metadata(list(paths[:n_train])),
+        target=_class_target(cfg, train),
+        n_splits=cfg.cv.n_splits,
         test_x=x[n_train:] if len(x) > n_train else None,
     )
     ids = train[id_column].to_numpy(dtype=object)
-    vec = x[:n_train] if embedding is None else np.ascontiguousarray(embedding[:n_train])
-    by = "scene descriptors" if embedding is None else "backbone embeddings"
-    best = report.best
     result = LeakGroups(report, pd.DataFrame())
-    files = {
-        "group_candidates_csv": write_csv(out / "group_candidates.csv", report.summary()),
-    }
+    result.files["group_candidates_csv"] = write_csv(out / "group_candidates.csv", report.summary())
     if any(c.labels is not None for c in report.candidates):
-        files["inferred_groups_csv"] = write_csv(
-            out / "groups.csv", report.table(ids.tolist(), id_column)
-        )
+        table = report.table(ids.tolist(), id_column)
+        result.files["inferred_groups_csv"] = write_csv(out / "groups.csv", table)
     if folds is not None and (folds >= 0).all() and n_train > 1:
-        near = cross_fold_neighbours(vec, folds)
-        group = best.labels if best is not None and best.labels is not None else None
-        result.neighbours = _neighbour_frame(near, ids, folds, group)
-        files["neighbours_csv"] = write_csv(out / "neighbours.csv", result.neighbours)
-        nn = nearest_neighbours(vec)
-        other = folds[nn] != folds
-        result.counts = {"nn_other_fold": float(other.mean()), "by": by}
-        if group is not None:
-            same = np.asarray(group)[nn] == np.asarray(group)
-            result.counts["nn_other_fold_same_group"] = float((other & same).mean())
-        is_dup = [(int(a), int(b)) in duplicates for a, b in zip(near.a, near.b, strict=True)]
-        shown = near[~np.array(is_dup, dtype=bool)]
-        result.html = render_neighbours_html(
-            shown.head(NEIGHBOURS_SHOWN), ids, folds, group, paths, result, by
-        )
-    result.files = files
+        by = "scene descriptors" if embedding is None else "backbone embeddings"
+        vec = x[:n_train] if embedding is None else np.ascontiguousarray(embedding[:n_train])
+        _add_neighbours(result, vec, by, ids, folds, paths, duplicates or set(), out)
     return result
+
+
+def _class_target(cfg: Config, train: pd.DataFrame) -> list[object] | None:
+    """The classes, for ruling out groupings that repeat them; None for other targets."""
+    comp = cfg.competition
+    single = isinstance(comp.target_column, str) and comp.target_column in train.columns
+    if comp.task != "classify" or not single or comp.target_type not in CLASS_TYPES:
+        return None
+    values = train[comp.target_column]
+    if pd.api.types.is_float_dtype(values) and bool((values % 1 != 0).any()):
+        return None  # a regression target that `auto` reads as numbers
+    return values.tolist()
+
+
+def _add_neighbours(
+    result: LeakGroups,
+    vec: np.ndarray,
+    by: str,
+    ids: np.ndarray,
+    folds: np.ndarray,
+    paths: Sequence[Path],
+    duplicates: set[tuple[int, int]],
+    out: Path,
+) -> None:
+    """Cross-fold neighbours: the csv, the counts the CLI prints, the page section."""
+    best = result.report.best
+    group = best.labels if best is not None and best.labels is not None else None
+    near = cross_fold_neighbours(vec, folds)
+    result.neighbours = _neighbour_frame(near, ids, folds, group)
+    result.files["neighbours_csv"] = write_csv(out / "neighbours.csv", result.neighbours)
+    nn = nearest_neighbours(vec)
+    other = folds[nn] != folds
+    result.counts = {"nn_other_fold": float(other.mean()), "by": by}
+    if group is not None:
+        same = np.asarray(group)[nn] == np.asarray(group)
+        result.counts["nn_other_fold_same_group"] = float((other & same).mean())
+    is_dup = [(int(a), int(b)) in duplicates for a, b in zip(near.a, near.b, strict=True)]
+    shown = near[~np.array(is_dup, dtype=bool)].head(NEIGHBOURS_SHOWN)
+    result.html = render_neighbours_html(shown, ids, folds, group, paths, result, by)
 
 
 def cross_fold_neighbours(x: np.ndarray, folds: np.ndarray) -> pd.DataFrame:
