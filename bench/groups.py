@@ -104,10 +104,13 @@ def build(root: Path, private: Path, crops: int, seed: int) -> dict[str, int]:
     return {"train_images": len(train_rows), "test_images": len(test_rows)}
 
 
-def held_out_accuracy(private: Path, submission: Path) -> float:
+def held_out_accuracy(private: Path, submission: Path) -> tuple[float, float]:
+    """Accuracy on the held-out scenes, and its standard error across scenes (a scene tends
+    to be all right or all wrong, so the scenes, not the images, are the sample)."""
     truth = pd.read_csv(private / "test_labels.csv")
     sub = pd.read_csv(submission).merge(truth, on="id", suffixes=("_pred", ""))
-    return float((sub["label_pred"] == sub["label"]).mean())
+    right = (sub["label_pred"] == sub["label"]).groupby(sub["id"].str.split("_").str[0]).mean()
+    return float((sub["label_pred"] == sub["label"]).mean()), float(right.sem())
 
 
 def infer(comp: Path, project: Path) -> tuple[Path, dict]:
@@ -145,17 +148,19 @@ def train_and_score(config: Path, private: Path, epochs: int) -> dict[str, dict]
     for name, overrides in variants.items():
         t0 = time.perf_counter()
         summary = train(config, overrides, name=name)
-        held = held_out_accuracy(private, predict(summary.run.path).path)
+        held, held_se = held_out_accuracy(private, predict(summary.run.path).path)
         rows[name] = {
             "cv": float(summary.scores["mean"]),
             "cv_std": float(summary.scores["std"]),
             "fold_scores": summary.scores["folds"],
             "held_out": held,
+            "held_out_scene_se": held_se,
             "gap": float(summary.scores["mean"]) - held,
             "seconds": round(time.perf_counter() - t0, 1),
         }
         r = rows[name]
-        print(f"{name:<16} CV {r['cv']:.4f} +- {r['cv_std']:.4f}  held-out {held:.4f}  "
+        print(f"{name:<16} CV {r['cv']:.4f} +- {r['cv_std']:.4f}  "
+              f"held-out {held:.4f} +- {held_se:.4f} (scenes' s.e.)  "
               f"gap {r['gap']:+.4f}  ({r['seconds']:.0f} s)")  # fmt: skip
     return rows
 

@@ -129,7 +129,7 @@ def _usable(codes: np.ndarray, n_splits: int, target: np.ndarray | None) -> str:
     """Why a grouping can't make folds ("" when it can)."""
     counts = np.bincount(codes)
     if len(counts) < n_splits:
-        return f"{len(counts)} groups, fewer than the {n_splits} folds"
+        return f"fewer groups than the {n_splits} folds"
     if counts.max() > MAX_SHARE * len(codes):
         return f"one group holds {counts.max() / len(codes):.0%} of the images"
     if target is not None:
