@@ -213,13 +213,14 @@ def cluster_candidate(
     cand.labels, cand.n_groups = labels, k
     cand.null_separation = separation(null, km0.labels_)
     cand.null_nn_same = nn_agreement(nearest_neighbours(_unit(null)), km0.labels_)[0]
-    cand.strong = bool(
+    tight = bool(
         cand.separation >= CLUSTER_MARGIN * cand.null_separation
         and cand.nn_same >= cand.null_nn_same + 2 * MIN_LIFT
-        and test_ratio is not None
-        and test_ratio >= MIN_TEST_RATIO
     )
-    if test_ratio is None:
+    cand.strong = tight and test_ratio is not None and test_ratio >= MIN_TEST_RATIO
+    if not tight:
+        cand.note = "not much tighter than clusters of structure-free descriptors"
+    elif test_ratio is None:
         cand.note = "no test images to tell sources from kinds of images that recur in the test"
     elif test_ratio < MIN_TEST_RATIO:
         cand.note = f"test images are as close to training images ({test_ratio:.2f}x)"

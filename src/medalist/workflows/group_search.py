@@ -347,10 +347,18 @@ def render_neighbours_html(
                 "group": "-" if ga is None else (f"both {ga}" if ga == gb else f"{ga} / {gb}"),
             }
         )
+    counts = found.counts
     summary = (
         f"Each training image's nearest neighbour by {by} in another fold; the "
         f"{len(rows)} closest pairs that are not near duplicates are shown. Images this close "
-        "in different folds share a scene, a patient or a source: the folds share them."
+        "in different folds share a scene, a patient or a source: the folds share them. "
+        f"{counts['nn_other_fold']:.0%} of the training images have their nearest neighbour "
+        "in another fold"
+        + (
+            f", {counts['nn_other_fold_same_group']:.0%} in another fold and the same group."
+            if "nn_other_fold_same_group" in counts
+            else "."
+        )
     )
     env = jinja2.Environment(autoescape=True)
     return env.from_string(NEIGHBOURS_PAGE).render(
