@@ -11,7 +11,8 @@ Figures are computed on descriptor vectors (unit length), with nothing pairwise 
 A grouping is strong when ``nn_same`` beats chance by ``MIN_LIFT`` and ``MIN_Z`` standard
 deviations and ``separation`` is at least ``MIN_SEPARATION``. Clusters are fitted to the
 descriptors, so they would pass that test on any data: they are judged against the same
-clustering of the descriptors with each column shuffled (structure removed), and count only
+clustering of the descriptors with each column shuffled (structure removed), must be tight
+(``MIN_CLUSTER_NN`` of the images have their nearest neighbour in their cluster), and count only
 when the test images are farther from the training images than those are from each other
 (``novelty_ratio`` at least ``MIN_TEST_RATIO``): clusters that recur in the test set are kinds
 of images, such as the classes, not sources.
@@ -33,6 +34,7 @@ MIN_Z = 5.0
 MIN_SEPARATION = 1.05
 CLUSTER_MARGIN = 1.5  # separation over that of the structure-free clustering
 MIN_TEST_RATIO = 1.25
+MIN_CLUSTER_NN = 0.9  # scenes: nearly every image's nearest neighbour is in its cluster
 MAX_SHARE = 0.5  # the largest group's share of the rows, for folds to be made
 PCA_DIMS = 32
 
@@ -215,7 +217,7 @@ def cluster_candidate(
     cand.null_nn_same = nn_agreement(nearest_neighbours(_unit(null)), km0.labels_)[0]
     tight = bool(
         cand.separation >= CLUSTER_MARGIN * cand.null_separation
-        and cand.nn_same >= cand.null_nn_same + 2 * MIN_LIFT
+        and cand.nn_same >= max(cand.null_nn_same + 2 * MIN_LIFT, MIN_CLUSTER_NN)
     )
     cand.strong = tight and test_ratio is not None and test_ratio >= MIN_TEST_RATIO
     if not tight:
@@ -262,6 +264,12 @@ def novelty_ratio(train_x: np.ndarray, test_x: np.ndarray) -> float | None:
     index = faiss.IndexFlatIP(train_x.shape[1])
     index.add(np.ascontiguousarray(train_x, np.float32))
     cos_test = index.search(np.ascontiguousarray(test_x, np.float32), 1)[0][:, 0]
-    cos_train = index.search(np.ascontiguousarray(train_x, np.float32), 2)[0][:, 1]
-    dist = [np.sqrt(np.maximum(2.0 - 2.0 * c, 0.0)) for c in (cos_test, cos_train)]
-    return float(np.median(dist[0]) / max(float(np.median(dist[1])), 1e-6))
+    k = min(len(train_x), 8)
+    cos_train = index.search(np.ascontiguousarray(train_x, np.float32), k)[0]
+    d_test, d_train = (np.sqrt(np.maximum(2.0 - 2.0 * c, 0.0)) for c in (cos_test, cos_train))
+    # The nearest other picture: itself and exact copies (a leak of their own) are left out.
+    d_train = np.where(d_train > 1e-3, d_train, np.inf).min(1)
+    d_train = d_train[np.isfinite(d_train)]
+    if len(d_train) == 0:
+        return None
+    return float(np.median(d_test) / max(float(np.median(d_train)), 1e-6))

@@ -113,6 +113,7 @@ def suggest_for_new(
     target_column, test_image_dir, target_type); None when the images can't be read.
     """
     image_dir = data_dir / str(comp["image_dir"])
+    train = train.drop_duplicates(comp["id_column"])  # long formats: a row per image and class
     column = comp.get("image_column") or comp["id_column"]
     names = [_file_name(v, comp) for v in train[column].astype(str)]
     paths = [image_dir / n for n in names]
