@@ -15,6 +15,8 @@ from medalist.errors import UserError
 from medalist.models.hub import pretrained_default
 from medalist.workflows.scaffold.found import DataPath, Found
 
+GROUP_COMMENT = "# patient, photographer, date...: kept in one fold"
+
 TODO = "# TODO: medalist could not infer this; check it"
 KEY_ORDER = (
     *(
@@ -133,7 +135,11 @@ def render_config(found: Found, name: str, prefix: str) -> str:
         line(c + "image_ext", ".png"),
         line(c + "target_column"),
         line(c + "classes", None, "# null: taken from the target values"),
-        line(c + "group_column", None, "# patient, photographer, date...: kept in one fold"),
+        *(
+            found.groups.yaml_lines()
+            if found.groups is not None
+            else [line(c + "group_column", None, GROUP_COMMENT)]
+        ),
         line(c + "metric", "accuracy", "# accuracy | f1 | roc_auc | log_loss | qwk | rmse"),
         *(
             [
