@@ -215,9 +215,14 @@ def test_a_worker_killed_mid_trial_leaves_it_failed_and_retried_and_the_study_go
     assert history.is_file() and worker.poll() is None, "the worker should be mid-trial"
     os.kill(worker.pid, signal.SIGKILL)
     worker.wait()
-    # Past the grace period (2 s), with room for SQLite's CURRENT_TIMESTAMP, which Optuna's
-    # heartbeat check reads and which has whole seconds only: 2.5 s could read as 2 s.
-    time.sleep(4.0)
+    # Until the killed trial's heartbeat is older than the grace period (2 s) by the database's
+    # clock (whole seconds in SQLite): the check Optuna's fail_stale_trials makes.
+    storage = open_storage(f"sqlite:///{project / 'optuna.db'}", load_config(cfg, heartbeat).tune)
+    study_id = storage.get_study_id_from_name("baseline")
+    deadline = time.monotonic() + 60
+    while not storage._get_stale_trial_ids(study_id):
+        assert time.monotonic() < deadline, "the killed trial's heartbeat never went stale"
+        time.sleep(0.2)
 
     result = tune(cfg, heartbeat, trials=2)
     trials = load_trials(cfg, "baseline")
