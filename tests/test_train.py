@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -85,13 +86,13 @@ def test_submission_matches_the_sample_ids_order_and_columns(trained_run: Path) 
 
 def test_same_config_and_seed_give_identical_oof_on_the_cpu(tmp_path: Path) -> None:
     config = make_project(tmp_path / "p")
-    a = train(config, name="a")
-    b = train(config, name="b")
-    oof_a = pd.read_csv(a.run.path / "oof.csv")
-    oof_b = pd.read_csv(b.run.path / "oof.csv")
-    pd.testing.assert_frame_equal(oof_a, oof_b)
-    c = train(config, ["train.seed=1"], name="c")
-    assert not pd.read_csv(c.run.path / "oof.csv").equals(oof_a), "the seed must matter"
+    a = train(config, name="a", folds="0")
+    b = train(config, name="b", folds="0")
+    oof_a = pd.read_csv(a.run.path / "fold_0" / "oof.csv")
+    oof_b = pd.read_csv(b.run.path / "fold_0" / "oof.csv")
+    pd.testing.assert_frame_equal(oof_a, oof_b, check_exact=True)  # bit for bit, not close
+    c = train(config, ["train.seed=1"], name="c", folds="0")
+    assert not pd.read_csv(c.run.path / "fold_0" / "oof.csv").equals(oof_a), "the seed must matter"
 
 
 def test_a_training_stopped_by_an_exception_does_not_change_the_next_ones_oof(
@@ -112,6 +113,7 @@ def test_a_training_stopped_by_an_exception_does_not_change_the_next_ones_oof(
     pd.testing.assert_frame_equal(
         pd.read_csv(a.run.path / "fold_0" / "oof.csv"),
         pd.read_csv(b.run.path / "fold_0" / "oof.csv"),
+        check_exact=True,
     )
 
 
@@ -146,13 +148,30 @@ def test_resume_after_sigkill_ends_with_the_scores_of_an_uninterrupted_run(tmp_p
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not (run / "scores.json").exists()
+    # What the kill left: fold 1's resume point and the epochs it had recorded.
+    saved = torch.load(run / "fold_1" / "last.ckpt", map_location="cpu", weights_only=False)
+    before = pd.DataFrame(saved["medalist_history"])
+    assert 1 <= len(before) < 6
     resumed = medalist("train", "--resume", str(run))
     assert resumed.returncode == 0, resumed.stderr
     assert "fold 0: done already" in resumed.stdout
+    # Fold 1 went on from its checkpoint: the resumed process trained only the epochs after
+    # it, and the epochs before are the killed process's own rows (their wall times too, which
+    # a retrained fold would not reproduce).
+    trained = lambda k: [  # noqa: E731
+        int(e) for e in re.findall(rf"^fold {k} \| epoch (\d+)/6 ", resumed.stdout, re.M)
+    ]
+    assert trained(1) == list(range(len(before) + 1, 7)), resumed.stdout
+    assert trained(2) == [1, 2, 3, 4, 5, 6]
+    after = pd.read_csv(run / "fold_1" / "history.csv", float_precision="round_trip")
+    assert list(after["epoch"]) == [1, 2, 3, 4, 5, 6]
+    pd.testing.assert_frame_equal(
+        after.iloc[: len(before)][list(before.columns)], before, check_exact=True
+    )
     got = json.loads((run / "scores.json").read_text())
     assert got["folds"] == whole.scores["folds"]
     pd.testing.assert_frame_equal(
-        pd.read_csv(run / "oof.csv"), pd.read_csv(whole.run.path / "oof.csv")
+        pd.read_csv(run / "oof.csv"), pd.read_csv(whole.run.path / "oof.csv"), check_exact=True
     )
     for k in range(3):
         assert len(pd.read_csv(run / f"fold_{k}" / "history.csv")) == 6
