@@ -126,6 +126,45 @@ def test_a_pruned_trial_stops_early_and_keeps_no_resume_checkpoint(
     assert result.best is None and result.best_config is None
 
 
+POOR_AFTER_GOOD = """\
+tune:
+  metric_folds: [0]
+  space:
+    train.weight_decay: {{type: categorical, choices: [0.0]}}
+  pruner: {pruner}
+  pruner_startup_trials: 1
+  n_warmup_epochs: {warmup}
+  seed: 0
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("pruner", "warmup", "good_trials", "reported"),
+    [("median", 1, 1, [0, 1]), ("median", 2, 1, [0, 1, 2]), ("hyperband", 1, 2, [0, 1, 2])],
+)
+def test_the_median_and_hyperband_pruners_stop_a_poor_trial_once_past_their_warm_up(
+    tmp_path: Path, pruner: str, warmup: int, good_trials: int, reported: list[int]
+) -> None:
+    """Good trials (lr 1e-2: accuracy 0.33, 0.67, 0.75, 0.83 by epoch), then a poor one
+    (lr 1e-6: 0.33, 0.33, 0.42, 0.42). The median pruner stops it at the first epoch past its
+    warm-up where it trails the finished trial (epoch 1 is a tie); Hyperband's first rung is
+    n_warmup_epochs + 1 epochs in, where the poor trial ranks below the good one that reached
+    it (the first finished trial only sizes the rungs, so it takes two good trials)."""
+    cfg = tune_project(tmp_path, POOR_AFTER_GOOD.format(pruner=pruner, warmup=warmup))
+    tune(cfg, ["train.lr=1e-2", "train.epochs=4"], trials=good_trials)
+    result = tune(cfg, ["train.lr=1e-6", "train.epochs=4"], trials=1)
+    trials = load_trials(cfg, "baseline")
+    assert [t.state.name for t in trials] == ["COMPLETE"] * good_trials + ["PRUNED"]
+    poor = trials[-1]
+    assert sorted(poor.intermediate_values) == reported
+    assert poor.user_attrs["stopped_because"] == f"{pruner} pruner"
+    run = cfg.parent.parent / "runs" / f"baseline-trial{poor.number:03d}"
+    assert json.loads((run / "trial.json").read_text())["state"] == "pruned"
+    assert not (run / "fold_0" / "last.ckpt").exists()
+    assert result.counts == {"complete": good_trials, "pruned": 1}
+
+
 @pytest.mark.slow
 def test_the_same_study_run_twice_in_one_process_repeats_its_trials_exactly(
     tmp_path: Path,
