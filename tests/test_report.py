@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import medalist, require_tool
+from conftest import assert_drawn_png, medalist, require_tool
 
 from medalist.analysis.report import config_differences, write_report
 
@@ -237,4 +237,4 @@ def test_report_opens_in_headless_chromium_without_broken_images_or_errors(
         trained_run / "report.html", tmp_path, "--window-size=1280,2000", f"--screenshot={shot}"
     )
     assert r.returncode == 0, r.stderr[-2000:]
-    assert shot.read_bytes()[:8] == PNG_MAGIC and shot.stat().st_size > 20_000
+    assert_drawn_png(shot, 1280, 2000)

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import TINY_CONFIG, medalist
+from conftest import TINY_CONFIG, assert_drawn_png, medalist
 from PIL import Image
 
 from medalist.engine.metrics import get_metric, per_image_scores
@@ -235,7 +235,7 @@ def test_segment_run_trains_unets_and_writes_oof_masks_threshold_and_an_rle_subm
     # The error analysis lists the lowest-scoring images and draws them.
     worst = pd.read_csv(run / "analysis" / "worst_predictions.csv")
     assert worst["dice"].is_monotonic_increasing and worst["dice"].iloc[0] == oof["dice"].min()
-    assert (run / "plots" / "worst_predictions.png").stat().st_size > 10_000
+    assert_drawn_png(run / "plots" / "worst_predictions.png")
 
     r = medalist("predict", str(run), "--tta", "hflip", cwd=tmp_path / "proj")
     assert r.returncode == 0, r.stderr[-3000:]
@@ -394,7 +394,7 @@ def test_check_memorises_one_batch_of_masks_and_draws_them(tmp_path: Path) -> No
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     assert "PASS" in r.stdout
     (grid,) = (tmp_path / "proj" / "checks").glob("*/plots/input_batch.png")
-    assert grid.stat().st_size > 10_000
+    assert_drawn_png(grid)
 
 
 # ---- bad input ----------------------------------------------------------------------------------

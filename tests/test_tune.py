@@ -15,7 +15,7 @@ import optuna
 import pandas as pd
 import pytest
 import yaml
-from conftest import TINY_CONFIG, make_project, medalist
+from conftest import TINY_CONFIG, assert_drawn_png, make_project, medalist
 
 from medalist.config import load_config
 from medalist.config.schema import Tune
@@ -74,7 +74,8 @@ def test_each_trial_is_a_run_and_the_best_config_trains_every_fold(tmp_path: Pat
     best = max(trials, key=lambda t: t.value)
     assert result.best["number"] == best.number
     assert {p.name for p in result.plots} >= {"baseline-history.png", "baseline-importances.png"}
-    assert all(p.stat().st_size > 0 for p in result.plots)
+    for plot in result.plots:
+        assert_drawn_png(plot)
     assert set(result.importances) == {"train.lr", "train.weight_decay"}
     best_cfg = load_config(result.best_config)
     assert result.best_config == project / "configs" / "baseline-best.yaml"
