@@ -347,6 +347,7 @@ def test_cli_help_does_not_import_heavy_libraries() -> None:
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
 
 
+@pytest.mark.slow
 def test_seeds_repeat_the_run_with_fixed_folds_and_record_the_spread(tmp_path: Path) -> None:
     config = make_project(tmp_path / "p")
     proc = medalist("train", str(config), "--seeds", "2", "--name", "two")
