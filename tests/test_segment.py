@@ -222,6 +222,19 @@ def test_tta_flips_each_predicted_mask_back_before_averaging(tmp_path: Path) -> 
     assert np.allclose(both.astype(np.float32), plain.astype(np.float32), atol=1e-3)
     assert not np.allclose(plain[:, :, ::-1].astype(np.float32), plain.astype(np.float32))
 
+    ramp = torch.linspace(-3, 3, 32)
+
+    class WithARamp(torch.nn.Module):  # plus a left-to-right ramp that stays as the image flips
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x[:, :1] * 4 + ramp
+
+    # The mirrored view, flipped back, sees the ramp mirrored: TTA is the mean of both views.
+    x = torch.cat([norm(batch) for batch, _ in loader])[:, 0]
+    views = [torch.sigmoid(x * 4 + ramp), torch.sigmoid(x * 4 + ramp.flip(-1))]
+    got = predict_array(WithARamp(), task, loader, norm=norm, tta=["hflip"]).astype(np.float32)
+    assert np.allclose(got, ((views[0] + views[1]) / 2).numpy(), atol=1e-3)
+    assert not np.allclose(got, views[0].numpy(), atol=1e-2)
+
 
 @pytest.mark.parametrize("order", ["column", "row"])
 def test_submitted_masks_are_the_predictions_at_each_test_images_own_height_and_width(
