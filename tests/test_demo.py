@@ -12,6 +12,7 @@ from medalist.workflows.demo import run_demo
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # the slowest test: about 15 minutes on two busy cores
 def test_demo_builds_the_digits_competition_searches_leaks_trains_and_scores_its_submission(
     tmp_path: Path,
 ) -> None:
