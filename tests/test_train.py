@@ -227,7 +227,7 @@ def test_ema_and_backbone_freezing_train_and_predict(tmp_path: Path) -> None:
     import lightning as L
 
     from medalist.models.factory import backbone_parameters
-    from medalist.workflows.predict import inference_weights
+    from medalist.workflows.inference import inference_weights
 
     def copy(named: dict) -> dict[str, torch.Tensor]:
         return {n: p.detach().clone() for n, p in named.items()}
