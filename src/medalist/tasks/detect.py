@@ -1,0 +1,444 @@
+"""Object detection as a task: boxes from a box table or COCO JSON, torchvision's detectors on a
+timm backbone, COCO mAP or a thresholded competition metric, boxes fused by weighted boxes
+fusion, and one box string per image in the submission.
+
+Targets are (n, M, 5) float32 arrays (x1 y1 x2 y2 class index, in the input's pixels after
+the letterbox, NaN rows after an image's boxes; M is the most boxes of any training image),
+predictions (n, K, 6) arrays (x1 y1 x2 y2 score class, K = `model.detections_per_image`).
+Padding to fixed sizes lets torch's collate, the DDP gather and numpy carry them as they carry
+classification's rows. The detector computes its own loss (a dict of parts, all kept in the
+history). Each fold writes its out-of-fold boxes to `fold_<k>/oof_boxes.npz`; `oof.csv` holds
+one row per image: its numbers of true and predicted boxes, matches at IoU 0.5, and its score.
+"""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from medalist.config.schema import Config
+from medalist.data.boxes import BOXES, IMAGE_HEIGHT, IMAGE_WIDTH, LABELS, LINES, box_strata
+from medalist.errors import UserError
+from medalist.runs import layout
+from medalist.tasks.base import AnalysisPage
+from medalist.tasks.classify import competition_metric
+from medalist.tasks.detect_fusion import fuse, pad_boxes, valid_rows
+from medalist.tasks.detect_metrics import (
+    AT_THRESHOLD,
+    METRICS,
+    best_threshold,
+    match_counts,
+    unpad,
+    wheat_image_scores,
+)
+from medalist.tasks.metrics import Metric
+
+FIELDS = {"score", "x", "y", "w", "h", "x1", "y1", "x2", "y2", "label", "class_index"}
+ONE_CLASS_FORMAT = "{score} {x} {y} {w} {h}"
+SEVERAL_CLASSES_FORMAT = "{label} {score} {x1} {y1} {x2} {y2}"
+DEFAULT_THRESHOLD = 0.3  # counts boxes in oof.csv before a threshold is fitted
+
+
+def input_scales(cfg: Config, width: np.ndarray, height: np.ndarray) -> np.ndarray:
+    """(n, 2) x and y factors from each image's pixels to the input's (the letterbox keeps one
+    factor; a stretch has two)."""
+    h, w = cfg.image_shape
+    width, height = np.asarray(width, float), np.asarray(height, float)
+    if cfg.keep_aspect:
+        s = np.minimum(h / height, w / width)
+        return np.stack([s, s], axis=1)
+    return np.stack([w / width, h / height], axis=1)
+
+
+def check_format(template: str) -> None:
+    """A `competition.prediction_format` that names only known fields, else a UserError."""
+    try:
+        names = {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
+    except ValueError as exc:
+        raise UserError(f"competition.prediction_format = {template!r}: {exc}") from None
+    unknown = sorted(n for n in names if n not in FIELDS)
+    if unknown or not names:
+        raise UserError(
+            f"competition.prediction_format = {template!r}: unknown field {unknown[:1]}; use "
+            f"{{{'}, {'.join(sorted(FIELDS))}}}"
+        )
+
+
+@dataclass
+class DetectTask:
+    """What the fold loop needs to know about boxes: classes, the detector, fusion, format."""
+
+    cfg: Config
+    metric: Metric
+    id_column: str
+    classes: list[str] = field(default_factory=lambda: ["object"])
+    score_threshold: float = DEFAULT_THRESHOLD
+    max_boxes: int = 1
+    kind: str = "boxes"
+    name: ClassVar[str] = "detect"
+    pred_dtype: ClassVar[Any] = np.float32
+    collate: ClassVar[Any] = None  # targets are padded: torch's collate stacks them
+    check_caption: ClassVar[str] = " with their boxes (green)"
+    analysis_thresholds: ClassVar[dict[str, float]] = {}
+    blend_objective: ClassVar[str] = "none: detection runs are not blended by weights yet"
+
+    # ---- construction and persistence -----------------------------------------------------
+    @classmethod
+    def from_config(cls, cfg: Config, train: pd.DataFrame) -> DetectTask:
+        metric = competition_metric(cfg)
+        if metric.name not in METRICS and ":" not in cfg.competition.metric:
+            raise UserError(
+                f"competition.metric = {cfg.competition.metric!r}: detection scores boxes; use "
+                f"{', '.join(METRICS)} or 'module:function'"
+            )
+        check_format(cls._format(cfg, 2))
+        ch = cfg.model.fpn_channels
+        if cfg.model.detector == "fcos" and ch % 32:
+            raise UserError(
+                f"model.fpn_channels = {ch}: FCOS's heads use GroupNorm over 32 groups; use a "
+                f"multiple of 32 (e.g. {max(32, ch // 32 * 32)})"
+            )
+        found = sorted({c for labels in train[LABELS] for c in labels})
+        classes = [str(c) for c in cfg.competition.classes] if cfg.competition.classes else found
+        task = cls(cfg, metric, cfg.competition.id_column, classes or ["object"])
+        task.max_boxes = max(1, int(train[BOXES].map(len).max()))
+        task.label_index(train)  # every class known
+        return task
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "classes": self.classes,
+            "score_threshold": self.score_threshold,
+            "max_boxes": self.max_boxes,
+        }
+
+    @classmethod
+    def from_state(cls, cfg: Config, state: dict[str, Any]) -> DetectTask:
+        return cls(
+            cfg,
+            competition_metric(cfg),
+            cfg.competition.id_column,
+            [str(c) for c in state.get("classes", ["object"])],
+            float(state.get("score_threshold", DEFAULT_THRESHOLD)),
+            int(state.get("max_boxes", 1)),
+        )
+
+    def target_signature(self) -> tuple[Any, ...]:
+        return (self.kind, list(self.classes))
+
+    @classmethod
+    def fold_table(cls, cfg: Config, train: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+        """Stratified folds balance the number of boxes (binned) and the classes present."""
+        if cfg.cv.scheme not in ("stratified", "stratified_group"):
+            return train, []
+        classes = sorted({c for labels in train[LABELS] for c in labels})
+        return train.assign(box_stratum=box_strata(train, classes).to_numpy()), ["box_stratum"]
+
+    # ---- targets, model, loss -------------------------------------------------------------
+    @property
+    def num_outputs(self) -> int:
+        return len(self.classes)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.cfg.image_shape
+
+    def label_index(self, df: pd.DataFrame) -> list[np.ndarray]:
+        """Each image's class indices; a class the task doesn't know is a UserError."""
+        where = {c: i for i, c in enumerate(self.classes)}
+        out = []
+        for labels, lines in zip(df[LABELS], df[LINES], strict=True):
+            unknown = [(c, n) for c, n in zip(labels, lines, strict=True) if c not in where]
+            if unknown:
+                c, n = unknown[0]
+                raise UserError(
+                    f"{self.cfg.competition.train_csv} line {n}: class {c!r} is not one this "
+                    f"run trains on ({', '.join(self.classes)}); fix the row or "
+                    "competition.classes, or start a new run"
+                )
+            out.append(np.array([where[c] for c in labels], dtype=np.float64))
+        return out
+
+    def encode(self, df: pd.DataFrame) -> np.ndarray:
+        """The boxes of each image in the input's pixels, with their class index, padded."""
+        scales = input_scales(self.cfg, df[IMAGE_WIDTH], df[IMAGE_HEIGHT])
+        rows = []
+        for boxes, labels, (sx, sy) in zip(df[BOXES], self.label_index(df), scales, strict=True):
+            b = np.asarray(boxes, dtype=np.float64).reshape(-1, 4) * [sx, sy, sx, sy]
+            rows.append(np.concatenate([b, labels[:, None]], axis=1))
+        return pad_boxes(rows, max(self.max_boxes, max((len(r) for r in rows), default=1)), 5)
+
+    def create_model(self, cfg: Config) -> nn.Module:
+        from medalist.models.detector import create_detector
+        from medalist.models.factory import pretrained_file
+
+        return create_detector(cfg, self.num_outputs, pretrained_file(cfg))
+
+    def create_loss(self, cfg: Config, y_train: np.ndarray) -> nn.Module:
+        return nn.Identity()  # the detector computes its own losses
+
+    def chance_loss(self, cfg: Config) -> float | None:
+        return None
+
+    @property
+    def _offset(self) -> int:
+        return 1 if self.cfg.model.detector == "faster_rcnn" else 0  # its class 0: background
+
+    def _targets(self, y: torch.Tensor) -> list[dict[str, torch.Tensor]]:
+        out = []
+        for row in y:
+            row = row[~torch.isnan(row[:, 0])]
+            out.append({"boxes": row[:, :4].float(), "labels": row[:, 4].long() + self._offset})
+        return out
+
+    def training_loss(
+        self, model: nn.Module, loss_fn: nn.Module, x: torch.Tensor, y: torch.Tensor
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """The detector's loss dict in train mode: its sum, and each part."""
+        parts = model(list(x), self._targets(y))
+        return sum(parts.values()), {k.removeprefix("loss_"): v for k, v in parts.items()}
+
+    def validation_batch(
+        self, model: nn.Module, loss_fn: nn.Module, x: torch.Tensor, y: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The boxes in eval mode, and the loss dict's sum with BatchNorm kept in eval mode."""
+        preds = self.predict_batch(model, x)
+        model.train()
+        for m in model.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.eval()  # the loss only: running statistics stay as they are
+        try:
+            loss = sum(model(list(x), self._targets(y)).values())
+        finally:
+            model.eval()
+        return loss, preds
+
+    def activate(self, out: Any) -> torch.Tensor:
+        """torchvision's detections (a dict per image) as (N, K, 6) NaN-padded boxes."""
+        k = self.cfg.model.detections_per_image
+        rows = torch.full((len(out), k, 6), float("nan"))
+        for i, d in enumerate(out):
+            n = min(k, len(d["boxes"]))
+            rows[i, :n, :4] = d["boxes"][:n].float().cpu()
+            rows[i, :n, 4] = d["scores"][:n].float().cpu()
+            rows[i, :n, 5] = (d["labels"][:n] - self._offset).float().cpu()
+        return rows
+
+    def predict_batch(self, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        return self.activate(model(list(x)))
+
+    def combine_views(self, views: list[torch.Tensor]) -> torch.Tensor:
+        """TTA views fused box by box (weighted boxes fusion)."""
+        if len(views) == 1:
+            return views[0]
+        fused = self._fuse([v.numpy() for v in views], None)
+        return torch.from_numpy(fused)
+
+    def create_transform(self, augment: list[dict[str, Any]], *, train: bool) -> Any:
+        """The configured steps with boxes moved along (a box mostly cut away is dropped), then
+        the letterbox back to the input size, then a uint8 tensor."""
+        import albumentations as A
+
+        from medalist.data.dataset import create_transform
+
+        steps = list(create_transform(augment, train=train).transforms)[:-1]  # without ToTensor
+        h, w = self.shape
+        fit = [
+            A.LongestMaxSize(max_size_hw=(h, w), p=1.0),
+            A.PadIfNeeded(h, w, position="top_left", border_mode=0, fill=0, p=1.0),
+        ]
+        params = A.BboxParams(
+            format="pascal_voc", label_fields=["labels"], min_visibility=0.3, clip=True
+        )
+        from albumentations.pytorch import ToTensorV2
+
+        return A.Compose([*steps, *fit, ToTensorV2()], bbox_params=params, seed=0)
+
+    def transform_sample(
+        self, transform: Any, image: np.ndarray, target: np.ndarray | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The augmented image and its boxes (padded again to the target's rows)."""
+        if target is None:
+            out = transform(image=image, bboxes=np.zeros((0, 4)), labels=[])
+            return out["image"], torch.tensor(0)
+        boxes = target[~np.isnan(target[:, 0])]
+        out = transform(image=image, bboxes=boxes[:, :4], labels=boxes[:, 4].tolist())
+        moved = np.concatenate(
+            [np.asarray(out["bboxes"]).reshape(-1, 4), np.asarray(out["labels"]).reshape(-1, 1)],
+            axis=1,
+        )
+        return out["image"], torch.from_numpy(pad_boxes([moved], len(target), 5)[0])
+
+    # ---- scores, OOF, post-processing -----------------------------------------------------
+    def score(self, y_true: np.ndarray, preds: np.ndarray) -> float:
+        if self.metric.name in METRICS:
+            return self.metric(y_true, preds)
+        return float(self.metric.fn(unpad(y_true), unpad(preds)))  # boxes per image
+
+    @property
+    def pred_columns(self) -> list[str]:
+        return ["n_pred"]
+
+    def _table_columns(self, y: np.ndarray, preds: np.ndarray) -> dict[str, np.ndarray]:
+        t = self.score_threshold
+        matches = [
+            int(match_counts(g, p[p[:, 4] >= t], np.array([0.5]))[0, 0])
+            for g, p in zip(unpad(y), unpad(preds), strict=True)
+        ]
+        return {
+            "n_true": np.array([len(g) for g in unpad(y)]),
+            "n_pred": np.array([int((p[:, 4] >= t).sum()) for p in unpad(preds)]),
+            "matched_50": np.array(matches),
+            "image_score": wheat_image_scores(y, preds, t),
+        }
+
+    def oof_frame(
+        self, ids: pd.Series, folds: np.ndarray, y: np.ndarray, preds: np.ndarray
+    ) -> pd.DataFrame:
+        return pd.DataFrame({"id": ids.to_numpy(), "fold": folds, **self._table_columns(y, preds)})
+
+    def write_fold_arrays(self, fold_dir: Path, preds: np.ndarray) -> None:
+        """The fold's boxes, compact: every image's rows one after another, and their counts."""
+        from medalist.io import atomic_write
+
+        rows = unpad(preds)
+        boxes = np.concatenate([r for r in rows] or [np.zeros((0, 6))]).astype(np.float32)
+        counts = np.array([len(r) for r in rows], dtype=np.int32)
+        atomic_write(
+            fold_dir / layout.OOF_BOXES,
+            lambda f: np.savez_compressed(f, boxes=boxes, counts=counts),
+            "wb",
+        )
+
+    def read_fold_boxes(self, fold_dir: Path) -> np.ndarray:
+        """A fold's out-of-fold boxes, padded again (rows as in its oof.csv)."""
+        with np.load(fold_dir / layout.OOF_BOXES) as z:
+            boxes, counts = z["boxes"], z["counts"]
+        parts = np.split(boxes, np.cumsum(counts)[:-1]) if len(counts) else []
+        return pad_boxes(
+            parts, max(self.cfg.model.detections_per_image, int(counts.max(initial=1)))
+        )
+
+    def oof_boxes(self, folds: list[list[Path]]) -> tuple[list[str], np.ndarray]:
+        """(ids, boxes) pooled over the folds, each fold's seeds fused."""
+        ids, parts = [], []
+        for dirs in folds:
+            ids += pd.read_csv(dirs[0] / layout.FOLD_OOF)["id"].astype(str).tolist()
+            parts.append(self._fuse([self.read_fold_boxes(d) for d in dirs], None))
+        width = max(p.shape[1] for p in parts)
+        return ids, np.concatenate([pad_boxes(list(map(valid_rows, p)), width) for p in parts])
+
+    def preds_from_oof(self, oof: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        raise UserError(
+            "this is a detection run: its out-of-fold predictions are boxes "
+            "(fold_*/oof_boxes.npz), and this command works on classification runs only"
+        )
+
+    def finish_oof(self, oof: pd.DataFrame, folds: list[list[Path]]) -> dict[str, Any]:
+        """The pooled OOF boxes scored, and the score threshold of a threshold metric fitted
+        on them; oof.csv's columns recomputed at that threshold (and from fused seeds)."""
+        from medalist.data.tables import load_train
+
+        order, preds = self.oof_boxes(folds)
+        train = load_train(self.cfg)
+        row = {v: i for i, v in enumerate(train[self.id_column].astype(str))}
+        y = self.encode(train)[[row[i] for i in order]]
+        out = self.fit_postprocess(y, preds)
+        where = {v: i for i, v in enumerate(order)}
+        at = [where[str(v)] for v in oof["id"]]
+        for name, values in self._table_columns(y[at], preds[at]).items():
+            oof[name] = values
+        return out
+
+    def fit_postprocess(self, y: np.ndarray, preds: np.ndarray) -> dict[str, Any]:
+        if self.metric.name in AT_THRESHOLD:
+            self.score_threshold, score = best_threshold(self.metric.name, y, preds)
+            return {"oof": score, "score_threshold": self.score_threshold}
+        return {"oof": self.score(y, preds)}
+
+    # ---- combining predictions ------------------------------------------------------------
+    def _fuse(self, preds: Sequence[np.ndarray], weights: Sequence[float] | None) -> np.ndarray:
+        p = self.cfg.predict
+        return fuse(preds, weights, self.shape, p.wbf_iou_thr, p.wbf_skip_box_thr)
+
+    def combine(
+        self, preds: Iterable[np.ndarray], weights: Sequence[float] | None = None
+    ) -> np.ndarray:
+        """Folds, seeds or runs fused by weighted boxes fusion (`predict.wbf_iou_thr`,
+        `predict.wbf_skip_box_thr`)."""
+        return self._fuse(list(preds), weights)
+
+    def undo_view(self, pred: torch.Tensor, view: str) -> torch.Tensor:
+        """Boxes predicted on a flipped input, flipped back."""
+        h, w = self.shape
+        out = pred.clone()
+        if view == "hflip":
+            out[..., 0], out[..., 2] = w - pred[..., 2], w - pred[..., 0]
+        else:
+            out[..., 1], out[..., 3] = h - pred[..., 3], h - pred[..., 1]
+        return out
+
+    def fit_blend_weights(self, y: np.ndarray, preds: Sequence[np.ndarray]) -> np.ndarray:
+        raise UserError(
+            "detection runs can't be blended by medalist ensemble yet: package the best run "
+            "alone (its folds, seeds and TTA views are fused already)"
+        )
+
+    # ---- looking at the run ---------------------------------------------------------------
+    def error_analysis(self, page: AnalysisPage) -> None:
+        from medalist.tasks.detect_analysis import box_error_analysis
+
+        box_error_analysis(self, page)
+
+    def next_step_overrides(self, verdict: str) -> list[tuple[str, str]]:
+        return []
+
+    def check_rows(self, y: np.ndarray, n: int, seed: int) -> np.ndarray:
+        return np.random.default_rng(seed).permutation(len(y))[:n]
+
+    def describe_target(self, target: Any) -> str:
+        k = int((~np.isnan(np.asarray(target, dtype=float)[:, 0])).sum())
+        return f"{k} box{'es' if k != 1 else ''}"
+
+    def draw_target(self, picture: np.ndarray, target: Any) -> np.ndarray:
+        """The true boxes drawn in green."""
+        return draw_boxes(picture, np.asarray(target, dtype=float), (0, 220, 0))
+
+    # ---- submission -----------------------------------------------------------------------
+    @staticmethod
+    def _format(cfg: Config, n_classes: int) -> str:
+        fmt = cfg.competition.prediction_format
+        return fmt or (ONE_CLASS_FORMAT if n_classes == 1 else SEVERAL_CLASSES_FORMAT)
+
+    def format_submission(
+        self, ids: pd.Series, preds: np.ndarray, sample: pd.DataFrame
+    ) -> pd.DataFrame:
+        from medalist.tasks.detect_submission import format_detect_submission
+
+        return format_detect_submission(self, ids, preds, sample)
+
+    def check_submission(self, sub: pd.DataFrame, sample: pd.DataFrame) -> None:
+        from medalist.tasks.detect_submission import check_detect_submission
+
+        check_detect_submission(self, sub, sample)
+
+
+def draw_boxes(picture: np.ndarray, boxes: np.ndarray, color: tuple[int, int, int]) -> np.ndarray:
+    """Rectangles of the rows of `boxes` (x1 y1 x2 y2 ..., NaN rows skipped) on a copy."""
+    import cv2
+
+    pic = np.repeat(picture[:, :, :1], 3, axis=2) if picture.shape[2] == 1 else picture.copy()
+    pic = np.ascontiguousarray(pic)
+    for b in boxes[~np.isnan(boxes[:, 0])] if len(boxes) else []:
+        x1, y1, x2, y2 = (int(round(v)) for v in b[:4])
+        cv2.rectangle(pic, (x1, y1), (max(x1, x2 - 1), max(y1, y2 - 1)), color, 1)
+    return pic
