@@ -335,16 +335,29 @@ def describe_boxes(images: pd.DataFrame) -> str:
     )
 
 
-def box_strata(images: pd.DataFrame, classes: list[str]) -> pd.Series:
-    """What stratified folds balance: the number of boxes (binned) and, with several classes,
-    which classes an image holds."""
+def _merge_rare(bins: np.ndarray, minimum: int) -> np.ndarray:
+    """Box-count bins with fewer than `minimum` images merged into a neighbouring bin."""
+    bins = bins.copy()
+    while True:
+        values, counts = np.unique(bins, return_counts=True)
+        if len(values) < 2 or counts.min() >= minimum:
+            return bins
+        i = int(counts.argmin())
+        bins[bins == values[i]] = values[i - 1 if i > 0 else i + 1]
+
+
+def box_strata(images: pd.DataFrame, classes: list[str], n_splits: int) -> pd.Series:
+    """What stratified folds balance: the number of boxes (binned: none, then quartiles) and,
+    with several classes, which classes an image holds; a stratum with fewer images than
+    folds merges into its neighbour."""
     counts = images[N_BOXES].to_numpy()
     edges = np.unique(np.quantile(counts[counts > 0], [0.25, 0.5, 0.75])) if counts.any() else []
     bins = np.where(counts == 0, 0, 1 + np.searchsorted(edges, counts, side="left"))
-    strata = pd.Series(bins.astype(str), index=images.index)
-    if len(classes) > 1:
-        present = images[LABELS].map(lambda ls: "".join("1" if c in ls else "0" for c in classes))
-        strata = strata + "|" + present
-    # Rare strata (fewer than a handful of images) merge into their box-count bin.
-    rare = strata.map(strata.value_counts()) < 3
-    return strata.where(~rare, pd.Series(bins.astype(str), index=images.index))
+    bins = pd.Series(_merge_rare(bins, n_splits).astype(str), index=images.index)
+    if len(classes) < 2:
+        return bins
+    present = images[LABELS].map(lambda ls: "".join("1" if c in ls else "0" for c in classes))
+    strata = bins + "|" + present
+    rare = strata.map(strata.value_counts()) < n_splits
+    merged = strata.where(~rare, bins).to_numpy()
+    return pd.Series(_merge_rare(merged, n_splits), index=images.index)

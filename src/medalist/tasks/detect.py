@@ -141,7 +141,9 @@ class DetectTask:
         if cfg.cv.scheme not in ("stratified", "stratified_group"):
             return train, []
         classes = sorted({c for labels in train[LABELS] for c in labels})
-        return train.assign(box_stratum=box_strata(train, classes).to_numpy()), ["box_stratum"]
+        return train.assign(box_stratum=box_strata(train, classes, cfg.cv.n_splits).to_numpy()), [
+            "box_stratum"
+        ]
 
     # ---- targets, model, loss -------------------------------------------------------------
     @property
