@@ -60,11 +60,28 @@ def feature_body(cfg: Config, weights: Path | None) -> nn.Module:
             f"({str(exc).splitlines()[0][:160]}); pick a timm backbone with feature maps "
             "(e.g. resnet18, efficientnet_b0, convnext_nano)"
         ) from None
+    strides = body.feature_info.reduction()
+    if any(b <= a for a, b in zip(strides, strides[1:], strict=False)):
+        raise UserError(
+            f"model.backbone = {cfg.model.backbone!r}: its last feature maps are all at strides "
+            f"{strides}, not a pyramid of scales; pick a backbone whose maps shrink (resnet18, "
+            "efficientnet_b0, convnext_nano)"
+        )
     if cfg.model.freeze_bn:
         from timm.layers import freeze_batch_norm_2d
 
         body = freeze_batch_norm_2d(body)
     return body
+
+
+def check_feature_backbone(cfg: Config) -> None:
+    """A UserError unless the backbone gives a pyramid of feature maps (built on the meta
+    device: no memory, no weights)."""
+    from medalist.models.factory import check_backbone
+
+    check_backbone(cfg.model.backbone)
+    with torch.device("meta"):
+        feature_body(cfg, None)
 
 
 def create_detector(cfg: Config, num_classes: int, weights: Path | None) -> nn.Module:

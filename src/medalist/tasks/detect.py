@@ -106,6 +106,9 @@ class DetectTask:
                 f"model.fpn_channels = {ch}: FCOS's heads use GroupNorm over 32 groups; use a "
                 f"multiple of 32 (e.g. {max(32, ch // 32 * 32)})"
             )
+        from medalist.models.detector import check_feature_backbone
+
+        check_feature_backbone(cfg)
         found = sorted({c for labels in train[LABELS] for c in labels})
         classes = [str(c) for c in cfg.competition.classes] if cfg.competition.classes else found
         task = cls(cfg, metric, cfg.competition.id_column, classes or ["object"])
