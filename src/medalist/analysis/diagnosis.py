@@ -310,10 +310,15 @@ def next_steps(
             ),
             step(
                 "then one change at a time: a larger input size",
-                f"data.image_size={cfg.data.image_size * 2}",
+                f"data.image_size={_doubled(cfg.data.image_size)}",
             ),
             step("a larger backbone, then a hyperparameter search (medalist tune)"),
         ]
     else:
         steps = []
     return steps
+
+
+def _doubled(size: int | list[int]) -> int | list[int]:
+    """`data.image_size` twice as large (each side of a [height, width] pair)."""
+    return size * 2 if isinstance(size, int) else [2 * s for s in size]
