@@ -336,14 +336,17 @@ def describe_boxes(images: pd.DataFrame) -> str:
 
 
 def _merge_rare(bins: np.ndarray, minimum: int) -> np.ndarray:
-    """Box-count bins with fewer than `minimum` images merged into a neighbouring bin."""
+    """Strata with fewer than `minimum` images merged into a neighbour (in sorted order), not
+    into the images without boxes while another neighbour exists."""
     bins = bins.copy()
     while True:
         values, counts = np.unique(bins, return_counts=True)
         if len(values) < 2 or counts.min() >= minimum:
             return bins
         i = int(counts.argmin())
-        bins[bins == values[i]] = values[i - 1 if i > 0 else i + 1]
+        near = [j for j in (i + 1, i - 1) if 0 <= j < len(values)]
+        boxed = [j for j in near if not str(values[j]).startswith("0")]
+        bins[bins == values[i]] = values[(boxed or near)[0]]
 
 
 def box_strata(images: pd.DataFrame, classes: list[str], n_splits: int) -> pd.Series:
