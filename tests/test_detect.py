@@ -5,6 +5,7 @@ from `medalist new` through folds, train, predict and package --check."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -214,6 +215,35 @@ def test_box_strata_keep_negatives_apart_and_merge_strata_smaller_than_the_folds
     assert len(set(strata[:3]) & set(strata[3:])) == 0
     # The lone image with only class b joins its neighbour; no stratum is under 2 images.
     assert min(pd.Series(strata).value_counts()) >= 2
+
+
+@pytest.mark.parametrize(
+    ("layout", "fmt", "normalised"),
+    [("bbox", "xywh", False), ("xyxy", "xyxy", False), ("cxcywh", "cxcywh", True)],
+)
+def test_new_reads_the_box_layout_from_the_column_names_and_values(
+    tmp_path: Path, layout: str, fmt: str, normalised: bool
+) -> None:
+    from medalist.config import load_config
+    from medalist.data.tables import load_train
+    from medalist.workflows.scaffold import create_project
+
+    write_images(tmp_path / "comp", ["a", "b", "c"])
+    data = tmp_path / "comp" / "data"
+    layout_table(layout).to_csv(data / "train.csv", index=False)
+    (data / "test").mkdir()
+    Image.fromarray(np.zeros((H, W, 3), np.uint8)).save(data / "test" / "t.png")
+    pd.DataFrame({"image_id": ["t"], "PredictionString": [""]}).to_csv(
+        data / "sample_submission.csv", index=False
+    )
+    report = create_project(tmp_path / "proj", data)
+    cfg = load_config(report.config_path)
+    comp = cfg.competition
+    assert (comp.task, comp.box_format, comp.box_normalized) == ("detect", fmt, normalised)
+    assert comp.class_column == "class_name"
+    # The written config reads the table back to the boxes it holds.
+    boxes = load_train(cfg).set_index("image_id")["boxes"]
+    np.testing.assert_allclose(boxes["b"], [[0, 0, 8, 8]], atol=1e-9)
 
 
 # ---- metrics ------------------------------------------------------------------------------------
@@ -452,3 +482,10 @@ def test_a_project_made_from_a_box_table_trains_predicts_and_packages(tmp_path: 
     )  # fmt: skip
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     assert "check passed" in r.stdout
+
+    # Detection runs are not blended yet: the command says so and changes nothing.
+    shutil.copytree(run, project / "runs" / "d2")
+    before = snapshot(project / "runs")
+    r = medalist("ensemble", "runs/d", "runs/d2", cwd=project)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "detection run" in r.stderr and snapshot(project / "runs") == before

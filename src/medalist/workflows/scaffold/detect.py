@@ -36,7 +36,7 @@ def _values(train: pd.DataFrame, columns: list[str]) -> pd.Series:
             return pd.Series(parse_bbox_text(head["bbox"], "train.csv").ravel()).dropna()
         except Exception:  # noqa: BLE001 - a malformed cell is for `train` to name
             return pd.Series(dtype=float)
-    return head[columns].apply(pd.to_numeric, errors="coerce").stack()
+    return head[columns].apply(pd.to_numeric, errors="coerce").stack().dropna()
 
 
 def infer_detect(found: Found, train: pd.DataFrame, id_col: str, group_col: str | None) -> None:
