@@ -352,6 +352,36 @@ def test_weighted_boxes_fusion_of_identical_boxes_returns_them(tmp_path: Path) -
     assert np.isfinite(task.combine([bad, bad])[0, :, 0]).sum() == 2
 
 
+@pytest.mark.parametrize("detector", ["fcos", "retinanet"])
+def test_validation_gets_torchvisions_detections_and_eval_mode_losses_from_one_pass(
+    tmp_path: Path, detector: str
+) -> None:
+    import torch
+    from torch import nn
+
+    from medalist.models.detector import create_detector, loss_and_detections
+
+    task = detect_task(tmp_path, **{"model.detector": detector})
+    torch.manual_seed(0)
+    model = create_detector(task.cfg, 2, None)
+    x = torch.rand(2, 3, 64, 64)
+    y = torch.tensor(pad([[(4, 4, 30, 30, 1)], []], 5))
+    model.eval()
+    with torch.no_grad():
+        expected = model(list(x))
+        losses, detections = loss_and_detections(model, list(x), task._targets(y))
+        model.train()
+        for m in model.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                m.eval()
+        train_losses = model(list(x), task._targets(y))
+    for got, want in zip(detections, expected, strict=True):
+        for key in ("boxes", "scores", "labels"):
+            torch.testing.assert_close(got[key], want[key], rtol=0, atol=0)
+    for key, value in train_losses.items():
+        torch.testing.assert_close(losses[key], value, rtol=0, atol=0)
+
+
 # ---- submission ---------------------------------------------------------------------------------
 def test_the_submission_writes_boxes_in_each_test_images_own_pixels(tmp_path: Path) -> None:
     (tmp_path / "data" / "test").mkdir(parents=True)

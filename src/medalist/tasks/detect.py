@@ -13,7 +13,6 @@ one row per image: its numbers of true and predicted boxes, matches at IoU 0.5, 
 
 from __future__ import annotations
 
-import string
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,7 +29,15 @@ from medalist.errors import UserError
 from medalist.runs import layout
 from medalist.tasks.base import AnalysisPage
 from medalist.tasks.classify import competition_metric
-from medalist.tasks.detect_fusion import fuse, pad_boxes, valid_rows
+from medalist.tasks.detect_fusion import (  # noqa: F401 - input_scales: the task's geometry
+    box_transform,
+    draw_boxes,
+    fuse,
+    input_scales,
+    pad_boxes,
+    transform_boxes,
+    valid_rows,
+)
 from medalist.tasks.detect_metrics import (
     AT_THRESHOLD,
     METRICS,
@@ -39,37 +46,14 @@ from medalist.tasks.detect_metrics import (
     unpad,
     wheat_image_scores,
 )
+from medalist.tasks.detect_submission import (
+    ONE_CLASS_FORMAT,
+    SEVERAL_CLASSES_FORMAT,
+    check_format,
+)
 from medalist.tasks.metrics import Metric
 
-FIELDS = {"score", "x", "y", "w", "h", "x1", "y1", "x2", "y2", "label", "class_index"}
-ONE_CLASS_FORMAT = "{score} {x} {y} {w} {h}"
-SEVERAL_CLASSES_FORMAT = "{label} {score} {x1} {y1} {x2} {y2}"
 DEFAULT_THRESHOLD = 0.3  # counts boxes in oof.csv before a threshold is fitted
-
-
-def input_scales(cfg: Config, width: np.ndarray, height: np.ndarray) -> np.ndarray:
-    """(n, 2) x and y factors from each image's pixels to the input's (the letterbox keeps one
-    factor; a stretch has two)."""
-    h, w = cfg.image_shape
-    width, height = np.asarray(width, float), np.asarray(height, float)
-    if cfg.keep_aspect:
-        s = np.minimum(h / height, w / width)
-        return np.stack([s, s], axis=1)
-    return np.stack([w / width, h / height], axis=1)
-
-
-def check_format(template: str) -> None:
-    """A `competition.prediction_format` that names only known fields, else a UserError."""
-    try:
-        names = {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
-    except ValueError as exc:
-        raise UserError(f"competition.prediction_format = {template!r}: {exc}") from None
-    unknown = sorted(n for n in names if n not in FIELDS)
-    if unknown or not names:
-        raise UserError(
-            f"competition.prediction_format = {template!r}: unknown field {unknown[:1]}; use "
-            f"{{{'}, {'.join(sorted(FIELDS))}}}"
-        )
 
 
 @dataclass
@@ -89,6 +73,7 @@ class DetectTask:
     check_caption: ClassVar[str] = " with their boxes (green)"
     analysis_thresholds: ClassVar[dict[str, float]] = {}
     blend_objective: ClassVar[str] = "none: detection runs are not blended by weights yet"
+    transform_sample = staticmethod(transform_boxes)
 
     # ---- construction and persistence -----------------------------------------------------
     @classmethod
@@ -215,7 +200,13 @@ class DetectTask:
     def validation_batch(
         self, model: nn.Module, loss_fn: nn.Module, x: torch.Tensor, y: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The boxes in eval mode, and the loss dict's sum with BatchNorm kept in eval mode."""
+        """The boxes in eval mode, and the loss dict's sum with BatchNorm kept in eval mode
+        (one pass where the detector allows it)."""
+        from medalist.models.detector import loss_and_detections
+
+        both = loss_and_detections(model, list(x), self._targets(y))
+        if both is not None:
+            return sum(both[0].values()), self.activate(both[1])
         preds = self.predict_batch(model, x)
         model.train()
         for m in model.modules():
@@ -249,39 +240,8 @@ class DetectTask:
         return torch.from_numpy(fused)
 
     def create_transform(self, augment: list[dict[str, Any]], *, train: bool) -> Any:
-        """The configured steps with boxes moved along (a box mostly cut away is dropped), then
-        the letterbox back to the input size, then a uint8 tensor."""
-        import albumentations as A
-
-        from medalist.data.dataset import create_transform
-
-        steps = list(create_transform(augment, train=train).transforms)[:-1]  # without ToTensor
-        h, w = self.shape
-        fit = [
-            A.LongestMaxSize(max_size_hw=(h, w), p=1.0),
-            A.PadIfNeeded(h, w, position="top_left", border_mode=0, fill=0, p=1.0),
-        ]
-        params = A.BboxParams(
-            format="pascal_voc", label_fields=["labels"], min_visibility=0.3, clip=True
-        )
-        from albumentations.pytorch import ToTensorV2
-
-        return A.Compose([*steps, *fit, ToTensorV2()], bbox_params=params, seed=0)
-
-    def transform_sample(
-        self, transform: Any, image: np.ndarray, target: np.ndarray | None
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The augmented image and its boxes (padded again to the target's rows)."""
-        if target is None:
-            out = transform(image=image, bboxes=np.zeros((0, 4)), labels=[])
-            return out["image"], torch.tensor(0)
-        boxes = target[~np.isnan(target[:, 0])]
-        out = transform(image=image, bboxes=boxes[:, :4], labels=boxes[:, 4].tolist())
-        moved = np.concatenate(
-            [np.asarray(out["bboxes"]).reshape(-1, 4), np.asarray(out["labels"]).reshape(-1, 1)],
-            axis=1,
-        )
-        return out["image"], torch.from_numpy(pad_boxes([moved], len(target), 5)[0])
+        """The configured steps moving the boxes along, then the letterbox to the input."""
+        return box_transform(augment, self.shape, train=train)
 
     # ---- scores, OOF, post-processing -----------------------------------------------------
     def score(self, y_true: np.ndarray, preds: np.ndarray) -> float:
@@ -435,15 +395,3 @@ class DetectTask:
         from medalist.tasks.detect_submission import check_detect_submission
 
         check_detect_submission(self, sub, sample)
-
-
-def draw_boxes(picture: np.ndarray, boxes: np.ndarray, color: tuple[int, int, int]) -> np.ndarray:
-    """Rectangles of the rows of `boxes` (x1 y1 x2 y2 ..., NaN rows skipped) on a copy."""
-    import cv2
-
-    pic = np.repeat(picture[:, :, :1], 3, axis=2) if picture.shape[2] == 1 else picture.copy()
-    pic = np.ascontiguousarray(pic)
-    for b in boxes[~np.isnan(boxes[:, 0])] if len(boxes) else []:
-        x1, y1, x2, y2 = (int(round(v)) for v in b[:4])
-        cv2.rectangle(pic, (x1, y1), (max(x1, x2 - 1), max(y1, y2 - 1)), color, 1)
-    return pic

@@ -1,4 +1,5 @@
-"""Padded box arrays, and weighted boxes fusion of several predictions of the same images.
+"""Box arrays: padding, the input's scale, drawing, and weighted boxes fusion of several
+predictions of the same images.
 
 A prediction is an (n, K, 6) float32 array per image set: x1 y1 x2 y2 score class in the
 input's pixels, NaN rows after the image's boxes. `ensemble_boxes.weighted_boxes_fusion` wants
@@ -9,10 +10,14 @@ coordinates normalised to [0, 1] and stops the process (`exit()`) on malformed i
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from medalist.errors import UserError
+
+if TYPE_CHECKING:
+    from medalist.config.schema import Config
 
 
 def pad_boxes(rows: Sequence[np.ndarray], width: int, columns: int = 6) -> np.ndarray:
@@ -86,3 +91,65 @@ def fuse(
         raise ValueError("predictions of different image sets can't be fused")
     fused = [fuse_image([p[i] for p in preds], w, shape, iou_thr, skip_box_thr) for i in range(n)]
     return pad_boxes(fused, max(p.shape[1] for p in preds))
+
+
+def input_scales(cfg: Config, width: np.ndarray, height: np.ndarray) -> np.ndarray:
+    """(n, 2) x and y factors from each image's pixels to the input's (the letterbox keeps one
+    factor; a stretch has two)."""
+    h, w = cfg.image_shape
+    width, height = np.asarray(width, float), np.asarray(height, float)
+    if cfg.keep_aspect:
+        s = np.minimum(h / height, w / width)
+        return np.stack([s, s], axis=1)
+    return np.stack([w / width, h / height], axis=1)
+
+
+def draw_boxes(picture: np.ndarray, boxes: np.ndarray, color: tuple[int, int, int]) -> np.ndarray:
+    """Rectangles of the rows of `boxes` (x1 y1 x2 y2 ..., NaN rows skipped) on a copy."""
+    import cv2
+
+    pic = np.repeat(picture[:, :, :1], 3, axis=2) if picture.shape[2] == 1 else picture.copy()
+    pic = np.ascontiguousarray(pic)
+    for b in boxes[~np.isnan(boxes[:, 0])] if len(boxes) else []:
+        x1, y1, x2, y2 = (int(round(v)) for v in b[:4])
+        cv2.rectangle(pic, (x1, y1), (max(x1, x2 - 1), max(y1, y2 - 1)), color, 1)
+    return pic
+
+
+def box_transform(augment: list[dict[str, Any]], shape: tuple[int, int], *, train: bool) -> Any:
+    """`data.augment`'s steps (train only) with the boxes moved along (a box mostly cut away
+    is dropped, the rest clipped), `LongestMaxSize` and `PadIfNeeded` back to the input
+    (height, width) `shape`, then a uint8 tensor."""
+    import albumentations as A
+    from albumentations.pytorch import ToTensorV2
+
+    from medalist.data.dataset import create_transform
+
+    steps = list(create_transform(augment, train=train).transforms)[:-1]  # without ToTensor
+    h, w = shape
+    fit = [
+        A.LongestMaxSize(max_size_hw=(h, w), p=1.0),
+        A.PadIfNeeded(h, w, position="top_left", border_mode=0, fill=0, p=1.0),
+    ]
+    params = A.BboxParams(
+        format="pascal_voc", label_fields=["labels"], min_visibility=0.3, clip=True
+    )
+    return A.Compose([*steps, *fit, ToTensorV2()], bbox_params=params, seed=0)
+
+
+def transform_boxes(
+    transform: Any, image: np.ndarray, target: np.ndarray | None
+) -> tuple[Any, Any]:
+    """The augmented image and its (M, 5) boxes, padded again to the target's rows."""
+    import torch
+
+    if target is None:
+        out = transform(image=image, bboxes=np.zeros((0, 4)), labels=[])
+        return out["image"], torch.tensor(0)
+    boxes = target[~np.isnan(target[:, 0])]
+    out = transform(image=image, bboxes=boxes[:, :4], labels=boxes[:, 4].tolist())
+    moved = np.concatenate(
+        [np.asarray(out["bboxes"]).reshape(-1, 4), np.asarray(out["labels"]).reshape(-1, 1)],
+        axis=1,
+    )
+    return out["image"], torch.from_numpy(pad_boxes([moved], len(target), 5)[0])

@@ -4,6 +4,7 @@ for an image without a box; and its check against the sample."""
 
 from __future__ import annotations
 
+import string
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -14,6 +15,24 @@ from medalist.tasks.detect_metrics import AT_THRESHOLD, unpad
 
 if TYPE_CHECKING:
     from medalist.tasks.detect import DetectTask
+
+FIELDS = {"score", "x", "y", "w", "h", "x1", "y1", "x2", "y2", "label", "class_index"}
+ONE_CLASS_FORMAT = "{score} {x} {y} {w} {h}"
+SEVERAL_CLASSES_FORMAT = "{label} {score} {x1} {y1} {x2} {y2}"
+
+
+def check_format(template: str) -> None:
+    """A `competition.prediction_format` that names only known fields, else a UserError."""
+    try:
+        names = {f for _, f, _, _ in string.Formatter().parse(template) if f is not None}
+    except ValueError as exc:
+        raise UserError(f"competition.prediction_format = {template!r}: {exc}") from None
+    unknown = sorted(n for n in names if n not in FIELDS)
+    if unknown or not names:
+        raise UserError(
+            f"competition.prediction_format = {template!r}: unknown field {unknown[:1]}; use "
+            f"{{{'}, {'.join(sorted(FIELDS))}}}"
+        )
 
 
 def string_column(task: DetectTask, sample: pd.DataFrame) -> str:
@@ -59,7 +78,7 @@ def image_boxes(task: DetectTask, ids: pd.Series, preds: np.ndarray) -> list[np.
     threshold when the metric counts boxes at one."""
     from medalist.data.images import image_size
     from medalist.data.tables import image_paths
-    from medalist.tasks.detect import input_scales
+    from medalist.tasks.detect_fusion import input_scales
 
     cfg = task.cfg
     frame = pd.DataFrame({task.id_column: ids.to_numpy()})
