@@ -498,6 +498,16 @@ def test_a_project_made_from_a_box_table_trains_predicts_and_packages(tmp_path: 
         assert len(z["counts"]) == (oof["fold"] == 0).sum()
     scores = json.loads((run / "scores.json").read_text())
     assert scores["metric"] == "map50" and len(scores["folds"]) == 2
+    # The error analysis: AP by object size (all the squares are small), the most-missed
+    # images drawn, a remedy with its reason, and the report renders them.
+    sizes = pd.read_csv(run / "analysis" / "ap_by_size.csv").set_index("size")
+    assert sizes.loc["small", "boxes"] == oof["n_true"].sum()
+    assert (run / "plots" / "most_missed.png").stat().st_size > 10_000
+    diagnosis = json.loads((run / "diagnosis.json").read_text())
+    assert all(s.get("reason") for s in diagnosis["suggestions"])
+    assert any("Affine" in (s["override"] or "") for s in diagnosis["suggestions"])
+    r = medalist("report", "runs/d", cwd=project)
+    assert r.returncode == 0, r.stderr[-2000:]
 
     r = medalist("predict", str(run), "--tta", "hflip", cwd=project)
     assert r.returncode == 0, r.stderr[-3000:]

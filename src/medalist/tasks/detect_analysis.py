@@ -99,6 +99,12 @@ def box_error_analysis(task: DetectTask, page: AnalysisPage) -> None:
     _draw_most_missed(task, page, order, y, preds)
 
 
+def _remedy(text: str, override: str, reason: str) -> dict:
+    s = step(text, override)
+    s["reason"] = reason
+    return s
+
+
 def _suggest(task: DetectTask, page: AnalysisPage, sizes: pd.DataFrame) -> None:
     """The remedies for missed objects, as next commands."""
     cfg = page.cfg
@@ -107,18 +113,20 @@ def _suggest(task: DetectTask, page: AnalysisPage, sizes: pd.DataFrame) -> None:
         h, w = cfg.image_shape
         bigger = f"[{2 * h}, {2 * w}]" if h != w else str(2 * h)
         page.suggestions.append(
-            step(
-                f"{small['recall_50']:.0%} of the {int(small['boxes'])} small objects (under "
-                "32x32 px) are found at IoU 0.5: a larger input keeps them",
+            _remedy(
+                "a larger input keeps small objects",
                 f"data.image_size={bigger}",
+                f"{small['recall_50']:.0%} of the {int(small['boxes'])} small objects (under "
+                "32x32 px in their image) are found at IoU 0.5",
             )
         )
     if cfg.model.detector != "fcos":
         page.suggestions.append(
-            step(
-                f"{cfg.model.detector} places boxes from fixed anchors; the anchor-free FCOS "
-                "misses fewer small and oddly shaped objects",
+            _remedy(
+                "an anchor-free detector",
                 "model.detector=fcos",
+                f"{cfg.model.detector} places boxes from fixed anchors; FCOS misses fewer "
+                "small and oddly shaped objects",
             )
         )
     if not any(
@@ -129,9 +137,10 @@ def _suggest(task: DetectTask, page: AnalysisPage, sizes: pd.DataFrame) -> None:
             "{" + ", ".join(f"{k}: {v}" for k, v in s.items()) + "}" for s in cfg.data.augment
         )
         page.suggestions.append(
-            step(
-                "objects of other sizes than the training ones: scale augmentation",
+            _remedy(
+                "more scale augmentation",
                 f"data.augment=[{steps + ', ' if steps else ''}{SCALE_AUGMENT}]",
+                "no step of data.augment changes the objects' scale",
             )
         )
 
