@@ -136,3 +136,31 @@ def create_detector(cfg: Config, num_classes: int, weights: Path | None) -> nn.M
         score_thresh=0.05,
         **common,
     )
+
+
+def loss_and_detections(
+    model: nn.Module, images: list[torch.Tensor], targets: list[dict[str, torch.Tensor]]
+) -> tuple[dict[str, torch.Tensor], list[dict[str, torch.Tensor]]] | None:
+    """FCOS's or RetinaNet's loss dict and detections from one pass (torchvision's own steps,
+    in whatever mode the model is: validation keeps BatchNorm in eval mode); None for a
+    detector whose losses need training mode (Faster R-CNN's sampled proposals)."""
+    from torchvision.models.detection import FCOS, RetinaNet
+
+    if not isinstance(model, (FCOS, RetinaNet)):
+        return None
+    sizes = [(int(img.shape[-2]), int(img.shape[-1])) for img in images]
+    batch, targets = model.transform(images, targets)
+    features = list(model.backbone(batch.tensors).values())
+    head = model.head(features)
+    anchors = model.anchor_generator(batch, features)
+    per_level = [x.size(2) * x.size(3) for x in features]
+    if isinstance(model, FCOS):
+        losses = model.compute_loss(targets, head, anchors, per_level)
+    else:
+        losses = model.compute_loss(targets, head, anchors)
+        per_anchor = head["cls_logits"].size(1) // sum(per_level)
+        per_level = [hw * per_anchor for hw in per_level]
+    split = {k: list(v.split(per_level, dim=1)) for k, v in head.items()}
+    split_anchors = [list(a.split(per_level)) for a in anchors]
+    detections = model.postprocess_detections(split, split_anchors, batch.image_sizes)
+    return losses, model.transform.postprocess(detections, batch.image_sizes, sizes)
