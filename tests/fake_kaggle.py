@@ -3,8 +3,10 @@
 The `kaggle` client, with `KAGGLE_API_ENVIRONMENT=LOCALHOST` set before `import kaggle`, posts
 JSON to `<endpoint>/api/v1/<service>/<method>`; medalist points that endpoint here through
 `MEDALIST_KAGGLE_ENDPOINT`. Blob uploads are PUTs to the `createUrl` this server hands out;
-kernel output files are GETs of the URLs it lists. `refuse` makes a method answer with an error
-the way Kaggle does: that HTTP status and a JSON body `{"code": ..., "message": ...}`.
+kernel output files are GETs of the URLs it lists. A competition's data (`DownloadDataFiles`)
+is a redirect to a signed URL of its zip, as Kaggle's storage serves it. `refuse` makes a
+method answer with an error the way Kaggle does: that HTTP status and a JSON body
+`{"code": ..., "message": ...}`.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import urlsplit
 
 
 @dataclass
@@ -35,6 +38,7 @@ class FakeKaggle:
     output_files: dict[str, bytes] = field(
         default_factory=lambda: {"submission.csv": b"id,label\nt_000,dot\n"}
     )
+    competition_zips: dict[str, bytes] = field(default_factory=dict)  # slug -> its data zip
     submissions: list[dict[str, Any]] = field(default_factory=list)
     leaderboard: list[dict[str, Any]] = field(default_factory=list)
     calls: list[Call] = field(default_factory=list)
@@ -93,6 +97,11 @@ class FakeKaggle:
                 {"url": f"{self.url}/files/{name}", "fileName": name} for name in self.output_files
             ]
             return 200, {"files": files, "log": "[]"}
+        if method == "DownloadDataFiles":
+            slug = body.get("competitionName")
+            if slug in self.competition_zips:
+                return 302, {"Location": f"{self.url}/storage/{slug}.zip?GoogleAccessId=x&sig=y"}
+            return 404, {"code": 404, "message": f"Competition {slug} not found"}
         if method == "CreateSubmission":
             return 200, {"message": "Successfully submitted", "ref": 101}
         if method == "CreateCodeSubmission":
@@ -117,6 +126,12 @@ class _Handler(BaseHTTPRequestHandler):
         return base64.b64decode(auth[6:]).decode().split(":", 1)[0]
 
     def _send(self, code: int, payload: dict[str, Any] | bytes) -> None:
+        if code == 302:  # a redirect: the payload holds the Location header
+            self.send_response(code)
+            self.send_header("Location", payload["Location"])
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
         data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
         self.send_response(code)
         ctype = "application/octet-stream" if isinstance(payload, bytes) else "application/json"
@@ -152,8 +167,13 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(200, {})
 
     def do_GET(self) -> None:
-        name = self.path.rsplit("/", 1)[-1]
-        if name in self.fake.output_files:
+        path = urlsplit(self.path).path
+        name = path.rsplit("/", 1)[-1]
+        zips = {f"{slug}.zip": data for slug, data in self.fake.competition_zips.items()}
+        if path.startswith("/storage/") and name in zips:
+            self.fake.calls.append(Call("GET", path, self._user(), dict(self.headers)))
+            self._send(200, zips[name])
+        elif name in self.fake.output_files:
             self._send(200, self.fake.output_files[name])
         else:
             self._send(404, {"code": 404, "message": "no such file"})

@@ -9,7 +9,7 @@ import pytest
 from conftest import medalist
 
 from medalist.envtools.cost import (
-    SEMINAR_EXAMPLE,
+    RTX4060TI_VS_G4DN,
     CostInputs,
     compare_costs,
     example_inputs,
@@ -32,19 +32,19 @@ def _break_even(result, between):
     return next(b for b in result.break_even if b.between == between)
 
 
-def test_seminar_example_is_the_seminars_figures():
-    c = example_inputs("seminar")
+def test_rtx4060ti_vs_g4dn_example_is_the_published_figures():
+    c = example_inputs("rtx4060ti-vs-g4dn")
     assert (c.price, c.power_per_100h, c.hourly_rate * 100) == (250_000, 1_000, 8_000)
     assert c.currency == "yen"
 
 
 def test_owned_machine_costs_the_same_as_hourly_cloud_at_the_break_even_hours():
-    hours = _break_even(compare_costs(SEMINAR_EXAMPLE), "owned vs hourly cloud").hours
+    hours = _break_even(compare_costs(RTX4060TI_VS_G4DN), "owned vs hourly cloud").hours
 
-    at_even = compare_costs(replace(SEMINAR_EXAMPLE, hours=hours))
+    at_even = compare_costs(replace(RTX4060TI_VS_G4DN, hours=hours))
     owned, hourly = at_even.option("owned machine"), at_even.option("hourly cloud")
     assert math.isclose(owned.total, hourly.total, rel_tol=1e-9)
-    later = compare_costs(replace(SEMINAR_EXAMPLE, hours=hours * 1.1))
+    later = compare_costs(replace(RTX4060TI_VS_G4DN, hours=hours * 1.1))
     assert later.option("owned machine").total < later.option("hourly cloud").total
 
 
@@ -124,17 +124,29 @@ def test_one_option_alone_is_nothing_to_compare():
         compare_costs(CostInputs(hourly_rate=1.0))
 
 
-def test_cli_prints_seminar_costs_per_100_hours_and_break_even():
-    r = medalist("cost", "--example", "seminar")
+def test_cli_prints_the_example_costs_per_100_hours_and_break_even():
+    r = medalist("cost", "--example", "rtx4060ti-vs-g4dn")
     assert r.returncode == 0, r.stderr
     assert "per 100 h" in r.stdout
-    hours = _break_even(compare_costs(SEMINAR_EXAMPLE), "owned vs hourly cloud").hours
+    hours = _break_even(compare_costs(RTX4060TI_VS_G4DN), "owned vs hourly cloud").hours
     assert f"{hours:,.0f} hours" in r.stdout
     assert "8,000 yen" in r.stdout
 
 
+def test_cli_with_no_prices_prints_the_example_instead_of_an_error():
+    plain = medalist("cost")
+    assert plain.returncode == 0, plain.stderr
+    assert plain.stdout == medalist("cost", "--example", "rtx4060ti-vs-g4dn").stdout
+    assert "8,000 yen" in plain.stdout
+    longer = medalist("cost", "--hours", "500")
+    assert longer.returncode == 0, longer.stderr
+    assert "500 hours of experiments" in longer.stdout and "40,000 yen" in longer.stdout
+
+
 def test_cli_options_override_the_example():
-    r = medalist("cost", "--example", "seminar", "--monthly", "5000", "--monthly-hours", "200")
+    r = medalist(
+        "cost", "--example", "rtx4060ti-vs-g4dn", "--monthly", "5000", "--monthly-hours", "200"
+    )
     assert r.returncode == 0, r.stderr
     assert "monthly cloud" in r.stdout and "can't cover" not in r.stdout
 
@@ -143,7 +155,8 @@ def test_cli_options_override_the_example():
     "args, named",
     [
         (["--hourly", "-1", "--price", "10", "--power", "0"], "--hourly"),
-        (["--example", "seminar", "--hours", "0"], "--hours"),
+        (["--example", "rtx4060ti-vs-g4dn", "--hours", "0"], "--hours"),
+        (["--hours", "0"], "--hours"),
         (["--example", "nope"], "--example"),
         (["--hourly", "2"], "--price"),
     ],

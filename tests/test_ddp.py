@@ -33,6 +33,7 @@ def test_ddp_on_two_cpu_processes_gives_the_oof_of_one_process(tmp_path: Path) -
     np.testing.assert_allclose(ha["val_loss"], hb["val_loss"], rtol=1e-4)
 
 
+@pytest.mark.slow
 def test_folds_trained_apart_merge_into_one_run(tmp_path: Path) -> None:
     config = make_project(tmp_path / "p")
     whole = train(config, name="whole")

@@ -7,10 +7,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from medalist.data.leak import DEFAULT_THRESHOLD
 from medalist.workflows.demo import run_demo
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # the slowest test: about 15 minutes on two busy cores
 def test_demo_builds_the_digits_competition_searches_leaks_trains_and_scores_its_submission(
     tmp_path: Path,
 ) -> None:
@@ -19,7 +21,13 @@ def test_demo_builds_the_digits_competition_searches_leaks_trains_and_scores_its
     train = pd.read_csv(out / "competition" / "train.csv")
     test = pd.read_csv(out / "competition" / "test.csv")
     assert (len(train), len(test)) == (1437, 360)  # 1,797 digits, 20% held out
-    assert (out / "leak" / "pairs.csv").is_file() and figures["leak_pairs"] >= 0
+    # The figure is the search's own table: each row a pair of the competition's images
+    # within the default distance.
+    pairs = pd.read_csv(out / "leak" / "pairs.csv")
+    assert figures["leak_pairs"] == len(pairs)
+    ids = set(train["id"]) | set(test["id"])
+    assert set(pairs["id_a"]) | set(pairs["id_b"]) <= ids
+    assert (pairs["id_a"] != pairs["id_b"]).all() and (pairs["distance"] <= DEFAULT_THRESHOLD).all()
     (run,) = [p for p in (out / "runs").iterdir() if p.name.startswith("demo-")]
     sub = pd.read_csv(run / "submission.csv")
     assert list(sub["id"]) == list(test["id"]) and sub["label"].between(0, 9).all()

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import medalist
+from conftest import medalist, require_tool
 
 from medalist.envtools.docker import IMAGES, write_docker_script
 
@@ -16,13 +15,7 @@ FAKE_DOCKER = '#!/bin/sh\nfor a in "$@"; do printf "%s\\n" "$a"; done\n'
 
 
 def _shellcheck() -> str:
-    """The shellcheck binary; in CI (CI=true) its absence fails the test instead of skipping."""
-    path = shutil.which("shellcheck")
-    if path is None:
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail("shellcheck is not installed: apt-get install -y shellcheck")
-        pytest.skip("shellcheck is not installed (apt-get install -y shellcheck)")
-    return path
+    return require_tool("shellcheck", "apt-get install -y shellcheck")
 
 
 def _docker_args(script: Path, tmp_path: Path, *command: str) -> list[str]:
@@ -49,7 +42,7 @@ def test_docker_script_passes_shellcheck(tmp_path, image):
     assert done.returncode == 0, done.stdout
 
 
-def test_docker_script_runs_the_image_with_the_seminar_options(tmp_path):
+def test_docker_script_runs_the_image_with_the_advised_options(tmp_path):
     project = tmp_path / "proj"
     competition = tmp_path / "competition"
     competition.mkdir()

@@ -1,11 +1,10 @@
-"""`medalist new --layout script|notebook|hybrid`: the seminar's three project layouts, each a
+"""`medalist new --layout script|notebook|hybrid`: the three project layouts, each a
 git repository; the generated scripts and notebooks run on a tiny competition."""
 
 from __future__ import annotations
 
 import os
 import runpy
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -13,7 +12,7 @@ from pathlib import Path
 import nbformat
 import pytest
 import yaml
-from conftest import make_competition, medalist
+from conftest import make_competition, medalist, require_tool
 
 from medalist.errors import UserError
 from medalist.workflows.scaffold import create_project
@@ -64,15 +63,15 @@ def test_each_layout_has_its_files_a_readme_that_says_how_and_a_fresh_git_repo(
     assert ("src/train.py" in readme) == (layout != "notebook")
     assert ("notebook/test.ipynb" in readme) == (layout != "script")
     assert report.layout == layout
-    if shutil.which("git"):
-        assert report.git
-        assert _git(root, "rev-parse", "--is-inside-work-tree").stdout.strip() == "true"
-        assert _git(root, "rev-parse", "HEAD").returncode != 0  # no commit: the user's call
-        status = _git(root, "status", "--porcelain", "--untracked-files=all").stdout
-        listed = {line[3:] for line in status.splitlines()}
-        assert listed == {".gitignore", "readme.md", "configs/baseline.yaml"} | {
-            f for f in LAYOUT_FILES[layout]
-        }
+    require_tool("git", "apt-get install -y git")
+    assert report.git
+    assert _git(root, "rev-parse", "--is-inside-work-tree").stdout.strip() == "true"
+    assert _git(root, "rev-parse", "HEAD").returncode != 0  # no commit: the user's call
+    status = _git(root, "status", "--porcelain", "--untracked-files=all").stdout
+    listed = {line[3:] for line in status.splitlines()}
+    assert listed == {".gitignore", "readme.md", "configs/baseline.yaml"} | {
+        f for f in LAYOUT_FILES[layout]
+    }
 
 
 def test_generated_files_are_valid_python_notebooks_and_shell(tmp_path, competition):
@@ -87,11 +86,7 @@ def test_generated_files_are_valid_python_notebooks_and_shell(tmp_path, competit
         code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
         assert "from medalist" in code
     assert os.access(root / "scripts" / "sweep.sh", os.X_OK)
-    shellcheck = shutil.which("shellcheck")
-    if shellcheck is None:
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail("shellcheck is not installed: apt-get install -y shellcheck")
-        return
+    shellcheck = require_tool("shellcheck", "apt-get install -y shellcheck")
     done = subprocess.run(
         [shellcheck, "--enable=all", str(root / "scripts" / "sweep.sh")],
         capture_output=True,

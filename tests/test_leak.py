@@ -179,7 +179,8 @@ def test_leak_writes_pairs_groups_and_page_with_folds_and_splits(tiny_project: P
     g = dict(zip(groups["id"], groups["dup_group"], strict=True))
     assert g["img_0001"] == g["img_0005"] and g["img_0000"] != g["img_0001"]
     html = report.files["pairs_html"].read_text()
-    assert html.count("data:image/png;base64,") == 2 * len(pairs)
+    duplicates_part = html.split("<h2>Nearest neighbours across folds</h2>")[0]
+    assert duplicates_part.count("data:image/png;base64,") == 2 * len(pairs)
     assert 'src="http' not in html and "img_0005" in html
     assert report.counts["train_test"] >= 1
     assert report.counts["cross_fold"] + report.counts["same_fold"] == report.counts["train_train"]
@@ -215,10 +216,18 @@ def test_leak_on_an_unreadable_image_names_the_file(tiny_project: Path):
 
 @pytest.mark.slow
 def test_leak_embeddings_pass_adds_pairs_from_backbone_features(tiny_project: Path):
+    data = tiny_project.parent.parent / "data"
+    # A copy at twice the size: another file to the hash pass, which threshold 0 limits to
+    # identical files, and the same 16 px input to the backbone.
+    Image.open(data / "train/img_0004.png").resize((48, 48), Image.NEAREST).save(
+        data / "test/t_000.png"
+    )
     cfg = load_config(tiny_project)
-    report = find_leaks(cfg, embeddings=True, embed_similarity=0.5)
-    assert set(report.pairs["method"]) <= {"hash", "embedding"}
-    by_embedding = report.pairs[report.pairs["method"] == "embedding"]
-    assert len(by_embedding) > 0  # untrained features of these shapes are alike
-    assert (by_embedding["distance"] <= 0.5 + 1e-6).all()
-    assert report.seconds["embeddings"] >= 0
+    report = find_leaks(cfg, threshold=0.0, embeddings=True, embed_similarity=0.5)
+    assert set(report.pairs["method"]) == {"embedding"}
+    nearest = report.pairs.iloc[0]
+    assert {nearest.id_a, nearest.id_b} == {"img_0004", "t_000"}
+    assert nearest.distance < 1e-5 < report.pairs["distance"].iloc[1]
+    assert (report.pairs["distance"] <= 0.5 + 1e-6).all()
+    assert set(report.seconds) == {"fingerprint", "search", "embeddings"}
+    assert report.seconds["embeddings"] > 0

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import os
 import shutil
 import subprocess
 from html import escape as html_escape
@@ -12,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import medalist
+from conftest import assert_drawn_png, medalist, require_tool
 
 from medalist.analysis.report import config_differences, write_report
 
@@ -172,13 +171,8 @@ def test_report_of_a_run_with_no_epoch_yet_exits_2(trained_run: Path) -> None:
 
 
 def chromium() -> str:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        if found := shutil.which(name):
-            return found
-    message = "chromium is not installed (apt-get install -y chromium)"
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-        pytest.fail(f"{message}: CI must run the browser test")
-    pytest.skip(message)
+    names = ("chromium", "chromium-browser", "google-chrome")
+    return require_tool(names, "apt-get install -y chromium")
 
 
 def browse(page: Path, tmp: Path, *extra: str) -> subprocess.CompletedProcess:
@@ -243,4 +237,4 @@ def test_report_opens_in_headless_chromium_without_broken_images_or_errors(
         trained_run / "report.html", tmp_path, "--window-size=1280,2000", f"--screenshot={shot}"
     )
     assert r.returncode == 0, r.stderr[-2000:]
-    assert shot.read_bytes()[:8] == PNG_MAGIC and shot.stat().st_size > 20_000
+    assert_drawn_png(shot, 1280, 2000)

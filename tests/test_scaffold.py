@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
+from conftest import require_tool
 from PIL import Image
 
 from medalist.config import load_config
@@ -278,8 +278,7 @@ def test_gitignore_keeps_data_runs_folds_and_tracker_files_out_of_git(tmp_path):
     for entry in ("runs/", "folds/", "mlruns.db", "mlartifacts/", ".cache/", "*.ckpt"):
         assert entry in lines
     assert "/data" in lines and "data/" in lines
-    if shutil.which("git") is None:
-        return
+    require_tool("git", "apt-get install -y git")
     subprocess.run(["git", "init", "-q"], cwd=report.root, check=True)
     (report.root / "runs" / "r1").mkdir()
     (report.root / "runs" / "r1" / "x.ckpt").write_text("")

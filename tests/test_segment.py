@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import TINY_CONFIG, medalist
+from conftest import TINY_CONFIG, assert_drawn_png, medalist
 from PIL import Image
 
 from medalist.data.rle import rle_area, rle_decode, rle_encode
@@ -48,7 +48,8 @@ def make_seg_project(
     root: Path, *, n_train: int = 32, n_test: int = 6, mask_dir: bool = False, seed: int = 0
 ) -> Path:
     """A segmentation competition in Kaggle's layout (images of several sizes); returns the
-    config path. With `mask_dir`, masks are PNG files instead of an RLE column."""
+    config path. With `mask_dir`, masks are PNG files instead of an RLE column. The test
+    images' masks are kept in `root/truth/`."""
     rng = np.random.default_rng(seed)
     data = root / "data"
     for sub in ("train", "test", "masks"):
@@ -62,10 +63,12 @@ def make_seg_project(
         rows.append({"id": f"img_{i:03d}", "rle": rle_encode(mask)})
     pd.DataFrame(rows).to_csv(data / "train.csv", index=False)
     test_ids = []
+    (root / "truth").mkdir(exist_ok=True)  # the test set's hidden masks, outside data/
     for j in range(n_test):
         h, w = (40, 36) if j % 2 else (32, 48)
-        img, _ = blob_image(rng, h, w)
+        img, mask = blob_image(rng, h, w)
         Image.fromarray(img).save(data / "test" / f"t_{j:03d}.png")
+        Image.fromarray(mask * 255).save(root / "truth" / f"t_{j:03d}.png")
         test_ids.append(f"t_{j:03d}")
     pd.DataFrame({"id": test_ids}).to_csv(data / "test.csv", index=False)
     # The sample's order differs from test.csv's: the submission must follow the sample.
@@ -79,6 +82,38 @@ def make_seg_project(
     cfg = root / "configs" / "baseline.yaml"
     cfg.write_text(text)
     return cfg
+
+
+def decode_by_hand(text: object, h: int, w: int, order: str = "column") -> np.ndarray:
+    """Kaggle's run-length text drawn pixel by pixel (1-based starts, counting down each column
+    or along each row), written apart from medalist's decoder so that a mistake the encoder and
+    decoder share can't hide; a run past the image raises IndexError."""
+    mask = np.zeros((h, w), dtype=np.uint8)
+    numbers = [int(v) for v in text.split()] if isinstance(text, str) else []
+    for start, length in zip(numbers[0::2], numbers[1::2], strict=True):
+        for k in range(start - 1, start - 1 + length):
+            mask[(k % h, k // h) if order == "column" else (k // w, k % w)] = 1
+    return mask
+
+
+def dice(a: np.ndarray, b: np.ndarray) -> float:
+    """Dice of two masks; 1 when both are empty."""
+    a, b = a > 0, b > 0
+    total = int(a.sum() + b.sum())
+    return 1.0 if total == 0 else 2 * int((a & b).sum()) / total
+
+
+def image_hw(path: Path) -> tuple[int, int]:
+    with Image.open(path) as img:
+        return img.height, img.width
+
+
+def l_shape(h: int, w: int) -> np.ndarray:
+    """An L in the upper left: no flip, transpose or stretch of it lands on itself."""
+    mask = np.zeros((h, w), dtype=np.uint8)
+    mask[h // 8 : h * 3 // 4, w // 8 : w // 8 + w // 5] = 1
+    mask[h * 3 // 4 - h // 6 : h * 3 // 4, w // 8 : w * 3 // 4] = 1
+    return mask
 
 
 # ---- run-length encoding and mask metrics ----------------------------------------------------
@@ -146,6 +181,7 @@ def test_mask_strata_merge_a_stratum_smaller_than_the_fold_count(tmp_path: Path)
 def test_augmentation_moves_the_mask_with_the_image() -> None:
     from medalist.data.dataset import ImageDataset, create_transform
     from medalist.data.images import ImageSource
+    from medalist.tasks.segment import SegmentTask
 
     rng = np.random.default_rng(0)
     img, mask = blob_image(rng, 32, 32)
@@ -153,7 +189,9 @@ def test_augmentation_moves_the_mask_with_the_image() -> None:
         img, mask = blob_image(rng, 32, 32)
     source = ImageSource([Path("unused.png")], 32, 3, cached=img[None])
     steps = [{"name": "HorizontalFlip", "p": 1.0}, {"name": "Affine", "rotate": 90, "p": 1.0}]
-    x, m = ImageDataset(source, np.array([0]), mask[None], create_transform(steps, train=True))[0]
+    transform = create_transform(steps, train=True)
+    sample = SegmentTask.transform_sample  # what the fold loop hands the dataset for masks
+    x, m = ImageDataset(source, np.array([0]), mask[None], transform, sample=sample)[0]
     assert m.shape == (32, 32) and int(m.sum()) > 0
     # The bright pixels of the augmented image are the mask's pixels, wherever they went.
     bright = x.numpy().min(axis=0) >= 180
@@ -188,13 +226,50 @@ def test_tta_flips_each_predicted_mask_back_before_averaging(tmp_path: Path) -> 
     assert np.allclose(both.astype(np.float32), plain.astype(np.float32), atol=1e-3)
     assert not np.allclose(plain[:, :, ::-1].astype(np.float32), plain.astype(np.float32))
 
+    ramp = torch.linspace(-3, 3, 32)
+
+    class WithARamp(torch.nn.Module):  # plus a left-to-right ramp that stays as the image flips
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return x[:, :1] * 4 + ramp
+
+    # The mirrored view, flipped back, sees the ramp mirrored: TTA is the mean of both views.
+    x = torch.cat([norm(batch) for batch, _ in loader])[:, 0]
+    views = [torch.sigmoid(x * 4 + ramp), torch.sigmoid(x * 4 + ramp.flip(-1))]
+    got = predict_array(WithARamp(), task, loader, norm=norm, tta=["hflip"]).astype(np.float32)
+    assert np.allclose(got, ((views[0] + views[1]) / 2).numpy(), atol=1e-3)
+    assert not np.allclose(got, views[0].numpy(), atol=1e-2)
+
+
+@pytest.mark.parametrize("order", ["column", "row"])
+def test_submitted_masks_are_the_predictions_at_each_test_images_own_height_and_width(
+    tmp_path: Path, order: str
+) -> None:
+    import cv2
+
+    from medalist.config import load_config
+    from medalist.tasks.segment import SegmentTask
+
+    path = make_seg_project(tmp_path / "proj", n_train=2, n_test=4)  # 32x48 and 40x36 images
+    cfg = load_config(path, [f"competition.rle_order={order}"])
+    data = tmp_path / "proj" / "data"
+    ids = pd.read_csv(data / "test.csv")["id"]
+    truth = {i: l_shape(*image_hw(data / "test" / f"{i}.png")) for i in ids}
+    # What a model that got each L right predicts: the L at data.image_size (32x32).
+    preds = np.stack([cv2.resize(truth[i].astype(np.float32), (32, 32)) for i in ids])
+    sample = pd.read_csv(data / "sample_submission.csv", keep_default_na=False)
+    sub = SegmentTask.from_state(cfg, {}).format_submission(ids, preds.astype(np.float16), sample)
+    assert list(sub["id"]) == list(sample["id"])
+    for i, text in zip(sub["id"], sub["rle"], strict=True):
+        got = decode_by_hand(text, *truth[i].shape, order)
+        assert dice(got, truth[i]) > 0.9, (i, dice(got, truth[i]))
+
 
 # ---- end to end ---------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def seg_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess]:
     """A trained 2-fold segmentation run (trained once for this module) and its CLI output."""
     project = tmp_path_factory.mktemp("seg") / "proj"
-    cfg = make_seg_project(project)
+    cfg = make_seg_project(project, n_test=12)
     r = medalist("train", str(cfg), "--name", "seg", cwd=project)
     assert r.returncode == 0, r.stderr[-3000:]
     return project / "runs" / "seg", r
@@ -207,6 +282,26 @@ def seg_copy(seg_run: tuple[Path, subprocess.CompletedProcess], tmp_path: Path) 
     return tmp_path / "proj" / "runs" / "seg"
 
 
+def oof_dice_by_threshold(run: Path, data: Path) -> dict[float, float]:
+    """Mean Dice of a run's stored out-of-fold masks (fold_*/oof_masks.npy) against the
+    training masks (decoded here, resized to 32 px nearest), at each threshold of 0.2-0.8."""
+    import cv2
+
+    texts = pd.read_csv(data / "train.csv", keep_default_na=False).set_index("id")["rle"]
+    probs, masks = [], []
+    for fold in sorted(run.glob("fold_*/oof_masks.npy")):
+        probs.append(np.load(fold).astype(np.float32))
+        for i in pd.read_csv(fold.parent / "oof.csv")["id"]:
+            y = decode_by_hand(texts[i], *image_hw(data / "train" / f"{i}.png"))
+            masks.append(cv2.resize(y, (32, 32), interpolation=cv2.INTER_NEAREST))
+    p = np.concatenate(probs)
+    assert len(p) == len(masks) == len(texts)
+    grid = [round(0.2 + 0.05 * k, 2) for k in range(13)]
+    return {
+        t: float(np.mean([dice(a >= t, y) for a, y in zip(p, masks, strict=True)])) for t in grid
+    }
+
+
 @pytest.mark.slow
 def test_segment_run_trains_unets_and_writes_oof_masks_threshold_and_an_rle_submission(
     seg_run: tuple[Path, subprocess.CompletedProcess], seg_copy: Path, tmp_path: Path
@@ -216,8 +311,13 @@ def test_segment_run_trains_unets_and_writes_oof_masks_threshold_and_an_rle_subm
     assert "verdict:" in r.stdout
     scores = json.loads((run / "scores.json").read_text())
     assert scores["metric"] == "dice" and len(scores["folds"]) == 2
-    assert 0.2 <= scores["threshold"] <= 0.8
-    assert scores["oof_at_threshold"] >= scores["oof"]
+    # The threshold and its score, recomputed from the stored masks against the true ones.
+    oof_dice = oof_dice_by_threshold(run, tmp_path / "proj" / "data")
+    best = max(oof_dice.values())
+    fitted = min((t for t, d in oof_dice.items() if d >= best - 1e-12), key=lambda t: abs(t - 0.5))
+    assert scores["threshold"] == pytest.approx(fitted)
+    assert scores["oof_at_threshold"] == pytest.approx(best, abs=1e-9)
+    assert scores["oof"] == pytest.approx(oof_dice[0.5], abs=1e-9)
     oof = pd.read_csv(run / "oof.csv")
     assert list(oof.columns) == ["id", "fold", "target_area", "pred_area", "dice"]
     assert len(oof) == 32 and oof["dice"].between(0, 1).all()
@@ -236,18 +336,21 @@ def test_segment_run_trains_unets_and_writes_oof_masks_threshold_and_an_rle_subm
     # The error analysis lists the lowest-scoring images and draws them.
     worst = pd.read_csv(run / "analysis" / "worst_predictions.csv")
     assert worst["dice"].is_monotonic_increasing and worst["dice"].iloc[0] == oof["dice"].min()
-    assert (run / "plots" / "worst_predictions.png").stat().st_size > 10_000
+    assert_drawn_png(run / "plots" / "worst_predictions.png")
 
     r = medalist("predict", str(run), "--tta", "hflip", cwd=tmp_path / "proj")
     assert r.returncode == 0, r.stderr[-3000:]
     sub = pd.read_csv(run / "submission.csv", keep_default_na=False)
     sample = pd.read_csv(tmp_path / "proj" / "data" / "sample_submission.csv")
     assert list(sub.columns) == ["id", "rle"] and list(sub["id"]) == list(sample["id"])
-    # Each mask is encoded at its image's own size: it decodes there, and not past it.
+    # Each mask, decoded at its image's own height and width, covers that image's rectangle:
+    # a mask transposed, or resized to (w, h), would land elsewhere.
+    scores = {}
     for i, text in zip(sub["id"], sub["rle"], strict=True):
-        h, w = Image.open(tmp_path / "proj" / "data" / "test" / f"{i}.png").size[::-1]
-        rle_decode(text, (h, w))
-    assert (sub["rle"] != "").any()
+        truth = np.asarray(Image.open(tmp_path / "proj" / "truth" / f"{i}.png")) > 0
+        if truth.any():
+            scores[i] = dice(decode_by_hand(text, *truth.shape), truth)
+    assert len(scores) >= 6 and np.mean(list(scores.values())) > 0.5, scores  # 0.69 here
 
 
 @pytest.mark.slow
@@ -395,7 +498,7 @@ def test_check_memorises_one_batch_of_masks_and_draws_them(tmp_path: Path) -> No
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     assert "PASS" in r.stdout
     (grid,) = (tmp_path / "proj" / "checks").glob("*/plots/input_batch.png")
-    assert grid.stat().st_size > 10_000
+    assert_drawn_png(grid)
 
 
 # ---- bad input ----------------------------------------------------------------------------------
@@ -474,8 +577,12 @@ def make_two_class_project(root: Path, *, long: bool, n_train: int = 32, n_test:
         rows += [{"id": f"img_{i:03d}", "class": k, "rle": t} for k, t in texts.items() if t]
         wide.append({"id": f"img_{i:03d}", **texts})
     test_ids = [f"t_{j:03d}" for j in range(n_test)]
+    (root / "truth").mkdir()  # the test set's hidden masks, outside data/
     for t in test_ids:
-        Image.fromarray(picture(40, 32)[0]).save(data / "test" / f"{t}.png")
+        img, masks = picture(40, 32)  # taller than wide, where the training images are wide
+        Image.fromarray(img).save(data / "test" / f"{t}.png")
+        for name, mask in masks.items():
+            Image.fromarray(mask * 255).save(root / "truth" / f"{t}_{name}.png")
     pd.DataFrame({"id": test_ids}).to_csv(data / "test.csv", index=False)
     if long:
         pd.DataFrame(rows).to_csv(data / "train.csv", index=False)
@@ -510,7 +617,7 @@ def test_mean_dice_over_several_classes_is_the_mean_over_image_class_pairs() -> 
 def test_long_format_classes_train_one_sigmoid_each_and_submit_a_row_per_image_and_class(
     tmp_path: Path,
 ) -> None:
-    cfg = make_two_class_project(tmp_path / "proj", long=True)
+    cfg = make_two_class_project(tmp_path / "proj", long=True, n_test=8)
     project = tmp_path / "proj"
     r = medalist("train", str(cfg), "train.epochs=10", "--name", "two", cwd=project)
     assert r.returncode == 0, r.stderr[-3000:]
@@ -543,9 +650,13 @@ def test_long_format_classes_train_one_sigmoid_each_and_submit_a_row_per_image_a
     sample = pd.read_csv(project / "data" / "sample_submission.csv", keep_default_na=False)
     assert list(sub.columns) == ["id", "class", "rle"]
     assert sub[["id", "class"]].equals(sample[["id", "class"]])
-    for text in sub["rle"]:
-        rle_decode(text, (40, 32))  # the test images' own size
-    assert (sub["rle"] != "").any()
+    # Each mask decoded at its test image's own height and width covers that class's square.
+    scores = {}
+    for i, c, text in zip(sub["id"], sub["class"], sub["rle"], strict=True):
+        truth = np.asarray(Image.open(project / "truth" / f"{i}_{c}.png")) > 0
+        if truth.any():
+            scores[(i, c)] = dice(decode_by_hand(text, 40, 32), truth)
+    assert len(scores) >= 8 and np.mean(list(scores.values())) > 0.7, scores  # 0.86 here
     # The offline notebook writes the same long-format submission.
     r = medalist("package", str(run), "--check", "--competition", "two", "--user", "u", cwd=project)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import medalist
+from conftest import assert_drawn_png, medalist
 
 from medalist.tasks.postprocess import smooth_sequences
 from medalist.workflows.predict import predict
@@ -61,7 +61,7 @@ def test_smooth_finds_the_window_that_repairs_flickering_frames(trained_run: Pat
     assert table.loc[1, "mean"] == pytest.approx(2 / 3, abs=0.05)  # every 3rd frame wrong
     assert table.loc[3, "mean"] == pytest.approx(1.0)
     assert table.loc[3, "verdict"] == "better" and result.best in (3, 5)
-    assert (run / "plots" / "smoothing.png").stat().st_size > 0
+    assert_drawn_png(run / "plots" / "smoothing.png")
     assert (run / "analysis" / "smoothing.csv").is_file()
     r = medalist("smooth", str(run), "--windows", "1,3")
     assert r.returncode == 0, r.stderr

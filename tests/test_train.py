@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -85,13 +86,13 @@ def test_submission_matches_the_sample_ids_order_and_columns(trained_run: Path) 
 
 def test_same_config_and_seed_give_identical_oof_on_the_cpu(tmp_path: Path) -> None:
     config = make_project(tmp_path / "p")
-    a = train(config, name="a")
-    b = train(config, name="b")
-    oof_a = pd.read_csv(a.run.path / "oof.csv")
-    oof_b = pd.read_csv(b.run.path / "oof.csv")
-    pd.testing.assert_frame_equal(oof_a, oof_b)
-    c = train(config, ["train.seed=1"], name="c")
-    assert not pd.read_csv(c.run.path / "oof.csv").equals(oof_a), "the seed must matter"
+    a = train(config, name="a", folds="0")
+    b = train(config, name="b", folds="0")
+    oof_a = pd.read_csv(a.run.path / "fold_0" / "oof.csv")
+    oof_b = pd.read_csv(b.run.path / "fold_0" / "oof.csv")
+    pd.testing.assert_frame_equal(oof_a, oof_b, check_exact=True)  # bit for bit, not close
+    c = train(config, ["train.seed=1"], name="c", folds="0")
+    assert not pd.read_csv(c.run.path / "fold_0" / "oof.csv").equals(oof_a), "the seed must matter"
 
 
 def test_a_training_stopped_by_an_exception_does_not_change_the_next_ones_oof(
@@ -112,6 +113,7 @@ def test_a_training_stopped_by_an_exception_does_not_change_the_next_ones_oof(
     pd.testing.assert_frame_equal(
         pd.read_csv(a.run.path / "fold_0" / "oof.csv"),
         pd.read_csv(b.run.path / "fold_0" / "oof.csv"),
+        check_exact=True,
     )
 
 
@@ -146,13 +148,30 @@ def test_resume_after_sigkill_ends_with_the_scores_of_an_uninterrupted_run(tmp_p
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not (run / "scores.json").exists()
+    # What the kill left: fold 1's resume point and the epochs it had recorded.
+    saved = torch.load(run / "fold_1" / "last.ckpt", map_location="cpu", weights_only=False)
+    before = pd.DataFrame(saved["medalist_history"])
+    assert 1 <= len(before) < 6
     resumed = medalist("train", "--resume", str(run))
     assert resumed.returncode == 0, resumed.stderr
     assert "fold 0: done already" in resumed.stdout
+    # Fold 1 went on from its checkpoint: the resumed process trained only the epochs after
+    # it, and the epochs before are the killed process's own rows (their wall times too, which
+    # a retrained fold would not reproduce).
+    trained = lambda k: [  # noqa: E731
+        int(e) for e in re.findall(rf"^fold {k} \| epoch (\d+)/6 ", resumed.stdout, re.M)
+    ]
+    assert trained(1) == list(range(len(before) + 1, 7)), resumed.stdout
+    assert trained(2) == [1, 2, 3, 4, 5, 6]
+    after = pd.read_csv(run / "fold_1" / "history.csv", float_precision="round_trip")
+    assert list(after["epoch"]) == [1, 2, 3, 4, 5, 6]
+    pd.testing.assert_frame_equal(
+        after.iloc[: len(before)][list(before.columns)], before, check_exact=True
+    )
     got = json.loads((run / "scores.json").read_text())
     assert got["folds"] == whole.scores["folds"]
     pd.testing.assert_frame_equal(
-        pd.read_csv(run / "oof.csv"), pd.read_csv(whole.run.path / "oof.csv")
+        pd.read_csv(run / "oof.csv"), pd.read_csv(whole.run.path / "oof.csv"), check_exact=True
     )
     for k in range(3):
         assert len(pd.read_csv(run / f"fold_{k}" / "history.csv")) == 6
@@ -168,11 +187,19 @@ def test_folds_option_trains_only_those_folds_and_resume_finishes_the_rest(tmp_p
 
 
 def test_predict_with_tta_averages_views_and_keeps_the_format(trained_run: Path) -> None:
+    from PIL import Image
+
     plain = predict(trained_run)
     flipped = predict(trained_run, tta=["hflip"])
-    assert plain.preds.shape == flipped.preds.shape
-    assert not np.allclose(plain.preds, flipped.preds)
+    # The other view on its own: the same run predicting the test images mirrored on disk.
+    for path in (trained_run.parent.parent / "data" / "test").glob("*.png"):
+        Image.fromarray(np.asarray(Image.open(path))[:, ::-1].copy()).save(path)
+    mirrored = predict(trained_run)
+    assert plain.preds.shape == flipped.preds.shape == mirrored.preds.shape
+    assert not np.allclose(plain.preds, mirrored.preds)
+    np.testing.assert_allclose(flipped.preds, (plain.preds + mirrored.preds) / 2, rtol=0, atol=1e-6)
     assert np.allclose(flipped.preds.sum(axis=1), 1.0, atol=1e-5)
+    assert list(flipped.submission.columns) == ["id", "label"]
 
 
 def test_pretrained_weights_load_from_a_local_file(tmp_path: Path) -> None:
@@ -197,15 +224,56 @@ def test_pretrained_weights_load_from_a_local_file(tmp_path: Path) -> None:
 
 
 def test_ema_and_backbone_freezing_train_and_predict(tmp_path: Path) -> None:
+    import lightning as L
+
+    from medalist.models.factory import backbone_parameters
+    from medalist.workflows.inference import inference_weights
+
+    def copy(named: dict) -> dict[str, torch.Tensor]:
+        return {n: p.detach().clone() for n, p in named.items()}
+
+    epochs: dict[int, tuple[dict, dict]] = {}  # epoch: (backbone at its start, at its end)
+    validated: dict[int, tuple[dict, dict]] = {}  # epoch: (model, EMA) as it is validated
+
+    class Watch(L.Callback):
+        def on_train_epoch_start(self, trainer, module) -> None:
+            ids = {id(p) for p in backbone_parameters(module.model)}
+            self.backbone = {n: p for n, p in module.model.named_parameters() if id(p) in ids}
+            self.head = {n: p for n, p in module.model.named_parameters() if id(p) not in ids}
+            self.start = copy(self.backbone), copy(self.head)
+
+        def on_train_epoch_end(self, trainer, module) -> None:
+            end = copy(self.backbone), copy(self.head)
+            epochs[trainer.current_epoch + 1] = (self.start, end)
+
+        def on_validation_epoch_start(self, trainer, module) -> None:
+            if not trainer.sanity_checking:
+                model = copy(dict(module.model.state_dict()))
+                validated[trainer.current_epoch + 1] = (model, copy(module.ema.module.state_dict()))
+
     config = make_project(tmp_path / "p")
     s = train(
         config,
         ["train.ema=true", "train.ema_decay=0.5", "train.freeze_backbone_epochs=1"],
         name="ema",
+        folds="0",
+        callbacks=lambda fold: [Watch()],
     )
-    assert s.scores is not None
-    sub = predict(s.run.path).submission
-    assert len(sub) == 9
+    (start1, end1), (start2, end2) = epochs[1], epochs[2]
+    # Epoch 1 trains the head only; epoch 2 the backbone too.
+    assert all(torch.equal(start1[0][n], end1[0][n]) for n in start1[0])
+    assert any(not torch.equal(start1[1][n], end1[1][n]) for n in start1[1])
+    assert all(not torch.equal(start2[0][n], end2[0][n]) for n in start2[0])
+    # The EMA copy is not the model, and it is what the best checkpoint keeps to predict with.
+    best = json.loads((s.run.path / "fold_0" / "result.json").read_text())["best_epoch"]
+    model, ema = validated[best]
+    assert any(not torch.equal(model[n], ema[n]) for n in model if ema[n].is_floating_point())
+    state = torch.load(s.run.path / "fold_0" / "best.ckpt", map_location="cpu", weights_only=False)
+    state = state["state_dict"]
+    used = inference_weights(state, "ema")
+    assert used.keys() == ema.keys()
+    assert all(torch.equal(used[n], ema[n]) for n in ema)
+    assert len(predict(s.run.path).submission) == 9
 
 
 def test_swa_averages_the_weights_of_the_last_epochs_and_predicts_with_them(
@@ -279,6 +347,7 @@ def test_cli_help_does_not_import_heavy_libraries() -> None:
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
 
 
+@pytest.mark.slow
 def test_seeds_repeat_the_run_with_fixed_folds_and_record_the_spread(tmp_path: Path) -> None:
     config = make_project(tmp_path / "p")
     proc = medalist("train", str(config), "--seeds", "2", "--name", "two")

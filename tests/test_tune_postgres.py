@@ -3,7 +3,7 @@
 The test starts a throwaway server on 127.0.0.1 (initdb into a temp folder, `pg_ctl start` on a
 free port, as the `postgres` user when run as root) and stops it afterwards; or it uses the
 server in MEDALIST_TEST_POSTGRES_URL. Without the PostgreSQL binaries or psycopg2 it is
-skipped, except in CI (CI=true), where it fails.
+skipped, except in CI (CI set), where it fails.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from pathlib import Path
 import optuna
 import pytest
 import yaml
-from conftest import SYSTEM_TEMP, TINY_CONFIG, make_project
+from conftest import SYSTEM_TEMP, TINY_CONFIG, make_project, unavailable
 
 from medalist.config.schema import Tune
 from medalist.workflows.tune_trial import open_storage
@@ -50,12 +50,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def unavailable(why: str) -> None:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{why}: CI must run the PostgreSQL test (see .ci/run)")
-    pytest.skip(why)
 
 
 @pytest.fixture(scope="module")

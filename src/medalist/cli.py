@@ -35,9 +35,25 @@ def main() -> None:
         # Usage errors (a missing option value, an unknown option): typer's own click copy and
         # click itself both give them show() and an exit code.
         if hasattr(exc, "show") and isinstance(getattr(exc, "exit_code", None), int):
-            exc.show()
-            sys.exit(2)
+            _usage_error(exc)
         raise
+
+
+def _usage_error(exc: Exception) -> None:
+    """A usage error (an unknown option, a value of the wrong type) in one line, as a UserError
+    is; a command group called bare still shows its help."""
+    from rich.text import Text
+
+    from medalist.console import err_console
+
+    if type(exc).__name__ == "NoArgsIsHelpError":
+        exc.show()
+        sys.exit(2)
+    ctx = getattr(exc, "ctx", None)
+    command = " ".join(["medalist", *(ctx.command_path.split()[1:] if ctx is not None else [])])
+    message = " ".join(exc.format_message().split())
+    err_console.print(Text.assemble(("error", "red"), f": {message} (see {command} --help)"))
+    sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -50,7 +50,17 @@ def write_csv(path: Path, df: pd.DataFrame) -> Path:
 
 
 def read_json(path: Path) -> Any:
-    return json.loads(Path(path).read_text())
+    """The file's JSON; a damaged file (edited by hand, cut short) is a UserError naming it."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        from medalist.errors import UserError
+
+        where = f" (line {exc.lineno}: {exc.msg})" if isinstance(exc, json.JSONDecodeError) else ""
+        raise UserError(
+            f"{path} is not valid JSON{where}: restore it from a copy, or redo the step that "
+            "wrote it"
+        ) from None
 
 
 def _jsonable(value: Any) -> Any:

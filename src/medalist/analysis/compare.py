@@ -32,11 +32,10 @@ import pandas as pd
 from medalist.config import flatten
 from medalist.errors import UserError
 from medalist.io import read_json
+from medalist.noise import ALPHA, SEED_FACTOR, judge, paired_test, sign_test  # noqa: F401
 from medalist.runs import layout
 from medalist.runs.rundir import RunDir, open_run_dir
 
-ALPHA = 0.05
-SEED_FACTOR = 2.0
 # Keys that do not change what is trained or how it is scored.
 NEUTRAL_PREFIXES = ("track.", "predict.", "data.num_workers", "train.threads", "data.cache")
 METHOD = (
@@ -114,50 +113,6 @@ def _same_folds(a: RunDir, b: RunDir) -> bool:
     return da.equals(db)
 
 
-def paired_test(diffs: np.ndarray) -> tuple[float, float, float]:
-    """(mean, standard error, two-sided p of the one-sample t-test against 0) of `diffs`."""
-    from scipy import stats
-
-    k = len(diffs)
-    mean = float(np.mean(diffs)) if k else math.nan
-    if k < 2:
-        return mean, math.nan, math.nan
-    se = float(np.std(diffs, ddof=1) / math.sqrt(k))
-    if se == 0.0:
-        return mean, 0.0, (1.0 if mean == 0.0 else 0.0)
-    return mean, se, float(stats.ttest_1samp(diffs, 0.0).pvalue)
-
-
-def sign_test(diffs: np.ndarray) -> float:
-    """Two-sided sign test p-value of the non-zero differences."""
-    from scipy import stats
-
-    pos, neg = int((diffs > 0).sum()), int((diffs < 0).sum())
-    return float(stats.binomtest(pos, pos + neg, 0.5).pvalue) if pos + neg else 1.0
-
-
-def judge(
-    mean_diff: float, p_value: float, seed_std: float | None, alpha: float = ALPHA
-) -> tuple[str, list[str]]:
-    """The verdict on a signed mean difference, and the reasons for it."""
-    reasons = []
-    if math.isnan(p_value):
-        return "within noise", ["too few folds to test the difference"]
-    significant = p_value < alpha
-    reasons.append(f"t-test p = {p_value:.3g} ({'<' if significant else '>='} {alpha})")
-    beats_seeds = True
-    if seed_std is not None:
-        floor = SEED_FACTOR * seed_std
-        beats_seeds = abs(mean_diff) > floor
-        reasons.append(
-            f"|mean diff| {abs(mean_diff):.4g} {'>' if beats_seeds else '<='} "
-            f"{SEED_FACTOR:g} x seed std = {floor:.4g}"
-        )
-    if significant and beats_seeds and mean_diff != 0:
-        return ("better" if mean_diff > 0 else "worse"), reasons
-    return "within noise", reasons
-
-
 def _seed_std(*scores: dict[str, Any]) -> float | None:
     stds = [float(s["seed_std"]) for s in scores if s.get("seed_std") is not None]
     return max(stds) if stds else None
@@ -232,9 +187,10 @@ def _blend_text(run: RunDir) -> str:
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
-    import yaml
+    """A run's saved config as a plain mapping; a damaged one is a UserError naming the line."""
+    from medalist.config.load import _read_yaml
 
-    return yaml.safe_load(Path(path).read_text()) or {}
+    return _read_yaml(Path(path))
 
 
 def correlation(x: np.ndarray, y: np.ndarray) -> dict[str, float | int | None]:

@@ -23,7 +23,7 @@ verdict, checked in this order; the first rule that holds wins:
 
 The run's verdict: `unstable` when any fold is; otherwise the verdict most folds share, ties
 going to the more serious one (underfits, overfits, too_short, fits). docs/diagnosis.md has the
-same rules with the seminar's reasoning behind the next steps.
+same rules with the reasoning behind the next steps.
 """
 
 from __future__ import annotations
@@ -310,15 +310,10 @@ def next_steps(
             ),
             step(
                 "then one change at a time: a larger input size",
-                f"data.image_size={_doubled(cfg.data.image_size)}",
+                f"data.image_size={cfg.data.scaled_size(2)}",
             ),
             step("a larger backbone, then a hyperparameter search (medalist tune)"),
         ]
     else:
         steps = []
     return steps
-
-
-def _doubled(size: int | list[int]) -> int | list[int]:
-    """`data.image_size` twice as large (each side of a [height, width] pair)."""
-    return size * 2 if isinstance(size, int) else [2 * s for s in size]

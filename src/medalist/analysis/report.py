@@ -5,7 +5,7 @@ with no server and no network. It is rendered from `templates/report.html.j2` by
 autoescaping on, so nothing from a config or a file name can inject markup.
 
 A comparison highlights the config keys that differ and flags it when more than one setting
-that affects the model differs (the seminar's rule: change one thing at a time).
+that affects the model differs (change one thing at a time).
 """
 
 from __future__ import annotations
@@ -193,6 +193,9 @@ def write_report(run_dirs: Sequence[Path], out: Path | None = None) -> Path:
     """Analyse each run (fresh verdicts and plots), then write one self-contained HTML page."""
     if not run_dirs:
         raise UserError("give one or more run directories, e.g. medalist report runs/base")
+    if out is not None and (out.is_dir() or out.suffix.lower() not in (".html", ".htm")):
+        what = "is a folder" if out.is_dir() else "is not an .html file"
+        raise UserError(f"--out {out} {what}: give the page's file name, e.g. report.html")
     runs = [open_run_dir(p) for p in run_dirs]
     seen: set[Path] = set()
     for r in runs:

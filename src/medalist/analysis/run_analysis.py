@@ -97,7 +97,9 @@ def error_analysis(run: RunDir, cfg: Any, task: Task, folds: list[int]) -> dict[
     oof = load_oof(run, folds)
     lookup = _image_lookup(cfg)
     if lookup is not None:
-        out["suggestions"] += image_size_suggestion(list(lookup.values()), min(cfg.image_shape))
+        out["suggestions"] += image_size_suggestion(
+            list(lookup.values()), min(cfg.data.height_width)
+        )
     if oof is None or oof.empty:
         out["skipped"]["error analysis"] = "no finished fold has out-of-fold predictions yet"
         return out

@@ -10,9 +10,11 @@ the imports below.
 # isort: off
 from medalist.commands import project  # noqa: F401 - new
 from medalist.commands import training  # noqa: F401 - folds, train, predict
+from medalist.commands import lr  # noqa: F401 - lr
 from medalist.commands import runs  # noqa: F401 - runs
 from medalist.commands import demo  # noqa: F401 - demo
 from medalist.commands import analysis  # noqa: F401 - check, report
+from medalist.commands import labels  # noqa: F401 - labels
 from medalist.commands import ensemble  # noqa: F401 - ensemble, smooth
 from medalist.commands import envtools  # noqa: F401 - doctor, docker, cost
 from medalist.commands import kaggle  # noqa: F401 - package, kaggle ...

@@ -8,12 +8,17 @@ from typing import Annotated
 import typer
 
 from medalist.cli_app import app
+from medalist.envtools.cost import DEFAULT_EXAMPLE, EXAMPLES
+from medalist.errors import UserError
 
 STYLE = {"OK": "green", "WARN": "yellow", "FAIL": "bold red"}
 
 
 @app.command()
 def doctor(
+    config_file: Annotated[
+        Path | None, typer.Argument(metavar="CONFIG", help="a config (same as --config)")
+    ] = None,
     data: Annotated[
         Path | None, typer.Option(help="the competition's data folder (size, read speed)")
     ] = None,
@@ -22,7 +27,8 @@ def doctor(
     ] = None,
     project: Annotated[Path | None, typer.Option(help="project folder (default: here)")] = None,
 ) -> None:
-    """Check the machine: versions, GPUs, disk, shared memory, CPUs, trackers, credentials.
+    """Check the machine: versions, GPUs, disk, shared memory, CPUs, trackers, credentials,
+    and the pretrained weights of the backbones the config (else the project's configs/) names.
 
     Exit code 1 when something blocks training (a FAIL row).
     """
@@ -31,7 +37,9 @@ def doctor(
     from medalist.console import console
     from medalist.envtools.doctor import blocks_training, doctor_inputs, run_checks
 
-    checks = run_checks(doctor_inputs(project, data, config))
+    if config_file is not None and config is not None and config_file != config:
+        raise UserError(f"{config_file} and --config {config}: give one config")
+    checks = run_checks(doctor_inputs(project, data, config or config_file))
     table = Table(title="medalist doctor")
     for col in ("check", "status", "detail"):
         table.add_column(col)
@@ -78,13 +86,14 @@ def cost(
     ] = None,
     currency: Annotated[str | None, typer.Option(help="a label for the amounts")] = None,
     example: Annotated[
-        str | None, typer.Option(help="start from an example's figures: seminar")
+        str | None,
+        typer.Option(help=f"start from an example's figures: {', '.join(EXAMPLES)}"),
     ] = None,
 ) -> None:
     """Owned GPU machine against hourly and monthly cloud: cost per 100 hours, break-even.
 
     Prices are plain numbers in any currency. --hours defaults to 100, --months to 1.
-    `--example seminar` starts from the seminar's figures (yen): a 16 GB RTX 4060 Ti PC at
+    With no prices it prints the example rtx4060ti-vs-g4dn (yen): a 16 GB RTX 4060 Ti PC at
     250,000 plus 1,000 of power per 100 hours, against AWS g4dn.xlarge at 8,000 per 100 hours.
     """
     from rich.table import Table
@@ -98,6 +107,9 @@ def cost(
         merge_inputs,
     )
 
+    given = (price, power, hourly, monthly, monthly_hours)
+    if example is None and all(v is None for v in given):
+        example = DEFAULT_EXAMPLE  # nothing to compare was given: show what the table answers
     base = example_inputs(example) if example else CostInputs()
     inputs = merge_inputs(
         base,

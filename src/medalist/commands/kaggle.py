@@ -185,6 +185,29 @@ def _kernel_ref(target: str) -> str:
 
 
 @kaggle_app.command()
+def download(
+    competition: Annotated[
+        str, typer.Argument(metavar="SLUG", help="competition slug (or its kaggle.com URL)")
+    ],
+    to: Annotated[
+        Path | None, typer.Option(help="folder to unzip into (kaggle-data/<slug>)")
+    ] = None,
+) -> None:
+    """Download and unzip a competition's data (its rules must be accepted on kaggle.com)."""
+    from medalist.console import console
+    from medalist.kaggle.download import competition_slug, download_competition
+
+    slug = competition_slug(competition)
+    dest = to or Path("kaggle-data") / slug
+    console.print(f"downloading {slug} into {dest} ...", markup=False)
+    got = download_competition(slug, dest, _connect())
+    names = ", ".join(p.name + ("/" if p.is_dir() else "") for p in got.entries[:8])
+    more = f" and {len(got.entries) - 8} more" if len(got.entries) > 8 else ""
+    console.print(f"{got.folder}: {names}{more} ({_mb(got.size)})", markup=False)
+    console.print(f"next: medalist new PROJECT --data {got.folder}", markup=False)
+
+
+@kaggle_app.command()
 def dataset(
     path: Annotated[Path, typer.Argument(help="package folder (or its dataset/)")],
     notes: Annotated[str | None, typer.Option(help="version notes")] = None,
@@ -365,6 +388,8 @@ def leaderboard(
     from medalist.console import console
     from medalist.kaggle.api import leaderboard as fetch
 
+    if top < 1:
+        raise UserError(f"--top {top}: give the number of rows to show, 1 or more")
     comp = _competition(competition, project)
     table = fetch(_connect(), comp, top)
     out = Table(title=f"{comp} public leaderboard")

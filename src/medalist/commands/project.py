@@ -8,12 +8,18 @@ from typing import Annotated
 import typer
 
 from medalist.cli_app import app
+from medalist.errors import UserError
 
 
 @app.command()
 def new(
     dest: Annotated[Path, typer.Argument(help="the project folder to create")],
-    data: Annotated[Path, typer.Option("--data", help="the competition's data folder")],
+    data: Annotated[
+        Path | None, typer.Option("--data", help="the competition's data folder")
+    ] = None,
+    competition: Annotated[
+        str | None, typer.Option(help="or a Kaggle competition: its data downloaded into data/")
+    ] = None,
     layout: Annotated[
         str, typer.Option(help="script (src/, scripts/) | notebook | hybrid (both)")
     ] = "script",
@@ -22,5 +28,15 @@ def new(
     from medalist.console import console
     from medalist.workflows.scaffold import create_project, render_report
 
-    report = create_project(dest, data, layout=layout)
+    if (data is None) == (competition is None):
+        raise UserError("give --data DATA_DIR or --competition SLUG (one of them)")
+    if competition is not None:
+        from medalist.kaggle.download import create_competition_project
+
+        console.print(
+            f"downloading {competition} from Kaggle into {dest / 'data'} ...", markup=False
+        )
+        report = create_competition_project(dest, competition, layout=layout)
+    else:
+        report = create_project(dest, data, layout=layout)
     console.print(render_report(report), markup=False)

@@ -10,6 +10,7 @@ import typer
 
 from medalist.cli_app import app
 from medalist.commands._format import fmt
+from medalist.errors import UserError
 
 
 @app.command()
@@ -27,6 +28,10 @@ def runs(
     from medalist.console import console
     from medalist.runs.rundir import ledger
 
+    if not project.is_dir():
+        raise UserError(
+            f"--project {project}: no such folder; give the project folder (with runs/)"
+        )
     table = ledger(project)
     hidden = 0 if trials else int((table["trial"] != "").sum())
     if hidden:

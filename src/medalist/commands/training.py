@@ -45,6 +45,10 @@ def train(
         Path | None,
         typer.Option(help="assemble oof.csv and scores.json of a run whose folds ran apart"),
     ] = None,
+    exclude: Annotated[
+        Path | None,
+        typer.Option(help="train without the rows of this CSV's id column (medalist labels)"),
+    ] = None,
 ) -> None:
     """Train one model per fold into a new run directory (or finish one with --resume)."""
     quiet_libraries()
@@ -54,14 +58,28 @@ def train(
 
     if config is not None and config.is_dir() and resume is None:
         resume, config = config, None
+    if config is not None and (resume is not None or merge is not None):
+        flag = "--resume" if resume is not None else "--merge"
+        raise UserError(
+            f"{flag} {resume or merge} keeps the run's own config: drop {config} (and any "
+            "section.key=value), or train it as a new run without " + flag
+        )
     if merge is not None:
+        if exclude is not None:
+            raise UserError("--merge assembles folds already trained: drop --exclude")
         summary = merge_run(merge)
     else:
         extra = list(overrides or [])
         if seeds is not None:
             extra.append(f"train.seeds={seeds}")
         summary = run_train(
-            config, extra, name=name, folds=folds, resume=resume, require_clean=require_clean
+            config,
+            extra,
+            name=name,
+            folds=folds,
+            resume=resume,
+            require_clean=require_clean,
+            exclude=exclude,
         )
     s = summary.scores
     if s:

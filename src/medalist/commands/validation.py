@@ -75,8 +75,10 @@ def leak(
         f"{c['dup_groups']} duplicate group(s) covering {c['rows_in_dup_groups']} of "
         f"{c['train_images']} training images"
     )
-    for key in ("pairs_csv", "pairs_html", "groups_csv"):
-        console.print(f"written: {report.files[key]}")
+    for path in report.files.values():
+        console.print(f"written: {path}")
+    for line in report.grouping.lines(cfg.cv.scheme) if report.grouping else []:
+        console.print(line, markup=False)  # groupings the user did not name (data/groups.py)
     if c["cross_fold"]:
         console.print(
             "duplicates cross your folds, so the CV is optimistic. Next: keep each group in one "
@@ -144,6 +146,10 @@ def lb(
     from medalist.console import console
     from medalist.runs.leaderboard import import_submissions, record_score
 
+    if not project.is_dir():
+        raise UserError(
+            f"--project {project}: no such folder; give the project folder (with runs/)"
+        )
     if import_csv is not None:
         if run is not None:
             raise UserError("--import reads scores from the file: drop RUN and SCORE")

@@ -30,6 +30,11 @@ def project_root_for(config_path: Path) -> Path:
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
+    if path.is_dir():
+        raise UserError(
+            f"config {path} is a folder, not a config file: give the YAML file itself "
+            "(configs/baseline.yaml?)"
+        )
     if not path.is_file():
         raise UserError(f"config {path} not found: check the path (configs/baseline.yaml?)")
     try:

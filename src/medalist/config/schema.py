@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -12,8 +13,32 @@ from pydantic import (
     PrivateAttr,
     ValidationInfo,
     field_validator,
-    model_validator,
 )
+
+MAX_AUTO_WORKERS = 8  # more DataLoader workers than this rarely feed one GPU faster
+
+
+def number_or_auto(value: Any, low: float, high: float, integer: bool = False) -> Any:
+    """`value` when it is "auto" or a number in [low, high] (text such as "1e-3" read as the
+    number: YAML reads 1e-3 as text); else a ValueError that says what to give."""
+    if value == "auto":
+        return value
+    kind = "a whole number" if integer else "a number"
+    problem = ValueError(f"give auto or {kind} from {low:g} to {high:g}")
+    if isinstance(value, bool):
+        raise problem
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            raise problem from None
+    if not isinstance(value, (int, float)) or not low <= value <= high:
+        raise problem
+    if integer:
+        if value != int(value):
+            raise problem
+        return int(value)
+    return value
 
 
 class Section(BaseModel):
@@ -67,6 +92,7 @@ class CV(Section):
 
 class Model(Section):
     backbone: str = "resnet18"
+    arch: str = "unet"  # segmentation: the decoder (segmentation_models_pytorch's), on the backbone
     pretrained: bool | str = False
     in_chans: int = Field(3, ge=1, le=64)
     drop_rate: float = Field(0.0, ge=0.0, lt=1.0)
@@ -76,16 +102,25 @@ class Model(Section):
     fpn_channels: int = Field(256, ge=8, le=1024)
     freeze_bn: bool = False  # BatchNorm statistics fixed (small batches)
     detections_per_image: int = Field(100, ge=1, le=1000)
+    grad_checkpointing: bool = False  # recompute activations in backward: less memory, slower
+    freeze_stages: int = Field(0, ge=0, le=16)  # the stem and the first N stages never train
 
 
 def _default_augment() -> list[dict[str, Any]]:
     return [{"name": "HorizontalFlip", "p": 0.5}]
 
 
+def cpu_count() -> int:
+    """The CPUs this process may use (its affinity mask where the system has one)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
 class Data(Section):
-    image_size: int | list[int] = 64  # detection may give [height, width]
+    image_size: int | list[int] = 64  # one side (square), or [height, width]
     keep_aspect: bool | None = None  # letterbox to the size; None: for detection only
-    num_workers: int = Field(0, ge=0, le=256)
+    num_workers: Annotated[int, Field(ge=0, le=256)] | Literal["auto"] = "auto"
     cache: bool = True
     mean: list[float] = Field(default_factory=lambda: [0.485, 0.456, 0.406])
     std: list[float] = Field(default_factory=lambda: [0.229, 0.224, 0.225])
@@ -101,26 +136,64 @@ class Data(Section):
                 )
         return steps
 
+    @field_validator("num_workers", mode="before")
+    @classmethod
+    def _workers(cls, value: Any) -> Any:
+        return number_or_auto(value, 0, 256, integer=True)
+
     @field_validator("image_size")
     @classmethod
-    def _size_in_range(cls, size: int | list[int]) -> int | list[int]:
-        sizes = [size] if isinstance(size, int) else size
-        if len(sizes) not in (1, 2) or not all(8 <= s <= 4096 for s in sizes):
-            raise ValueError("give one size, or [height, width], each from 8 to 4096")
+    def _size(cls, size: int | list[int]) -> int | list[int]:
+        sides = [size] if isinstance(size, int) else size
+        if len(sides) not in (1, 2):
+            raise ValueError("give one number (a square side) or [height, width]")
+        if any(not 8 <= s <= 4096 for s in sides):
+            raise ValueError("each side must be between 8 and 4096 pixels")
         return size
+
+    @property
+    def height_width(self) -> tuple[int, int]:
+        """The training input's (height, width) in pixels."""
+        if isinstance(self.image_size, int):
+            return self.image_size, self.image_size
+        return (self.image_size[0], self.image_size[-1])
+
+    def scaled_size(self, factor: float) -> str:
+        """An override value for `data.image_size` with each side times `factor`."""
+        h, w = (max(8, int(s * factor)) for s in self.height_width)
+        return str(h) if isinstance(self.image_size, int) else f"[{h},{w}]"
+
+    @property
+    def workers(self) -> int:
+        """DataLoader workers: `num_workers`, or for auto the CPUs (at most 8)."""
+        if self.num_workers == "auto":
+            return min(MAX_AUTO_WORKERS, cpu_count())
+        return self.num_workers
 
 
 class Train(Section):
     epochs: int = Field(10, ge=1, le=10_000)
-    batch_size: int = Field(64, ge=1)
-    lr: float = Field(1.0e-3, gt=0.0, le=10.0)
+    batch_size: int = Field(64, ge=1)  # per forward pass; an update sees x accumulate_grad_batches
+    accumulate_grad_batches: int = Field(1, ge=1, le=1024)
+    # auto: the learning-rate finder's suggestion on fold 0 (`medalist lr`), before the run
+    lr: Annotated[float, Field(gt=0.0, le=10.0)] | Literal["auto"] = 1.0e-3
+    backbone_lr_mult: float = Field(1.0, gt=0.0, le=1.0)  # backbone lr = head lr x this
+    layer_decay: float | None = Field(None, gt=0.0, le=1.0)  # lr x this per layer from the top
     weight_decay: float = Field(0.01, ge=0.0)
     optimizer: str = "adamw"
-    scheduler: Literal["cosine", "none"] = "cosine"
+    scheduler: Literal["cosine", "onecycle", "none"] = "cosine"
     warmup_epochs: float = Field(1.0, ge=0.0)
     label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
-    loss: Literal["auto", "ce", "focal", "weighted_ce", "bce", "mse"] = "auto"
+    loss: Literal[
+        "auto", "ce", "focal", "weighted_ce", "bce", "mse",
+        "bce_dice", "dice", "lovasz", "tversky", "jaccard",
+    ] = "auto"  # fmt: skip
     focal_gamma: float = Field(2.0, ge=0.0)
+    tversky_alpha: float = Field(0.5, ge=0.0, le=1.0)  # weight of false positives
+    tversky_beta: float = Field(0.5, ge=0.0, le=1.0)  # weight of false negatives
+    mixup: float = Field(0.0, ge=0.0, le=10.0)  # timm Mixup's alpha; 0 = off
+    cutmix: float = Field(0.0, ge=0.0, le=10.0)  # CutMix's alpha; 0 = off
+    mix_prob: float = Field(1.0, ge=0.0, le=1.0)  # the share of batches mixed
     freeze_backbone_epochs: int = Field(0, ge=0)
     ema: bool = False
     ema_decay: float = Field(0.999, gt=0.0, lt=1.0)
@@ -135,6 +208,28 @@ class Train(Section):
     threads: int | None = Field(None, ge=1)
     seed: int = 0
     seeds: int = Field(1, ge=1, le=100)
+
+    @field_validator("lr", mode="before")
+    @classmethod
+    def _lr(cls, value: Any) -> Any:
+        if value != "auto" and isinstance(value, (int, float)) and value <= 0:
+            raise ValueError("give auto or a number above 0 (e.g. 1.0e-3)")
+        return number_or_auto(value, 0.0, 10.0)
+
+    @field_validator("layer_decay")
+    @classmethod
+    def _one_lr_split(cls, decay: float | None, info: ValidationInfo) -> float | None:
+        if decay is not None and info.data.get("backbone_lr_mult", 1.0) != 1.0:
+            raise ValueError(
+                "train.backbone_lr_mult is set too: both lower the backbone's learning rate, "
+                "keep one"
+            )
+        return decay
+
+    @property
+    def mixing(self) -> bool:
+        """True when batches are mixed (mixup or cutmix)."""
+        return (self.mixup > 0 or self.cutmix > 0) and self.mix_prob > 0
 
     @field_validator("swa")
     @classmethod
@@ -156,6 +251,11 @@ class Train(Section):
 
 class Predict(Section):
     tta: list[Literal["hflip", "vflip"]] = Field(default_factory=list)
+    # Segmentation post-processing fitted on the OOF masks, each kept only where it beats noise:
+    # a minimum component area (smaller blobs are emptied) and a minimum total area per image.
+    postprocess: list[Literal["min_area", "min_total_area"]] = Field(
+        default_factory=lambda: ["min_area", "min_total_area"]
+    )
     batch_size: int | None = Field(None, ge=1)
     smooth_window: int = Field(1, ge=1, le=1001)  # centred moving average over frames; 1 = off
     # Detection: weighted boxes fusion of folds, TTA views, seeds and runs.
@@ -217,16 +317,6 @@ class Config(Section):
     track: Track = Field(default_factory=Track)
     tune: Tune = Field(default_factory=Tune)
 
-    @model_validator(mode="after")
-    def _two_sizes_for_detection(self) -> Config:
-        size = self.data.image_size
-        if isinstance(size, list) and len(size) == 2 and self.competition.task != "detect":
-            raise ValueError(
-                f"data.image_size = {size}: [height, width] is for competition.task: detect; "
-                "give one number"
-            )
-        return self
-
     _root: Path = PrivateAttr(default_factory=Path.cwd)
     _source: Path | None = PrivateAttr(default=None)
 
@@ -248,8 +338,7 @@ class Config(Section):
     @property
     def image_shape(self) -> tuple[int, int]:
         """The model's input (height, width)."""
-        size = self.data.image_size
-        return (size, size) if isinstance(size, int) else (size[0], size[-1])
+        return self.data.height_width
 
     @property
     def keep_aspect(self) -> bool:

@@ -3,7 +3,8 @@
 Every random draw is a function of (seed, fold, epoch): the sampler's permutation, and the
 augmentation of each sample, seeded from (seed, fold, epoch, row). So a resumed run replays an
 interrupted epoch exactly, and the augmentations don't depend on the number of DataLoader
-workers or of DDP processes.
+workers or of DDP processes. The training sampler hands each worker (row, epoch) pairs, so
+persistent workers, whose copy of the dataset never sees `set_epoch`, draw the same.
 """
 
 from __future__ import annotations
@@ -136,9 +137,10 @@ class ImageDataset(Dataset):
     def __len__(self) -> int:
         return len(self.indices)
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+    def __getitem__(self, i: int | tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+        i, epoch = i if isinstance(i, tuple) else (i, self.epoch)
         row = int(self.indices[i])
-        self.transform.set_random_seed(mix_seed(self.seed, self.fold, self.epoch, row, 7))
+        self.transform.set_random_seed(mix_seed(self.seed, self.fold, epoch, row, 7))
         target = None if self.targets is None else self.targets[row]
         return self.sample(self.transform, self.images[row], target)
 
@@ -159,8 +161,9 @@ def distributed_rank() -> tuple[int, int]:
     return 0, 1
 
 
-class EpochShuffleSampler(Sampler[int]):
+class EpochShuffleSampler(Sampler[tuple[int, int]]):
     """A shuffled order drawn from (seed, fold, epoch); Lightning calls `set_epoch` each epoch.
+    It yields (position, epoch) pairs: the epoch travels with each index to the workers.
 
     Under DDP each global batch of `batch_size` is split into equal slices, one per process,
     so W processes with batches of batch_size / W see exactly the batches one process sees.
@@ -193,8 +196,8 @@ class EpochShuffleSampler(Sampler[int]):
     def __len__(self) -> int:
         return len(self._order())
 
-    def __iter__(self) -> Iterator[int]:
-        return iter(self._order().tolist())
+    def __iter__(self) -> Iterator[tuple[int, int]]:
+        return iter([(i, self.epoch) for i in self._order().tolist()])
 
 
 class ShardSampler(Sampler[int]):

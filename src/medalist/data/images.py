@@ -1,6 +1,6 @@
 """Decoding images, and a cache of decoded, resized images shared by every epoch and process.
 
-The cache is one uint8 array (n, size, size, channels) in a .npy file under the project's
+The cache is one uint8 array (n, height, width, channels) in a .npy file under the project's
 `.cache/`, keyed by the files (path, size, mtime) and the target shape. It is built once with a
 thread pool (decoding releases the GIL) and written atomically, so parallel processes that
 build it at the same time never see half a file. Later epochs, folds and runs memory-map it.
@@ -70,16 +70,30 @@ def read_image(path: Path, channels: int) -> np.ndarray:
     return arr
 
 
-Size = int | tuple[int, int]  # a square side, or (height, width)
+Size = int | Sequence[int]  # a square side, or (height, width)
 
 
-def resize(arr: np.ndarray, size: int) -> np.ndarray:
-    """Square resize (area interpolation when shrinking), keeping the channel axis."""
+def height_width(size: Size) -> tuple[int, int]:
+    """(height, width) of a size given as one side or as (height, width)."""
+    if isinstance(size, (int, np.integer)):
+        return int(size), int(size)
+    return int(size[0]), int(size[-1])
+
+
+def size_text(size: Size) -> str:
+    """A size as file names and cache keys write it: "64" for a square, "48x64" otherwise."""
+    h, w = height_width(size)
+    return str(h) if h == w else f"{h}x{w}"
+
+
+def resize(arr: np.ndarray, size: Size) -> np.ndarray:
+    """Resize to `size` (area interpolation when shrinking), keeping the channel axis."""
+    th, tw = height_width(size)
     h, w = arr.shape[:2]
-    if (h, w) == (size, size):
+    if (h, w) == (th, tw):
         return arr
-    interp = cv2.INTER_AREA if h > size or w > size else cv2.INTER_LINEAR
-    out = cv2.resize(arr, (size, size), interpolation=interp)
+    interp = cv2.INTER_AREA if h > th or w > tw else cv2.INTER_LINEAR
+    out = cv2.resize(arr, (tw, th), interpolation=interp)
     return out[:, :, None] if out.ndim == 2 else out
 
 
@@ -105,26 +119,17 @@ def letterbox(arr: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
 
 
 def fit_image(arr: np.ndarray, size: Size, keep_aspect: bool = False) -> np.ndarray:
-    """The image at the model's input size: letterboxed, or stretched to a square."""
-    if keep_aspect or not isinstance(size, int):
-        return letterbox(arr, (size, size) if isinstance(size, int) else tuple(size))
-    return resize(arr, size)
+    """The image at the model's input size: letterboxed (aspect ratio kept), or resized."""
+    return letterbox(arr, height_width(size)) if keep_aspect else resize(arr, size)
 
 
 def load_resized(path: Path, size: Size, channels: int, keep_aspect: bool = False) -> np.ndarray:
     return fit_image(read_image(path, channels), size, keep_aspect)
 
 
-def _shape(size: Size) -> tuple[int, int]:
-    return (size, size) if isinstance(size, int) else (int(size[0]), int(size[-1]))
-
-
 def _size_tag(size: Size, keep_aspect: bool) -> str:
-    """The size part of a cache name: `64` for a stretched square (as before), else `HxW-lb`."""
-    if isinstance(size, int) and not keep_aspect:
-        return str(size)
-    h, w = _shape(size)
-    return f"{h}x{w}-lb"
+    """The size part of a cache name: `size_text`, with `-lb` for a letterboxed cache."""
+    return size_text(size) + ("-lb" if keep_aspect else "")
 
 
 def cache_key(paths: Sequence[Path], size: Size, channels: int, keep_aspect: bool = False) -> str:
@@ -153,7 +158,7 @@ def build_cache(
     cache_dir.mkdir(parents=True, exist_ok=True)
     tmp = target.with_suffix(f".{os.getpid()}.tmp")
     out = np.lib.format.open_memmap(
-        tmp, mode="w+", dtype=np.uint8, shape=(len(paths), *_shape(size), channels)
+        tmp, mode="w+", dtype=np.uint8, shape=(len(paths), *height_width(size), channels)
     )
 
     def fill(i: int, out: np.ndarray = out) -> None:
@@ -210,5 +215,4 @@ def config_source(
 ) -> ImageSource:
     """An ImageSource at a config's input size and fit (`data.image_size`, letterbox or not)."""
     size = cfg.data.image_size
-    size = size if isinstance(size, int) else tuple(cfg.image_shape)
     return ImageSource(paths, size, cfg.model.in_chans, ids=ids, keep_aspect=cfg.keep_aspect)

@@ -10,17 +10,18 @@ import numpy as np
 import pandas as pd
 
 from medalist.config.schema import Config
-from medalist.data.images import image_size
+from medalist.data.images import Size, height_width, image_size
 from medalist.data.rle import rle_area, rle_decode
 from medalist.errors import UserError
 
 
-def _resize_mask(mask: np.ndarray, size: int) -> np.ndarray:
+def _resize_mask(mask: np.ndarray, size: Size) -> np.ndarray:
     import cv2
 
-    if mask.shape == (size, size):
+    h, w = height_width(size)
+    if mask.shape == (h, w):
         return mask
-    return cv2.resize(mask, (size, size), interpolation=cv2.INTER_NEAREST)
+    return cv2.resize(mask, (w, h), interpolation=cv2.INTER_NEAREST)
 
 
 def mask_paths(cfg: Config, image_paths: list[Path]) -> list[Path]:
@@ -77,21 +78,29 @@ def mask_layout(cfg: Config, train: pd.DataFrame | None = None) -> tuple[list[st
 
 
 def load_masks(
-    cfg: Config, df: pd.DataFrame, image_paths: list[Path], size: int, columns: list[str]
+    cfg: Config, df: pd.DataFrame, image_paths: list[Path], size: Size, columns: list[str]
 ) -> np.ndarray:
-    """The table's masks at `size`: (n, size, size) for one class, (n, classes, size, size) for
-    several, from mask files or run-length text."""
+    """The table's masks at `size`: (n, H, W) for one class, (n, classes, H, W) for several,
+    from mask files or run-length text."""
     from medalist.console import progress
 
     if cfg.competition.mask_dir is not None:
-        out = np.zeros((len(df), size, size), dtype=np.uint8)
+        out = np.zeros((len(df), *height_width(size)), dtype=np.uint8)
         files = mask_paths(cfg, image_paths)
         with progress("reading masks", len(files)) as advance:
             for i, path in enumerate(files):
-                out[i] = _resize_mask(read_mask_file(path), size)
+                mask = read_mask_file(path)
+                w, h = image_size(image_paths[i])
+                if mask.shape != (h, w):
+                    raise UserError(
+                        f"mask {path} is {mask.shape[0]}x{mask.shape[1]} but its image "
+                        f"{image_paths[i]} is {h}x{w} (height x width): a mask must be the size "
+                        "of its image; fix the file or competition.mask_dir"
+                    )
+                out[i] = _resize_mask(mask, size)
                 advance(1)
         return out
-    out = np.zeros((len(df), len(columns), size, size), dtype=np.uint8)
+    out = np.zeros((len(df), len(columns), *height_width(size)), dtype=np.uint8)
     texts = df[columns].to_numpy()
     ids = df[cfg.competition.id_column].tolist()
     with progress("decoding masks", len(df)) as advance:

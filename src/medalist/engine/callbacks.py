@@ -16,7 +16,7 @@ from lightning.pytorch.plugins.io import TorchCheckpointIO
 
 from medalist.data.dataset import mix_seed
 from medalist.io import write_csv
-from medalist.models.factory import backbone_parameters
+from medalist.models.factory import backbone_parameters, frozen_stage_parameters
 
 
 class AtomicCheckpointIO(TorchCheckpointIO):
@@ -63,17 +63,64 @@ class EpochReport(Callback):
 
 
 class BackboneFreeze(Callback):
-    """Train only the head for the first N epochs, then the whole model.
+    """Train only the head for the first N epochs, then the whole model; the stem and first
+    `stages` stages of the backbone (`model.freeze_stages`) never train.
 
-    Every parameter is in the optimizer from the start (one param group, so the timm schedule
-    covers all of them); a frozen parameter has no gradient, which AdamW skips. The state is a
-    function of the epoch alone, so a resumed run freezes exactly as an uninterrupted one.
+    Every parameter is in the optimizer from the start (the timm schedule covers all of them);
+    a frozen parameter has no gradient, which AdamW skips. BatchNorm layers of frozen stages
+    keep their running statistics (eval mode). The state is a function of the epoch alone, so a
+    resumed run freezes exactly as an uninterrupted one.
     """
 
-    def __init__(self, epochs: int) -> None:
+    def __init__(self, epochs: int, stages: int = 0) -> None:
         self.epochs = epochs
+        self.stages = stages
 
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        model = pl_module.model
         trainable = trainer.current_epoch >= self.epochs
-        for p in backbone_parameters(pl_module.model):
+        for p in backbone_parameters(model):
             p.requires_grad_(trainable)
+        frozen = {id(p) for p in frozen_stage_parameters(model, self.stages)}
+        for m in model.modules():
+            own = list(m.parameters(recurse=False))
+            if own and all(id(p) in frozen for p in own):
+                for p in own:
+                    p.requires_grad_(False)
+                if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                    m.eval()
+
+
+class BatchProgress(Callback):
+    """A progress bar inside each training epoch (batches, images/s, time left, running loss),
+    on a terminal only: piped output keeps its one line per epoch."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.bar: Any = None
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        from medalist.console import EpochBar
+
+        if trainer.is_global_zero:
+            total = int(trainer.num_training_batches)
+            text = f"{self.label} epoch {trainer.current_epoch + 1}/{trainer.max_epochs}"
+            self.bar = EpochBar(text, total)
+
+    def on_train_batch_end(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, i: int
+    ) -> None:
+        if self.bar is not None:
+            images = len(batch[0]) * trainer.world_size
+            loss = pl_module._train_loss_sum / max(1, pl_module._train_batches)
+            self.bar.advance(images, loss)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+    def on_exception(
+        self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException
+    ) -> None:
+        self.on_train_epoch_end(trainer, pl_module)

@@ -30,11 +30,18 @@ from medalist.data.dataset import (
     seed_worker,
 )
 from medalist.data.images import ImageSource
-from medalist.engine.callbacks import AtomicCheckpointIO, BackboneFreeze, EpochReport, EpochSeed
+from medalist.engine.callbacks import (
+    AtomicCheckpointIO,
+    BackboneFreeze,
+    BatchProgress,
+    EpochReport,
+    EpochSeed,
+)
 from medalist.engine.module import FoldModule
 from medalist.errors import UserError
 from medalist.io import read_json, write_csv, write_json
 from medalist.logs import quiet_libraries
+from medalist.models.factory import set_grad_checkpointing
 from medalist.runs import layout
 from medalist.tasks.base import Task
 
@@ -95,7 +102,7 @@ def make_loader(
     collate: Callable[[list[Any]], Any] | None = None,
 ) -> DataLoader:
     """Batches of `batch_size` (the global batch: split over the DDP processes when training)."""
-    workers = cfg.data.num_workers
+    workers = cfg.data.workers
     size = batch_size or cfg.train.batch_size
     if train:
         world = device_count(cfg)
@@ -115,7 +122,7 @@ def make_loader(
         num_workers=workers,
         worker_init_fn=seed_worker if workers else None,
         collate_fn=collate,
-        persistent_workers=False,
+        persistent_workers=workers > 0,  # no new processes each epoch
         pin_memory=use_gpu(cfg),
     )
 
@@ -168,11 +175,70 @@ def build_trainer(
         deterministic=not gpu,
         benchmark=gpu,
         gradient_clip_val=cfg.train.grad_clip,
+        accumulate_grad_batches=cfg.train.accumulate_grad_batches,
         default_root_dir=out,
         plugins=[AtomicCheckpointIO()],
         log_every_n_steps=max(1, min(50, cfg.train.batch_size)),
         use_distributed_sampler=False,
     )
+
+
+@dataclass
+class FoldSetup:
+    """A fold's module and loaders, ready for a Trainer (training, or the lr finder)."""
+
+    module: FoldModule
+    train_loader: DataLoader
+    valid_loader: DataLoader
+    valid_idx: np.ndarray
+
+
+def setup_fold(
+    cfg: Config,
+    task: Task,
+    images: ImageSource,
+    y: np.ndarray,
+    folds: np.ndarray,
+    fold: int,
+    seed: int,
+) -> FoldSetup:
+    """The seeded model, the fold's datasets and loaders, and the Lightning module."""
+    train_idx, valid_idx = np.flatnonzero(folds != fold), np.flatnonzero(folds == fold)
+    L.seed_everything(mix_seed(seed, fold, 1), workers=False, verbose=False)
+    model = task.create_model(cfg)
+    if cfg.model.grad_checkpointing:
+        set_grad_checkpointing(model)
+    if resolve_channels_last(cfg):
+        model = model.to(memory_format=torch.channels_last)
+    sample = task.transform_sample
+    train_ds = ImageDataset(
+        images,
+        train_idx,
+        y,
+        task.create_transform(cfg.data.augment, train=True),
+        seed=seed,
+        fold=fold,
+        sample=sample,
+    )
+    valid_ds = ImageDataset(
+        images, valid_idx, y, task.create_transform([], train=False), sample=sample
+    )
+    train_loader = make_loader(cfg, train_ds, train=True, collate=task.collate)
+    # Optimizer steps per epoch: global batches, the same on one process or several, over the
+    # batches accumulated into each update (the last update of an epoch may take fewer).
+    batches = math.ceil(len(train_loader.sampler) / cfg.train.batch_size)
+    steps_per_epoch = math.ceil(batches / cfg.train.accumulate_grad_batches)
+    valid_loader = make_loader(cfg, valid_ds, train=False, collate=task.collate)
+    module = FoldModule(
+        cfg,
+        model,
+        task.create_loss(cfg, y[train_idx]),
+        task,
+        fold,
+        steps_per_epoch,
+        channels_last=resolve_channels_last(cfg),
+    )
+    return FoldSetup(module, train_loader, valid_loader, valid_idx)
 
 
 def train_fold(
@@ -193,43 +259,20 @@ def train_fold(
     """Train fold `fold` (resuming from its last checkpoint when there is one)."""
     out = layout.fold_dir(run_dir, fold, seed_index)
     out.mkdir(parents=True, exist_ok=True)
-    train_idx, valid_idx = np.flatnonzero(folds != fold), np.flatnonzero(folds == fold)
-    L.seed_everything(mix_seed(seed, fold, 1), workers=False, verbose=False)
-    model = task.create_model(cfg)
-    if resolve_channels_last(cfg):
-        model = model.to(memory_format=torch.channels_last)
-    sample = task.transform_sample
-    train_ds = ImageDataset(
-        images,
-        train_idx,
-        y,
-        task.create_transform(cfg.data.augment, train=True),
-        seed=seed,
-        fold=fold,
-        sample=sample,
-    )
-    valid_ds = ImageDataset(
-        images, valid_idx, y, task.create_transform([], train=False), sample=sample
-    )
-    train_loader = make_loader(cfg, train_ds, train=True, collate=task.collate)
-    # Optimizer steps per epoch: global batches, the same on one process or several.
-    steps_per_epoch = math.ceil(len(train_loader.sampler) / cfg.train.batch_size)
-    valid_loader = make_loader(cfg, valid_ds, train=False, collate=task.collate)
-    module = FoldModule(
-        cfg,
-        model,
-        task.create_loss(cfg, y[train_idx]),
-        task,
-        fold,
-        steps_per_epoch,
-        channels_last=resolve_channels_last(cfg),
-    )
-    hooks: list[Any] = [EpochSeed(seed, fold), EpochReport(out / layout.HISTORY, report)]
-    if cfg.train.freeze_backbone_epochs:
-        hooks.append(BackboneFreeze(cfg.train.freeze_backbone_epochs))
+    setup = setup_fold(cfg, task, images, y, folds, fold, seed)
+    module, valid_loader, valid_idx = setup.module, setup.valid_loader, setup.valid_idx
+    label = f"fold {fold}" + (f" seed {seed}" if seed_index else "")
+    hooks: list[Any] = [
+        EpochSeed(seed, fold),
+        EpochReport(out / layout.HISTORY, report),
+        BatchProgress(label),
+    ]
+    if cfg.train.freeze_backbone_epochs or cfg.model.freeze_stages:
+        hooks.append(BackboneFreeze(cfg.train.freeze_backbone_epochs, cfg.model.freeze_stages))
     trainer = build_trainer(cfg, out, [*hooks, *callbacks], loggers, task.metric.mode)
     last = out / layout.LAST_CKPT
-    trainer.fit(module, train_loader, valid_loader, ckpt_path=last if last.is_file() else None)
+    resume = last if last.is_file() else None
+    trainer.fit(module, setup.train_loader, valid_loader, ckpt_path=resume)
 
     best = torch.load(out / layout.BEST_CKPT, map_location="cpu", weights_only=False)
     module.load_state_dict(best["state_dict"])

@@ -47,7 +47,8 @@ class FoldModule(L.LightningModule):
         self.loss_fn = loss
         self.task = task
         self.fold = fold
-        self.steps_per_epoch = max(1, steps_per_epoch)
+        self.steps_per_epoch = max(1, steps_per_epoch)  # optimizer updates, after accumulation
+        self.mixer = task.create_mixer(cfg)
         self.ema = None
         if cfg.train.ema:
             from timm.utils import ModelEmaV3
@@ -99,30 +100,20 @@ class FoldModule(L.LightningModule):
         return self.model
 
     def configure_optimizers(self) -> Any:
-        from timm.optim import create_optimizer_v2
+        from medalist.engine.optim import create_optimizer, create_schedule
 
-        t = self.cfg.train
-        opt = create_optimizer_v2(self.model, opt=t.optimizer, lr=t.lr, weight_decay=t.weight_decay)
-        if t.scheduler == "none":
+        opt = create_optimizer(self.cfg.train, self.model)
+        sched = create_schedule(self.cfg.train, opt, self.steps_per_epoch)
+        if sched is None:
             return opt
-        from timm.scheduler import create_scheduler_v2
-
-        sched, _ = create_scheduler_v2(
-            opt,
-            sched="cosine",
-            num_epochs=t.epochs,
-            warmup_epochs=t.warmup_epochs,
-            warmup_lr=t.lr * 1e-3,
-            min_lr=t.lr * 1e-3,
-            cooldown_epochs=0,
-            step_on_epochs=False,
-            updates_per_epoch=self.steps_per_epoch,
-        )
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
     def lr_scheduler_step(self, scheduler: Any, metric: Any = None) -> None:
         # timm schedulers count optimizer updates; Lightning calls this after each step.
-        scheduler.step_update(num_updates=self.global_step)
+        if hasattr(scheduler, "step_update"):
+            scheduler.step_update(num_updates=self.global_step)
+        else:  # torch's (one-cycle, or the learning-rate finder's)
+            scheduler.step()
 
     # ---- training ----------------------------------------------------------------------------
     def on_train_epoch_start(self) -> None:
@@ -132,6 +123,8 @@ class FoldModule(L.LightningModule):
         self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int
     ) -> torch.Tensor:
         x, y = batch
+        if self.mixer is not None:
+            x, y = self.mixer(x, y)
         loss, parts = self.task.training_loss(self.model, self.loss_fn, x, y)
         if not torch.isfinite(loss):
             raise TrainingDiverged(

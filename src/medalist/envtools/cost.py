@@ -1,10 +1,10 @@
 """`medalist cost`: an owned GPU machine against hourly and monthly cloud, per 100 hours.
 
 Currency-neutral: every price is a plain number in whatever currency the user types. The
-seminar's figures (Fixstars, "Kaggle image competitions, part 2", slides 23-24) are the
-documented example, in yen: a 16 GB RTX 4060 Ti PC at about 250,000 plus about 1,000 of power
-per 100 hours, against an AWS g4dn.xlarge at about 8,000 per 100 hours. The seminar names
-Google Colab Pro as the monthly kind but gives no figure, so the example has no monthly plan.
+example `rtx4060ti-vs-g4dn` (Fixstars, "Kaggle image competitions, part 2", slides 23-24), in
+yen: a 16 GB RTX 4060 Ti PC at about 250,000 plus about 1,000 of power per 100 hours, against an
+AWS g4dn.xlarge at about 8,000 per 100 hours. The source names Google Colab Pro as the monthly
+kind but gives no figure, so the example has no monthly plan.
 
 Model of the costs, for H hours of experiments spread over M months:
 - owned: price + power_per_100h * H / 100 (the machine keeps its value to you after H hours;
@@ -64,18 +64,19 @@ class CostComparison:
         return next((o for o in self.options if o.name == name), None)
 
 
-SEMINAR_EXAMPLE = CostInputs(
+RTX4060TI_VS_G4DN = CostInputs(
     hours=100.0,
-    price=250_000.0,
+    price=250_000.0,  # a PC with a 16 GB RTX 4060 Ti
     power_per_100h=1_000.0,
-    hourly_rate=80.0,  # 8,000 per 100 hours
+    hourly_rate=80.0,  # AWS g4dn.xlarge (a 16 GB T4): 8,000 per 100 hours
     currency="yen",
 )
-EXAMPLES = {"seminar": SEMINAR_EXAMPLE}
+EXAMPLES = {"rtx4060ti-vs-g4dn": RTX4060TI_VS_G4DN}
+DEFAULT_EXAMPLE = "rtx4060ti-vs-g4dn"  # what `medalist cost` with no prices prints
 
 
 def example_inputs(name: str) -> CostInputs:
-    """The named example's inputs (`seminar`: the seminar's figures, in yen)."""
+    """The named example's inputs (see EXAMPLES)."""
     if name not in EXAMPLES:
         raise UserError(f"--example {name!r}: the examples are {', '.join(sorted(EXAMPLES))}")
     return EXAMPLES[name]
@@ -115,7 +116,7 @@ def validate_inputs(c: CostInputs) -> None:
     if sum(v is not None for v in given) < 2:
         raise UserError(
             "give at least two of --price (with --power), --hourly, --monthly to compare, "
-            "or --example seminar"
+            f"or --example {DEFAULT_EXAMPLE}"
         )
 
 

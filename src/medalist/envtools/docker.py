@@ -1,6 +1,6 @@
 """`medalist docker`: a script that runs the project inside the Kaggle GPU image or NGC PyTorch.
 
-The options are the seminar's (Fixstars, "Kaggle image competitions, part 2", slide 27):
+The options follow Fixstars, "Kaggle image competitions, part 2", slide 27:
 larger shared memory, host network, every GPU, an interactive shell removed on exit, the same
 user and group inside as outside with /etc/passwd mounted read-only, the project at
 /kaggle/working as the working directory, and a container name. Every option carries a comment.
@@ -108,7 +108,7 @@ def _project_from_script(out: Path, project: Path) -> str:
 # array elements). Runtime values come from the environment so the file needs no editing.
 _TEMPLATE = """\
 #!/usr/bin/env bash
-# Run this project inside a GPU container, as the seminar advises (written by `medalist docker`).
+# Run this project inside a GPU container (written by `medalist docker`).
 #   scripts/docker_run.sh                  an interactive shell in the container
 #   scripts/docker_run.sh nvidia-smi       one command, then exit
 # MEDALIST_IMAGE=... and MEDALIST_CONTAINER=... override the image and the container name.

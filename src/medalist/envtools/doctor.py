@@ -12,7 +12,7 @@ import platform
 import shutil
 import sys
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import Literal
@@ -64,6 +64,8 @@ class DoctorInputs:
     num_workers: int
     backends: list[str]
     tracking_uri: str | None
+    configs: list[Path] = field(default_factory=list)  # their backbones' weights are checked
+    config: Path | None = None  # a config: its batch and memory estimate get a row
 
 
 # ---------------------------------------------------------------------------------------------
@@ -87,16 +89,19 @@ def doctor_inputs(
         return DoctorInputs(
             Path(project),
             Path(data) if data else None,
-            cfg.data.num_workers,
+            cfg.data.workers,
             list(cfg.track.backends),
             cfg.track.tracking_uri,
+            [Path(config)],
+            Path(config),
         )
     project = Path(project) if project is not None else Path.cwd()
     if not project.is_dir():
         raise UserError(f"--project {project}: no such folder")
     if data is None and (project / "data").is_dir():
         data = project / "data"
-    return DoctorInputs(project, Path(data) if data else None, 0, ["mlflow"], None)
+    configs = sorted((project / "configs").glob("*.yaml"))
+    return DoctorInputs(project, Path(data) if data else None, 0, ["mlflow"], None, configs)
 
 
 def run_checks(inputs: DoctorInputs) -> list[Check]:
@@ -108,7 +113,26 @@ def run_checks(inputs: DoctorInputs) -> list[Check]:
     checks.append(check_cpus(cpu_count(), inputs.num_workers))
     checks += check_trackers(inputs.backends, inputs.project, inputs.tracking_uri)
     checks.append(check_kaggle_credentials())
-    return checks
+    if inputs.config is not None:
+        checks.append(check_memory(inputs.config))
+    from medalist.envtools.weights import check_weights  # it imports Check from here
+
+    return checks + check_weights(inputs.configs)
+
+
+def check_memory(config: Path) -> Check:
+    """The config's batch per update and its training memory against this machine's GPU."""
+    from medalist.config import load_config
+    from medalist.engine.budget import training_plan
+    from medalist.workflows.train import prepare
+
+    try:
+        cfg = load_config(config)
+        lines = training_plan(cfg, prepare(cfg).task)
+    except UserError as exc:
+        return Check("GPU memory", "WARN", f"not estimated: {exc}")
+    status: Status = "WARN" if any(line.startswith("warning") for line in lines) else "OK"
+    return Check("GPU memory", status, "; ".join(lines))
 
 
 def blocks_training(checks: list[Check]) -> bool:

@@ -12,7 +12,7 @@ from medalist.kaggle.runtime import MANIFEST
 
 
 def check_destination(final: Path, overwrite: bool) -> None:
-    if not final.exists() or not any(final.iterdir()):
+    if not final.exists() or (final.is_dir() and not any(final.iterdir())):
         return
     if not (final / "dataset" / MANIFEST).is_file():
         raise UserError(f"--out {final} exists and is not a medalist package: choose another --out")

@@ -98,9 +98,8 @@ def new_run_name(cfg: Config) -> str:
     return f"{stem}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
 
 
-def create_run_dir(cfg: Config, name: str | None) -> RunDir:
-    """A new, empty run directory under `<project>/runs/`; an existing name is never reused."""
-    name = name or new_run_name(cfg)
+def new_run_path(cfg: Config, name: str) -> Path:
+    """Where a new run `name` goes; a bad name or an existing run is a UserError."""
     if not NAME_RE.match(name):
         raise UserError(f"--name {name!r}: use letters, digits, '.', '_' and '-' only")
     path = cfg.root / "runs" / name
@@ -108,6 +107,12 @@ def create_run_dir(cfg: Config, name: str | None) -> RunDir:
         raise UserError(
             f"run {path} already exists: choose another --name, or --resume {path} to continue it"
         )
+    return path
+
+
+def create_run_dir(cfg: Config, name: str | None) -> RunDir:
+    """A new, empty run directory under `<project>/runs/`; an existing name is never reused."""
+    path = new_run_path(cfg, name or new_run_name(cfg))
     path.mkdir(parents=True)
     return RunDir(path)
 

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from torch import nn
 
     from medalist.config.schema import Config
+    from medalist.tasks.label_issues import LabelIssues
     from medalist.tasks.metrics import Metric
 
 
@@ -124,6 +125,11 @@ class Task(Protocol):
         """One batch prediction from its TTA views (each already in the image's orientation)."""
         ...
 
+    def create_mixer(self, cfg: Config) -> Callable[[Any, Any], tuple[Any, Any]] | None:
+        """Batch mixing for training (`train.mixup` / `train.cutmix`): (x, y) -> (mixed x, soft
+        y) that the loss accepts; None when off. A UserError where the targets can't be mixed."""
+        ...
+
     collate: ClassVar[Callable[[list[Any]], Any] | None]  # the DataLoader's, None = torch's
     pred_dtype: ClassVar[Any]  # numpy dtype predictions are kept in
 
@@ -170,8 +176,11 @@ class Task(Protocol):
         `folds[k]` lists fold k's folders, one per seed."""
         ...
 
-    def fit_postprocess(self, y: np.ndarray, preds: np.ndarray) -> dict[str, Any]:
-        """Fit the post-processing (thresholds) on OOF predictions; its scores.json keys."""
+    def fit_postprocess(
+        self, y: np.ndarray, preds: np.ndarray, folds: np.ndarray | None = None
+    ) -> dict[str, Any]:
+        """Fit the post-processing (thresholds, minimum areas) on OOF predictions (`folds`: each
+        row's fold, to judge a step against noise); its scores.json keys."""
         ...
 
     # ---- combining predictions ------------------------------------------------------------
@@ -222,6 +231,23 @@ class Task(Protocol):
         ...
 
     check_caption: ClassVar[str]  # what the check grid's title says is drawn
+
+    # ---- labels that look wrong ------------------------------------------------------------
+    def find_label_issues(
+        self, run_dir: Path, cfg: Config, filter_by: str, rank_by: str
+    ) -> LabelIssues:
+        """The training targets the run's OOF predictions confidently contradict, ranked."""
+        ...
+
+    def draw_label_issues(
+        self, run_dir: Path, cfg: Config, found: LabelIssues, rows: pd.DataFrame
+    ) -> list[np.ndarray | None]:
+        """A picture of each suspect row (its image, or its masks drawn on it)."""
+        ...
+
+    def label_issue_captions(self, rows: pd.DataFrame) -> list[str]:
+        """A caption for each suspect row's picture."""
+        ...
 
 
 class ModelOutputs:

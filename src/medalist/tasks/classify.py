@@ -25,6 +25,7 @@ from medalist.data.dataset import transform_image
 from medalist.errors import UserError
 from medalist.tasks.base import AnalysisPage, ModelOutputs
 from medalist.tasks.metrics import Metric, get_metric
+from medalist.tasks.mixing import BatchMixer
 
 
 def competition_metric(cfg: Config) -> Metric:
@@ -46,6 +47,9 @@ def infer_kind(cfg: Config, train: pd.DataFrame) -> str:
     if pd.api.types.is_float_dtype(values) and not np.all(np.mod(values.to_numpy(), 1) == 0):
         return "regression"
     return "multiclass"
+
+
+CLASSIFY_LOSSES = ("auto", "ce", "focal", "weighted_ce", "bce", "mse")
 
 
 def chance_loss(kind: str, n_classes: int, loss: str, focal_gamma: float) -> float | None:
@@ -135,6 +139,11 @@ class ClassifyTask(ModelOutputs):
     # ---- construction and persistence -------------------------------------------------
     @classmethod
     def from_config(cls, cfg: Config, train: pd.DataFrame) -> ClassifyTask:
+        if cfg.train.loss not in CLASSIFY_LOSSES:
+            raise UserError(
+                f"train.loss = {cfg.train.loss!r} is a mask loss; for classification use one of "
+                f"{', '.join(CLASSIFY_LOSSES)}"
+            )
         kind = infer_kind(cfg, train)
         metric = competition_metric(cfg)
         cols = cfg.target_columns
@@ -231,6 +240,22 @@ class ClassifyTask(ModelOutputs):
 
         return create_transform(augment, train=train)
 
+    def create_mixer(self, cfg: Config) -> BatchMixer | None:
+        """Mixup / CutMix for single-label classes; a UserError for other targets."""
+        if not cfg.train.mixing:
+            return None
+        if self.kind != "multiclass":
+            raise UserError(
+                f"train.mixup / train.cutmix: mixing needs single-label classes, this target "
+                f"is {self.kind}; set train.mixup: 0 and train.cutmix: 0"
+            )
+        if cfg.train.loss == "focal":
+            raise UserError(
+                "train.mixup / train.cutmix give soft targets, which the focal loss does not "
+                "take; use train.loss: ce or turn mixing off"
+            )
+        return BatchMixer(cfg, self.num_outputs)
+
     def chance_loss(self, cfg: Config) -> float | None:
         return chance_loss(self.kind, len(self.classes), cfg.train.loss, cfg.train.focal_gamma)
 
@@ -303,7 +328,9 @@ class ClassifyTask(ModelOutputs):
         y, preds = self.preds_from_oof(oof)
         return {"oof": self.score(y, preds), **self.fit_postprocess(y, preds)}
 
-    def fit_postprocess(self, y: np.ndarray, preds: np.ndarray) -> dict[str, Any]:
+    def fit_postprocess(
+        self, y: np.ndarray, preds: np.ndarray, folds: np.ndarray | None = None
+    ) -> dict[str, Any]:
         """Multilabel: per-label thresholds that maximise each label's F1 on the OOF rows."""
         if self.kind != "multilabel":
             return {}
@@ -386,6 +413,22 @@ class ClassifyTask(ModelOutputs):
 
     def draw_target(self, picture: np.ndarray, target: Any) -> np.ndarray:
         return picture
+
+    # ---- labels that look wrong ------------------------------------------------------------
+    def find_label_issues(self, run_dir: Path, cfg: Config, filter_by: str, rank_by: str) -> Any:
+        from medalist.tasks.classify_labels import class_issues
+
+        return class_issues(self, run_dir, filter_by, rank_by)
+
+    def draw_label_issues(self, run_dir: Path, cfg: Config, found: Any, rows: Any) -> list:
+        from medalist.tasks.classify_labels import thumbnails
+
+        return thumbnails(cfg, rows)
+
+    def label_issue_captions(self, rows: pd.DataFrame) -> list[str]:
+        from medalist.tasks.classify_labels import captions
+
+        return captions(rows)
 
     # ---- submission ------------------------------------------------------------------------
     def check_submission(self, sub: pd.DataFrame, sample: pd.DataFrame) -> None:

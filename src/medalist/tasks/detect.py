@@ -179,6 +179,15 @@ class DetectTask:
     def chance_loss(self, cfg: Config) -> float | None:
         return None
 
+    def create_mixer(self, cfg: Config) -> None:
+        """Boxes are not mixed: mixup and cutmix are for class targets."""
+        if cfg.train.mixing:
+            raise UserError(
+                "train.mixup / train.cutmix: mixing images is for classification, not boxes; "
+                "set train.mixup: 0 and train.cutmix: 0"
+            )
+        return None
+
     @property
     def _offset(self) -> int:
         return 1 if self.cfg.model.detector == "faster_rcnn" else 0  # its class 0: background
@@ -324,7 +333,10 @@ class DetectTask:
             oof[name] = values
         return out
 
-    def fit_postprocess(self, y: np.ndarray, preds: np.ndarray) -> dict[str, Any]:
+    def fit_postprocess(
+        self, y: np.ndarray, preds: np.ndarray, folds: np.ndarray | None = None
+    ) -> dict[str, Any]:
+        """A threshold metric's score threshold fitted on the pooled boxes, and the score."""
         if self.metric.name in AT_THRESHOLD:
             self.score_threshold, score = best_threshold(self.metric.name, y, preds)
             return {"oof": score, "score_threshold": self.score_threshold}
@@ -390,6 +402,18 @@ class DetectTask:
         from medalist.tasks.detect_submission import format_detect_submission
 
         return format_detect_submission(self, ids, preds, sample)
+
+    def find_label_issues(self, run_dir: Path, cfg: Config, filter_by: str, rank_by: str) -> Any:
+        raise UserError(
+            "medalist labels reads class and mask targets; suspect boxes of a detection run "
+            "are not searched yet: read analysis/most_missed.csv and plots/most_missed.png"
+        )
+
+    def draw_label_issues(self, run_dir: Path, cfg: Config, found: Any, rows: Any) -> list:
+        return []
+
+    def label_issue_captions(self, rows: pd.DataFrame) -> list[str]:
+        return []
 
     def check_submission(self, sub: pd.DataFrame, sample: pd.DataFrame) -> None:
         from medalist.tasks.detect_submission import check_detect_submission

@@ -1,4 +1,4 @@
-"""Post-processing of predictions on video frames (the seminar: neighbouring frames predict
+"""Post-processing of predictions on video frames (neighbouring frames predict
 alike, so a moving average over them removes flicker).
 
 `smooth_sequences` replaces each frame's prediction by the mean of the `window` frames centred

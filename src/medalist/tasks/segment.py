@@ -36,28 +36,45 @@ from medalist.runs import layout
 from medalist.tasks.base import AnalysisPage, ModelOutputs
 from medalist.tasks.classify import competition_metric, sum_then_divide, weighted_mean
 from medalist.tasks.metrics import Metric
+from medalist.tasks.segment_losses import check_loss, create_mask_loss
 from medalist.tasks.segment_metrics import per_image_scores
 
 MASK_METRICS = ("dice", "iou")
 THRESHOLD_GRID = np.round(np.arange(0.2, 0.81, 0.05), 2)
 
 
-class DiceBCELoss(nn.Module):
-    """Binary cross-entropy plus soft Dice (segmentation_models_pytorch's), on logits; one
-    sigmoid per class when there are several (classes may overlap)."""
+def check_input_size(cfg: Config) -> None:
+    """`data.image_size` must be a multiple of the architecture's output stride (a U-Net, and
+    most decoders, halve the image five times: 32)."""
+    from medalist.models.factory import check_arch, create_segmenter
 
-    def __init__(self, classes: int = 1) -> None:
-        super().__init__()
-        from segmentation_models_pytorch.losses import DiceLoss
-
-        self.bce = nn.BCEWithLogitsLoss()
-        self.dice = DiceLoss(mode="binary" if classes == 1 else "multilabel", from_logits=True)
-
-    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        target = target.float()
-        if target.ndim == 3:  # one class: (N, H, W)
-            target = target.unsqueeze(1)
-        return self.bce(logits, target) + self.dice(logits, target)
+    check_arch(cfg.model.arch)
+    height, width = cfg.data.height_width
+    if cfg.model.arch == "unet":
+        stride, why = 32, "a U-Net halves the image five times"
+    else:
+        bare = cfg.model.model_copy(update={"pretrained": False})  # the shape, not the weights
+        with torch.random.fork_rng():
+            model = create_segmenter(cfg.model_copy(update={"model": bare}), 1, None)
+        stride = int(getattr(model.encoder, "output_stride", 32))
+        why = f"{cfg.model.arch} on {cfg.model.backbone} has an output stride of {stride}"
+    for side in dict.fromkeys((height, width)):
+        if side % stride:
+            raise UserError(
+                f"data.image_size = {cfg.data.image_size}: {why}, so it takes a multiple of "
+                f"{stride}; use {max(stride, side // stride * stride)} or "
+                f"{(side // stride + 1) * stride}"
+                + (f" instead of {side}" if height != width else "")
+            )
+    if cfg.model.arch != "unet":  # some decoders pool further: one pass at the size tells
+        try:
+            with torch.no_grad():
+                model.eval()(torch.zeros(1, cfg.model.in_chans, height, width))
+        except RuntimeError as exc:
+            raise UserError(
+                f"data.image_size = {cfg.data.image_size} is too small for {cfg.model.arch} on "
+                f"{cfg.model.backbone} ({str(exc).splitlines()[0][:120]}); use a larger size"
+            ) from None
 
 
 def _by_class(a: np.ndarray, classes: int) -> np.ndarray:
@@ -77,6 +94,8 @@ class SegmentTask(ModelOutputs):
     classes: list[Any] = field(default_factory=lambda: ["mask"])
     columns: list[str] = field(default_factory=list)  # the train table's RLE columns
     thresholds: list[float] = field(default_factory=list)
+    min_areas: list[int] = field(default_factory=list)  # post-processing per class, 0 = off
+    min_total_areas: list[int] = field(default_factory=list)
     kind: str = "mask"
     name: ClassVar[str] = "segment"
     pred_dtype: ClassVar[Any] = np.float16
@@ -90,6 +109,9 @@ class SegmentTask(ModelOutputs):
     def __post_init__(self) -> None:
         if len(self.thresholds) != len(self.classes):
             self.thresholds = [0.5] * len(self.classes)
+        for name in ("min_areas", "min_total_areas"):
+            if len(getattr(self, name)) != len(self.classes):
+                setattr(self, name, [0] * len(self.classes))
 
     @classmethod
     def from_config(cls, cfg: Config, train: pd.DataFrame) -> SegmentTask:
@@ -99,12 +121,8 @@ class SegmentTask(ModelOutputs):
                 f"competition.metric = {cfg.competition.metric!r}: segmentation scores masks; "
                 f"use {' or '.join(MASK_METRICS)}"
             )
-        size = cfg.data.image_size
-        if size % 32:
-            raise UserError(
-                f"data.image_size = {size}: a U-Net halves the image five times, so it takes a "
-                f"multiple of 32; use {max(32, size // 32 * 32)} or {(size // 32 + 1) * 32}"
-            )
+        check_input_size(cfg)
+        check_loss(cfg)
         classes, columns = mask_layout(cfg, train)
         return cls(cfg, metric, cfg.competition.id_column, classes, columns)
 
@@ -114,6 +132,8 @@ class SegmentTask(ModelOutputs):
             "classes": self.classes,
             "columns": self.columns,
             "thresholds": self.thresholds,
+            "min_areas": self.min_areas,
+            "min_total_areas": self.min_total_areas,
         }
         return {**state, "threshold": self.thresholds[0]} if self.single else state
 
@@ -129,6 +149,8 @@ class SegmentTask(ModelOutputs):
             classes,
             list(state.get("columns") or columns),
             [float(t) for t in thresholds],
+            [int(a) for a in state.get("min_areas") or []],
+            [int(a) for a in state.get("min_total_areas") or []],
         )
 
     def target_signature(self) -> tuple[Any, ...]:
@@ -147,9 +169,9 @@ class SegmentTask(ModelOutputs):
 
     def create_model(self, cfg: Config) -> nn.Module:
         """A U-Net on the timm backbone, one output channel per class."""
-        from medalist.models.factory import create_unet, pretrained_file
+        from medalist.models.factory import create_segmenter, pretrained_file
 
-        return create_unet(cfg, self.num_outputs, pretrained_file(cfg))
+        return create_segmenter(cfg, self.num_outputs, pretrained_file(cfg))
 
     def create_transform(self, augment: list[dict[str, Any]], *, train: bool) -> Any:
         from medalist.data.dataset import create_transform
@@ -157,6 +179,15 @@ class SegmentTask(ModelOutputs):
         return create_transform(augment, train=train)
 
     def chance_loss(self, cfg: Config) -> float | None:
+        return None
+
+    def create_mixer(self, cfg: Config) -> None:
+        """Masks are not mixed: mixup and cutmix are for class targets."""
+        if cfg.train.mixing:
+            raise UserError(
+                "train.mixup / train.cutmix: mixing images is for classification, not masks; "
+                "set train.mixup: 0 and train.cutmix: 0"
+            )
         return None
 
     @property
@@ -183,7 +214,7 @@ class SegmentTask(ModelOutputs):
         return self._masks[1]
 
     def create_loss(self, cfg: Config, y_train: np.ndarray) -> nn.Module:
-        return DiceBCELoss(len(self.classes))
+        return create_mask_loss(cfg, len(self.classes))
 
     def activate(self, out: torch.Tensor) -> torch.Tensor:
         """Logits (N, C, H, W) to probability masks: (N, H, W) for one class, else (N, C, H, W)."""
@@ -264,11 +295,16 @@ class SegmentTask(ModelOutputs):
             at = [where[str(v)] for v in oof["id"]]
             for name, values in self._table_columns(y[at], preds[at]).items():
                 oof[name] = values
-        return self.fit_postprocess(y, preds)
+        fold_of = dict(zip(oof["id"].astype(str), oof["fold"], strict=True))
+        return self.fit_postprocess(y, preds, np.array([fold_of[i] for i in order]))
 
-    def fit_postprocess(self, y: np.ndarray, preds: np.ndarray) -> dict[str, Any]:
+    def fit_postprocess(
+        self, y: np.ndarray, preds: np.ndarray, folds: np.ndarray | None = None
+    ) -> dict[str, Any]:
         """Each class's threshold that maximises the pooled OOF score over a grid (ties to the
-        one nearest 0.5); the score at 0.5 and at the fitted thresholds."""
+        one nearest 0.5); the score at 0.5 and at the fitted thresholds. With the rows' folds,
+        then the minimum component and total areas (`predict.postprocess`), each kept only
+        where it beats noise."""
         c = len(self.classes)
         # Each class's score at every threshold of the grid: (thresholds, classes).
         grid = np.stack([self._scores(y, preds, [t] * c).mean(axis=0) for t in THRESHOLD_GRID])
@@ -284,7 +320,29 @@ class SegmentTask(ModelOutputs):
             out["threshold"] = self.thresholds[0]
         else:
             out["thresholds"] = dict(zip(map(str, self.classes), self.thresholds, strict=True))
+        steps = list(self.cfg.predict.postprocess)
+        if folds is not None and steps:
+            out.update(self._fit_areas(y, preds, folds, steps))
         return out
+
+    def _fit_areas(
+        self, y: np.ndarray, preds: np.ndarray, folds: np.ndarray, steps: list[str]
+    ) -> dict[str, Any]:
+        """The minimum component and total areas of each class, fitted on the pooled OOF masks
+        at the class's threshold (see `segment_postprocess`)."""
+        from medalist.tasks.segment_postprocess import fit_class
+
+        kind = "iou" if self.metric.name == "iou" else "dice"
+        c = len(self.classes)
+        yc, pc = _by_class(y, c), _by_class(preds, c)
+        fitted = {
+            str(name): fit_class(yc[:, j], pc[:, j] >= self.thresholds[j], folds, kind, steps)
+            for j, name in enumerate(self.classes)
+        }
+        self.min_areas = [int(f["min_area"]) for f in fitted.values()]
+        self.min_total_areas = [int(f["min_total_area"]) for f in fitted.values()]
+        after = float(np.mean([f["after"] for f in fitted.values()]))
+        return {"postprocess": fitted, "oof_postprocessed": after}
 
     # ---- combining predictions ------------------------------------------------------------
     def combine(
@@ -328,6 +386,22 @@ class SegmentTask(ModelOutputs):
         pic[on] = (0.5 * pic[on] + [127, 0, 0]).astype(np.uint8)
         return pic
 
+    # ---- labels that look wrong ------------------------------------------------------------
+    def find_label_issues(self, run_dir: Path, cfg: Config, filter_by: str, rank_by: str) -> Any:
+        from medalist.tasks.segment_labels import mask_issues
+
+        return mask_issues(self, run_dir, cfg)
+
+    def draw_label_issues(self, run_dir: Path, cfg: Config, found: Any, rows: Any) -> list:
+        from medalist.tasks.segment_labels import mask_overlays
+
+        return mask_overlays(self, run_dir, cfg, found, rows)
+
+    def label_issue_captions(self, rows: pd.DataFrame) -> list[str]:
+        from medalist.tasks.segment_labels import captions
+
+        return captions(rows)
+
     def check_submission(self, sub: pd.DataFrame, sample: pd.DataFrame) -> None:
         from medalist.tasks.submission import check_submission
 
@@ -342,6 +416,7 @@ class SegmentTask(ModelOutputs):
         import cv2
 
         from medalist.data.tables import image_paths
+        from medalist.tasks import segment_postprocess as postprocess
 
         cfg, comp = self.cfg, self.cfg.competition
         frame = pd.DataFrame({self.id_column: ids.to_numpy()})
@@ -351,7 +426,10 @@ class SegmentTask(ModelOutputs):
         for i, p, path in zip(ids.astype(str), per_class, paths, strict=True):
             w, h = image_size(path)
             for j, name in enumerate(self.classes):
-                prob = cv2.resize(p[j].astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
+                mask = postprocess.apply(
+                    p[j], self.thresholds[j], self.min_areas[j], self.min_total_areas[j]
+                )
+                prob = cv2.resize(mask.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
                 texts[(i, str(name))] = rle_encode(prob >= self.thresholds[j], comp.rle_order)
         sub = self._fill(sample, texts, set(ids.astype(str)))
         self.check_submission(sub, sample)

@@ -78,7 +78,7 @@ def run_demo(out: Path, overrides: list[str] | None = None) -> dict[str, float]:
     data_dir, private = out / "competition", out / "private"
     config = out / "configs" / "demo.yaml"
     if not config.is_file():
-        if out.exists() and any(out.iterdir()):
+        if out.exists() and (not out.is_dir() or any(out.iterdir())):
             from medalist.errors import UserError
 
             raise UserError(f"{out} exists and is not a medalist demo: choose another --out")

@@ -1,6 +1,6 @@
 """`medalist ensemble RUN RUN ...`: blend finished runs, weights fitted on their OOF rows.
 
-The seminar's advice: combine models that predict differently (architectures, data), once
+The practice: combine models that predict differently (architectures, data), once
 each of them is good on its own. What a competitor needs to trust the blend is an honest CV:
 
 - Every member must have finished every fold on the same folds (same fold of every id), so
@@ -36,7 +36,7 @@ from medalist.runs.rundir import RunDir, create_run_dir, open_run_dir
 from medalist.tasks import Task, load_run_task
 
 METHODS = ("fit", "mean")
-WEAK_FACTOR = 2.0  # a member this many fold-stds below the best is flagged (seminar: fix it first)
+WEAK_FACTOR = 2.0  # a member this many fold-stds below the best is flagged (improve it first)
 
 
 @dataclass
@@ -165,7 +165,7 @@ def make_ensemble(
     paths: list[Path], *, name: str | None = None, method: str = "fit"
 ) -> EnsembleResult:
     """Blend the runs at `paths` into a new ensemble run directory; see the module's doc."""
-    from medalist.analysis.compare import judge, paired_test
+    from medalist.noise import judge, paired_test
 
     if method not in METHODS:
         raise UserError(f"--method {method!r}: use fit (weights from OOF) or mean (equal)")
@@ -201,8 +201,8 @@ def make_ensemble(
         if m is not best and gap > WEAK_FACTOR * max(best_std, 1e-12):
             notes.append(
                 f"{m.name} is {gap:.4g} below the best run ({best.name}), more than "
-                f"{WEAK_FACTOR:g} x its fold std: the seminar's advice is to improve single "
-                "models first"
+                f"{WEAK_FACTOR:g} x its fold std: improve the single "
+                "models first, a weak member rarely helps the blend"
             )
         if method == "fit" and w < 0.01:
             notes.append(f"{m.name} gets weight {w:.3f}: it adds nothing to this blend")

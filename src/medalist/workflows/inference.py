@@ -92,13 +92,32 @@ def test_tables(cfg: Config) -> Tables:
     return tables
 
 
+def check_checkpoint(path: Path) -> None:
+    """A fold's weights exist and are whole (torch saves a zip; a cut-short one lacks its end)."""
+    import zipfile
+
+    if not path.is_file():
+        raise UserError(
+            f"{path} is missing: the fold's weights are gone; restore the file, or train the "
+            "run again"
+        )
+    if not zipfile.is_zipfile(path):
+        raise UserError(
+            f"{path} is unreadable (cut short or not a checkpoint): restore the file, or train "
+            "the run again"
+        )
+
+
 def run_test_predictions(run: RunDir, *, tta: list[str] | None = None) -> TestPredictions:
     """The combined test predictions of a trained run's finished folds (and seeds)."""
+    import pickle
+
     import torch
 
     from medalist.workflows.train import image_source
 
     cfg = run.config()
+    cfg.model.pretrained = False  # the folds' weights replace every parameter
     if tta is not None:
         cfg.predict.tta = tta
     tables = test_tables(cfg)
@@ -108,15 +127,24 @@ def run_test_predictions(run: RunDir, *, tta: list[str] | None = None) -> TestPr
         raise UserError(f"run {run.path} has no finished fold: train it first (or --resume it)")
     if len(folds) < cfg.cv.n_splits:
         console.print(f"[yellow]warning[/]: only folds {folds} are done; averaging those")
-    ids = tables.test[cfg.competition.id_column]
-    images = image_source(cfg, tables.test_paths, ids)
     folders = [
         run.fold_dir(k, i) for i in range(cfg.train.seeds) for k in folds if run.fold_done(k, i)
     ]
+    for folder in folders:  # before the test images are decoded (and cached)
+        check_checkpoint(folder / layout.BEST_CKPT)
+    ids = tables.test[cfg.competition.id_column]
+    images = image_source(cfg, tables.test_paths, ids)
 
     def weights() -> Iterator[dict]:
         for folder in folders:
-            state = torch.load(folder / layout.BEST_CKPT, map_location="cpu", weights_only=False)
+            path = folder / layout.BEST_CKPT
+            try:
+                state = torch.load(path, map_location="cpu", weights_only=False)
+            except (RuntimeError, EOFError, pickle.UnpicklingError) as exc:
+                raise UserError(
+                    f"{path} is unreadable ({str(exc).splitlines()[0][:80]}): restore the file, "
+                    "or train the run again"
+                ) from None
             yield inference_weights(state["state_dict"], cfg.train.averaged_weights)
 
     preds = fold_predictions(cfg, task, images, weights())

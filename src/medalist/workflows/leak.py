@@ -49,6 +49,7 @@ class LeakReport:
     threshold: float
     folds_note: str | None = None
     seconds: dict[str, float] = field(default_factory=dict)
+    grouping: Any = None  # medalist.workflows.group_search.LeakGroups
 
     def next_step(self) -> str:
         """The overrides that make group folds from the duplicate groups."""
@@ -95,7 +96,7 @@ def embed_images(cfg: Config, paths: list[Path], batch_size: int = 64) -> np.nda
     data = ImageDataset(source, np.arange(len(paths)), None, tf)
     feats = []
     with torch.inference_mode():
-        for x, _ in DataLoader(data, batch_size=batch_size, num_workers=cfg.data.num_workers):
+        for x, _ in DataLoader(data, batch_size=batch_size, num_workers=cfg.data.workers):
             f = model(norm(x)).flatten(1).float()
             feats.append(torch.nn.functional.normalize(f, dim=1).numpy())
     return np.concatenate(feats)
@@ -179,6 +180,7 @@ def find_leaks(
     found["method"] = "hash"
     t2 = time.perf_counter()
     seconds = {"fingerprint": t1 - t0, "search": t2 - t1}
+    vec = None
     if embeddings:
         vec = embed_images(cfg, paths)
         # Each image's EMBED_K nearest embeddings (faiss: exact, or PCA + HNSW at scale), not
@@ -198,16 +200,20 @@ def find_leaks(
         extra_groups = train[merge_group].tolist() + [None] * len(test_ids)
     labels = connected_groups(len(ids), found[["a", "b"]].to_numpy(), extra_groups)
     groups = pd.DataFrame({id_col: ids[:n_train], "dup_group": labels[:n_train]})
+    from medalist.workflows.group_search import leak_groups
+
+    dups = set(zip(found["a"].tolist(), found["b"].tolist(), strict=True))
+    grouping = leak_groups(cfg, train, paths, fp, train_folds, embedding=vec, duplicates=dups)
     out = cfg.root / "leak"
+    page = render_pairs_html(pairs, found, paths, threshold, html_pairs, grouping.html)
     files = {
         "pairs_csv": write_csv(out / "pairs.csv", pairs),
         "groups_csv": write_csv(out / "dup_groups.csv", groups),
-        "pairs_html": write_text(
-            out / "pairs.html", render_pairs_html(pairs, found, paths, threshold, html_pairs)
-        ),
+        "pairs_html": write_text(out / "pairs.html", page),
+        **grouping.files,
     }
     counts = _count(pairs, n_train, groups["dup_group"])
-    return LeakReport(pairs, groups, counts, files, threshold, note, seconds)
+    return LeakReport(pairs, groups, counts, files, threshold, note, seconds, grouping)
 
 
 def _thumb_uri(path: Path, size: int = 128) -> str:
@@ -238,15 +244,22 @@ after the best small shift). The {{ rows|length }} closest are shown.</p>
 <td><img src="{{ r.img_b }}" alt="{{ r.id_b }}"><br>{{ r.id_b }}</td>
 <td>{{ "%.4f"|format(r.distance) }} ({{ r.method }})</td>
 <td class="{{ 'cross' if r.cross else '' }}">{{ r.where }}</td></tr>
-{% endfor %}</table></body></html>
+{% endfor %}</table>{{ extra }}</body></html>
 """
 
 
 def render_pairs_html(
-    pairs: pd.DataFrame, found: pd.DataFrame, paths: list[Path], threshold: float, limit: int
+    pairs: pd.DataFrame,
+    found: pd.DataFrame,
+    paths: list[Path],
+    threshold: float,
+    limit: int,
+    extra: str = "",
 ) -> str:
-    """A self-contained page of side-by-side thumbnails of the closest pairs."""
+    """A self-contained page of side-by-side thumbnails of the closest pairs (and `extra`,
+    already rendered HTML: the cross-fold neighbours)."""
     import jinja2
+    import markupsafe
 
     rows = []
     for k in range(min(limit, len(pairs))):
@@ -269,4 +282,6 @@ def render_pairs_html(
             }
         )
     env = jinja2.Environment(autoescape=True)
-    return env.from_string(PAGE).render(rows=rows, total=len(pairs), threshold=threshold)
+    return env.from_string(PAGE).render(
+        rows=rows, total=len(pairs), threshold=threshold, extra=markupsafe.Markup(extra)
+    )

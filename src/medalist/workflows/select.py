@@ -1,6 +1,6 @@
 """`medalist lb` and `medalist select`: CV against the leaderboard, and the two final picks.
 
-The rule (the seminar's): trust your CV. Rank finished runs by CV. When CV and the public LB
+The rule: trust your CV. Rank finished runs by CV. When CV and the public LB
 agree poorly (Spearman < `POOR_SPEARMAN` over at least `MIN_POINTS` runs), hedge: pick the best
 CV and the best public LB. Among runs whose CV is within noise of a pick, prefer one that can
 be reproduced (clean commit or saved diff.patch, seeds recorded, every fold done); picks that

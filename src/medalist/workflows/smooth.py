@@ -73,8 +73,8 @@ def evaluate_smoothing(
     run_path: str | Path, windows: list[int] | tuple[int, ...] = DEFAULT_WINDOWS
 ) -> SmoothingResult:
     """Score the run's OOF rows smoothed over each window; see the module's doc."""
-    from medalist.analysis.compare import judge, paired_test
     from medalist.data.tables import load_train
+    from medalist.noise import judge, paired_test
     from medalist.tasks import load_run_task
 
     bad = [w for w in windows if w < 1 or w % 2 == 0]

@@ -25,7 +25,13 @@ from medalist.errors import UserError
 from medalist.io import write_csv, write_json
 from medalist.runs import layout, provenance
 from medalist.runs.merge import finish_run, run_seeds
-from medalist.runs.rundir import RunDir, create_run_dir, open_run_dir, write_run_header
+from medalist.runs.rundir import (
+    RunDir,
+    create_run_dir,
+    new_run_path,
+    open_run_dir,
+    write_run_header,
+)
 from medalist.tasks import Task, load_run_task, task_class
 
 # Generated project notebooks and scripts import these from here.
@@ -68,6 +74,7 @@ def prepare(cfg: Config, *, need_test: bool = False) -> Prepared:
     pretrained_file(cfg)
     check_backbone(cfg.model.backbone)
     task.create_transform(cfg.data.augment, train=True)
+    task.create_mixer(cfg)
     folds = get_folds(cfg, tables.train, save=False)
     return Prepared(cfg, tables, task, folds)
 
@@ -98,8 +105,47 @@ def print_epoch(label: str, epochs: int, metric: str, r: dict[str, float]) -> No
     )
 
 
-def _epoch_line(label: str, epochs: int, metric: str) -> Any:
-    return functools.partial(print_epoch, label, epochs, metric)
+@dataclass
+class RunClock:
+    """After the first epoch this process trains: the time per epoch and the run's end.
+
+    `epochs_left` counts every epoch still to train in the run (all folds and seeds). A plain
+    object, so DDP can pickle it with the epoch line into its processes.
+    """
+
+    epochs_left: int
+    told: bool = False
+
+    def __call__(self, r: dict[str, float]) -> None:
+        if self.told:
+            return
+        self.told = True
+        seconds = r["time_s"] * (self.epochs_left - 1)
+        console.print(
+            f"{r['time_s']:.1f}s per epoch: about {_duration(seconds)} for the "
+            f"{self.epochs_left - 1} epochs left in the run"
+        )
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f}s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def report_epoch(
+    label: str, epochs: int, metric: str, clock: RunClock | None, r: dict[str, float]
+) -> None:
+    """The epoch's line, then (once per run) the time the rest of the run will take."""
+    print_epoch(label, epochs, metric, r)
+    if clock is not None:
+        clock(r)
+
+
+def _epoch_line(label: str, epochs: int, metric: str, clock: RunClock | None = None) -> Any:
+    return functools.partial(report_epoch, label, epochs, metric, clock)
 
 
 def parse_fold_list(text: str | None, n_splits: int) -> list[int]:
@@ -163,12 +209,14 @@ def train(
     resume: str | Path | None = None,
     callbacks: Callable[[int], list[Any]] | None = None,
     require_clean: bool = False,
+    exclude: str | Path | None = None,
 ) -> TrainSummary:
     """`medalist train`: a new run (or the rest of `resume`), fold by fold.
 
     `callbacks(fold)` may add Lightning callbacks to a fold's trainer (e.g. Optuna's pruning).
+    `exclude` names a CSV of ids to train without (see `medalist.workflows.exclude`).
     """
-    import torch
+    from medalist.workflows.exclude import exclude_rows, record_exclusion
 
     if resume is not None:
         run = open_run_dir(resume)
@@ -179,17 +227,28 @@ def train(
         if config is None:
             raise UserError("give a CONFIG (e.g. configs/baseline.yaml) or --resume RUN_DIR")
         cfg = load_config(config, overrides)
+        if name is not None:
+            new_run_path(cfg, name)  # a taken name fails now, not after decoding every image
+    selected = parse_fold_list(folds, cfg.cv.n_splits)
     if require_clean:
         check_clean_tree(cfg.root)
     if cfg.train.threads:
+        import torch
+
         torch.set_num_threads(cfg.train.threads)
     prepared = prepare(cfg)
-    selected = parse_fold_list(folds, cfg.cv.n_splits)
+    excluded = exclude_rows(cfg, prepared, exclude, run if resume is not None else None)
+    plan_run(cfg, prepared)
     # Decoding every image (into the cache) is the last check before the run directory exists.
     ids = prepared.tables.train[cfg.competition.id_column]
     prepared.images = image_source(cfg, prepared.tables.train_paths, ids)
+    if cfg.train.lr == "auto":
+        from medalist.workflows.lr import resolve_auto_lr
+
+        resolve_auto_lr(cfg, prepared)
     if resume is None:
         run = start_run(cfg, prepared, name)
+        record_exclusion(run, excluded)
     else:
         train_ids = prepared.tables.train[cfg.competition.id_column]
         prepared.folds = read_folds(run.file(layout.FOLDS), train_ids, "id")
@@ -243,6 +302,8 @@ def _train_folds(
     from medalist.engine.fold_loop import read_fold_result, train_fold
 
     task = prepared.task
+    todo = [(i, k) for i in range(len(run_seeds(cfg))) for k in selected if not run.fold_done(k, i)]
+    clock = RunClock(len(todo) * cfg.train.epochs) if todo else None
     for index, seed in enumerate(run_seeds(cfg)):
         for fold in selected:
             label = f"fold {fold}" + (f" seed {seed}" if cfg.train.seeds > 1 else "")
@@ -263,7 +324,7 @@ def _train_folds(
                 seed=seed,
                 seed_index=index,
                 loggers=loggers,
-                report=_epoch_line(label, cfg.train.epochs, task.metric.name),
+                report=_epoch_line(label, cfg.train.epochs, task.metric.name, clock),
                 callbacks=callbacks(fold) if callbacks else [],
             )
             if tracker:
@@ -271,6 +332,17 @@ def _train_folds(
             console.print(
                 f"{label}: {task.metric.name} {result.score:.4f} (best epoch {result.best_epoch})"
             )
+
+
+def plan_run(cfg: Config, prepared: Prepared) -> None:
+    """The batch per update and the memory estimate, before anything is written."""
+    from medalist.engine.budget import training_plan
+
+    for line in training_plan(cfg, prepared.task):
+        if line.startswith("warning: "):
+            err_console.print(f"[yellow]warning[/]: {line.removeprefix('warning: ')}")
+        else:
+            console.print(line)
 
 
 def diagnose(run: RunDir) -> dict[str, Any] | None:

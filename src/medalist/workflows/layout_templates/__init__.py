@@ -1,4 +1,4 @@
-"""The three project layouts of `medalist new --layout` (the seminar's, slides 30-32).
+"""The three project layouts of `medalist new --layout` (scripts, notebooks, or both).
 
 - script: src/train.py and src/predict.py (files to edit, calling medalist), configs/,
   models/, data/, scripts/sweep.sh (several configs, one after the other);

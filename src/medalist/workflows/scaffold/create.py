@@ -60,6 +60,8 @@ def create_project(
         text = validated(render_config(found, name, prefix), name)
         config_path = dest / "configs" / CONFIG_NAME
         _write(config_path, text)
+        if found.groups is not None and found.groups.table is not None:
+            _write(dest / "configs" / "groups.csv", found.groups.table.to_csv(index=False))
         _write(dest / ".gitignore", GITIGNORE)
         _write(dest / "readme.md", readme(name, data_dir, linked, readme_section(layout)))
         write_layout(dest, layout, _write)

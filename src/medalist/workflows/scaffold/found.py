@@ -19,12 +19,30 @@ class Found:
     values: dict[str, Any] = field(default_factory=dict)  # config key -> value
     inferred: dict[str, str] = field(default_factory=dict)  # config key -> reason
     unresolved: dict[str, str] = field(default_factory=dict)  # config key -> sentence
+    groups: Any = None  # medalist.workflows.group_search.NewProjectGroups
 
     def ok(self, key: str, value: Any, why: str = "") -> None:
         """Record a value read from the data (`why`: where it came from, "" for no reason)."""
         self.values[key] = value
         self.inferred[key] = why
         self.unresolved.pop(key, None)
+
+    def ok_groups(self, data_dir: Path, train: Any, test: Any) -> None:
+        """Groupings the user did not name (file names, EXIF, sizes, clusters): group folds."""
+        from medalist.workflows.group_search import GROUPS_CSV, suggest_for_new
+
+        c = "competition."
+        if self.values.get(c + "group_column") or c + "image_dir" in self.unresolved:
+            return
+        comp = {k.split(".", 1)[1]: v for k, v in self.values.items() if k.startswith(c)}
+        tid = comp["id_column"] if test is not None and comp["id_column"] in test else None
+        test_ids = test[tid].tolist() if tid else []
+        self.groups = suggest_for_new(data_dir, train, test_ids, comp, self.values["cv.scheme"])
+        if self.groups is not None and self.groups.column is not None:
+            why = self.groups.why()
+            self.ok(c + "group_column", self.groups.column, why)
+            self.ok(c + "groups_csv", GROUPS_CSV, "written by medalist new")
+            self.ok("cv.scheme", self.groups.scheme, "groups inferred from the images")
 
     def guess(self, key: str, value: Any, sentence: str) -> None:
         """Record a best guess; `sentence` tells the user what to check and how to fix it."""

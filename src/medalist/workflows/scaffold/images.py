@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from medalist.workflows.scaffold.augment import PRESETS, image_kind
 from medalist.workflows.scaffold.found import DataPath, Found, rel
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".dcm")
@@ -111,6 +112,10 @@ def infer_images(
         if size is not None:
             w, h = size
             found.ok("data.image_size", _baseline_size(min(w, h)), f"images are {w}x{h}")
+        kind = image_kind(first)
+        if kind is not None:
+            comment, steps = PRESETS[kind[0]]
+            found.ok("data.augment", steps, f"{kind[1]}; preset {comment}")
     _test_images(found, data_dir, test, sub, id_col, image_col, train_dir)
 
 

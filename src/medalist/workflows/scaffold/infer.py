@@ -58,6 +58,7 @@ def infer(data_dir: Path) -> Found:
     infer_images(found, data_dir, train, test, sub, id_col, image_col, value_ext)
     if found.values.get(C + "task") == "segment" and found.values.get("data.image_size", 32) < 32:
         found.ok("data.image_size", 32, "a U-Net takes multiples of 32")
+    found.ok_groups(data_dir, train, test if test is not None else sub)
     return found
 
 
