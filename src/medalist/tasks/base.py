@@ -125,6 +125,11 @@ class Task(Protocol):
         """One batch prediction from its TTA views (each already in the image's orientation)."""
         ...
 
+    def forward_for_memory(self, model: nn.Module, x: torch.Tensor) -> Any:
+        """One training-mode forward pass of a batch of images, as the memory estimate runs it
+        (a detector needs targets: none)."""
+        ...
+
     def create_mixer(self, cfg: Config) -> Callable[[Any, Any], tuple[Any, Any]] | None:
         """Batch mixing for training (`train.mixup` / `train.cutmix`): (x, y) -> (mixed x, soft
         y) that the loss accepts; None when off. A UserError where the targets can't be mixed."""
@@ -271,6 +276,10 @@ class ModelOutputs:
     def predict_batch(self, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
         """The activated outputs."""
         return self.activate(model(x))  # type: ignore[attr-defined]
+
+    def forward_for_memory(self, model: nn.Module, x: torch.Tensor) -> Any:
+        """`model(x)`."""
+        return model(x)
 
     def combine_views(self, views: list[torch.Tensor]) -> torch.Tensor:
         """The views summed in order, then divided by their number."""

@@ -238,6 +238,11 @@ class DetectTask:
             rows[i, :n, 5] = (d["labels"][:n] - self._offset).float().cpu()
         return rows
 
+    def forward_for_memory(self, model: nn.Module, x: torch.Tensor) -> Any:
+        """The detector's training pass on images without boxes."""
+        empty = {"boxes": torch.zeros((0, 4)), "labels": torch.zeros(0, dtype=torch.int64)}
+        return model(list(x), [dict(empty) for _ in x])
+
     def predict_batch(self, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
         return self.activate(model(list(x)))
 
