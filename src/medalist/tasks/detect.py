@@ -34,7 +34,9 @@ from medalist.tasks.detect_fusion import (  # noqa: F401 - input_scales: the tas
     draw_boxes,
     fuse,
     input_scales,
+    load_boxes,
     pad_boxes,
+    save_boxes,
     transform_boxes,
     valid_rows,
 )
@@ -287,25 +289,11 @@ class DetectTask:
 
     def write_fold_arrays(self, fold_dir: Path, preds: np.ndarray) -> None:
         """The fold's boxes, compact: every image's rows one after another, and their counts."""
-        from medalist.io import atomic_write
-
-        rows = unpad(preds)
-        boxes = np.concatenate([r for r in rows] or [np.zeros((0, 6))]).astype(np.float32)
-        counts = np.array([len(r) for r in rows], dtype=np.int32)
-        atomic_write(
-            fold_dir / layout.OOF_BOXES,
-            lambda f: np.savez_compressed(f, boxes=boxes, counts=counts),
-            "wb",
-        )
+        save_boxes(fold_dir / layout.OOF_BOXES, preds)
 
     def read_fold_boxes(self, fold_dir: Path) -> np.ndarray:
         """A fold's out-of-fold boxes, padded again (rows as in its oof.csv)."""
-        with np.load(fold_dir / layout.OOF_BOXES) as z:
-            boxes, counts = z["boxes"], z["counts"]
-        parts = np.split(boxes, np.cumsum(counts)[:-1]) if len(counts) else []
-        return pad_boxes(
-            parts, max(self.cfg.model.detections_per_image, int(counts.max(initial=1)))
-        )
+        return load_boxes(fold_dir / layout.OOF_BOXES, self.cfg.model.detections_per_image)
 
     def oof_boxes(self, folds: list[list[Path]]) -> tuple[list[str], np.ndarray]:
         """(ids, boxes) pooled over the folds, each fold's seeds fused."""

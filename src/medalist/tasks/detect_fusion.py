@@ -10,11 +10,13 @@ coordinates normalised to [0, 1] and stops the process (`exit()`) on malformed i
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from medalist.errors import UserError
+from medalist.tasks.detect_metrics import unpad
 
 if TYPE_CHECKING:
     from medalist.config.schema import Config
@@ -153,3 +155,21 @@ def transform_boxes(
         axis=1,
     )
     return out["image"], torch.from_numpy(pad_boxes([moved], len(target), 5)[0])
+
+
+def save_boxes(path: Path, preds: np.ndarray) -> None:
+    """(n, K, 6) padded boxes as a compact .npz: all rows one after another, and the counts."""
+    from medalist.io import atomic_write
+
+    rows = unpad(preds)
+    boxes = np.concatenate(rows or [np.zeros((0, 6))]).astype(np.float32)
+    counts = np.array([len(r) for r in rows], dtype=np.int32)
+    atomic_write(path, lambda f: np.savez_compressed(f, boxes=boxes, counts=counts), "wb")
+
+
+def load_boxes(path: Path, width: int) -> np.ndarray:
+    """The padded boxes `save_boxes` wrote, at least `width` rows per image."""
+    with np.load(path) as z:
+        boxes, counts = z["boxes"], z["counts"]
+    parts = np.split(boxes, np.cumsum(counts)[:-1]) if len(counts) else []
+    return pad_boxes(parts, max(width, int(counts.max(initial=1))))
