@@ -6,7 +6,14 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationInfo,
+    field_validator,
+)
 
 MAX_AUTO_WORKERS = 8  # more DataLoader workers than this rarely feed one GPU faster
 
@@ -66,6 +73,15 @@ class Competition(Section):
     rle_order: Literal["column", "row"] = "column"  # pixels counted down columns, or along rows
     metric: str = "accuracy"
     metric_direction: Literal["maximize", "minimize"] | None = None
+    # Detection (docs/detect.md): a box table, one row per box, or COCO JSON (`annotations`).
+    box_format: Literal["xywh", "xyxy", "cxcywh"] | None = None  # None: from the column names
+    box_normalized: bool | None = None  # coordinates as fractions of the image; None: inferred
+    box_columns: list[str] | None = Field(None, min_length=4, max_length=4)  # else by name
+    annotations: str | None = None  # COCO JSON instead of a box table
+    include_unlabeled_images: bool = True  # images without a row are negatives
+    clip_boxes: bool = False  # clip boxes that cross the image border instead of refusing
+    prediction_format: str | None = None  # one box of the submission; None: by class count
+    empty_prediction: str = ""  # the submission text of an image without a box
 
 
 class CV(Section):
@@ -81,6 +97,11 @@ class Model(Section):
     in_chans: int = Field(3, ge=1, le=64)
     drop_rate: float = Field(0.0, ge=0.0, lt=1.0)
     drop_path_rate: float = Field(0.0, ge=0.0, lt=1.0)
+    # Detection: torchvision's detector on the timm backbone's feature pyramid.
+    detector: Literal["fcos", "retinanet", "faster_rcnn"] = "fcos"
+    fpn_channels: int = Field(256, ge=8, le=1024)
+    freeze_bn: bool = False  # BatchNorm statistics fixed (small batches)
+    detections_per_image: int = Field(100, ge=1, le=1000)
     grad_checkpointing: bool = False  # recompute activations in backward: less memory, slower
     freeze_stages: int = Field(0, ge=0, le=16)  # the stem and the first N stages never train
 
@@ -98,6 +119,7 @@ def cpu_count() -> int:
 
 class Data(Section):
     image_size: int | list[int] = 64  # one side (square), or [height, width]
+    keep_aspect: bool | None = None  # letterbox to the size; None: for detection only
     num_workers: Annotated[int, Field(ge=0, le=256)] | Literal["auto"] = "auto"
     cache: bool = True
     mean: list[float] = Field(default_factory=lambda: [0.485, 0.456, 0.406])
@@ -236,6 +258,9 @@ class Predict(Section):
     )
     batch_size: int | None = Field(None, ge=1)
     smooth_window: int = Field(1, ge=1, le=1001)  # centred moving average over frames; 1 = off
+    # Detection: weighted boxes fusion of folds, TTA views, seeds and runs.
+    wbf_iou_thr: float = Field(0.55, gt=0.0, lt=1.0)
+    wbf_skip_box_thr: float = Field(0.0, ge=0.0, lt=1.0)
 
     @field_validator("smooth_window")
     @classmethod
@@ -311,8 +336,22 @@ class Config(Section):
         return p if p.is_absolute() else (self._root / p)
 
     @property
+    def image_shape(self) -> tuple[int, int]:
+        """The model's input (height, width)."""
+        return self.data.height_width
+
+    @property
+    def keep_aspect(self) -> bool:
+        """Letterbox images to the input (scale the longer side, pad the rest) or stretch."""
+        if self.data.keep_aspect is not None:
+            return self.data.keep_aspect
+        return self.competition.task == "detect"
+
+    @property
     def target_columns(self) -> list[str]:
         if self.competition.task == "segment" and self.competition.mask_dir is not None:
             return []  # the masks are files, not columns
+        if self.competition.task == "detect":
+            return []  # the boxes are a table of their own (medalist.data.boxes)
         t = self.competition.target_column
         return [t] if isinstance(t, str) else list(t)

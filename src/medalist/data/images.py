@@ -14,6 +14,7 @@ import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -96,12 +97,43 @@ def resize(arr: np.ndarray, size: Size) -> np.ndarray:
     return out[:, :, None] if out.ndim == 2 else out
 
 
-def load_resized(path: Path, size: Size, channels: int) -> np.ndarray:
-    return resize(read_image(path, channels), size)
+def letterbox_scale(width: int, height: int, shape: tuple[int, int]) -> float:
+    """The scale that fits a (width, height) image inside `shape` (height, width)."""
+    return min(shape[0] / height, shape[1] / width)
 
 
-def cache_key(paths: Sequence[Path], size: Size, channels: int) -> str:
-    h = hashlib.sha1(f"{size_text(size)}|{channels}|{len(paths)}".encode())
+def letterbox(arr: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """The image scaled to fit `shape` (height, width) with its aspect ratio kept, padded with
+    zeros at the bottom and right, so a point's input coordinates are its pixel ones times
+    `letterbox_scale` (no offset to undo)."""
+    h, w = arr.shape[:2]
+    scale = letterbox_scale(w, h, shape)
+    nw, nh = min(shape[1], round(w * scale)), min(shape[0], round(h * scale))
+    if (nh, nw) != (h, w):
+        interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+        arr = cv2.resize(arr, (nw, nh), interpolation=interp)
+        arr = arr[:, :, None] if arr.ndim == 2 else arr
+    out = np.zeros((*shape, arr.shape[2]), dtype=arr.dtype)
+    out[:nh, :nw] = arr
+    return out
+
+
+def fit_image(arr: np.ndarray, size: Size, keep_aspect: bool = False) -> np.ndarray:
+    """The image at the model's input size: letterboxed (aspect ratio kept), or resized."""
+    return letterbox(arr, height_width(size)) if keep_aspect else resize(arr, size)
+
+
+def load_resized(path: Path, size: Size, channels: int, keep_aspect: bool = False) -> np.ndarray:
+    return fit_image(read_image(path, channels), size, keep_aspect)
+
+
+def _size_tag(size: Size, keep_aspect: bool) -> str:
+    """The size part of a cache name: `size_text`, with `-lb` for a letterboxed cache."""
+    return size_text(size) + ("-lb" if keep_aspect else "")
+
+
+def cache_key(paths: Sequence[Path], size: Size, channels: int, keep_aspect: bool = False) -> str:
+    h = hashlib.sha1(f"{_size_tag(size, keep_aspect)}|{channels}|{len(paths)}".encode())
     for p in paths:
         st = os.stat(p)
         h.update(f"{p}|{st.st_size}|{st.st_mtime_ns}\n".encode())
@@ -116,10 +148,11 @@ def build_cache(
     *,
     workers: int | None = None,
     progress: Callable[[int], None] | None = None,
+    keep_aspect: bool = False,
 ) -> np.ndarray:
     """The decoded, resized images of `paths`, memory-mapped from the cache (built when missing)."""
-    key = cache_key(paths, size, channels)
-    target = cache_dir / f"images-{key}-{size_text(size)}x{channels}.npy"
+    key = cache_key(paths, size, channels, keep_aspect)
+    target = cache_dir / f"images-{key}-{_size_tag(size, keep_aspect)}x{channels}.npy"
     if target.is_file():
         return np.load(target, mmap_mode="r")
     cache_dir.mkdir(parents=True, exist_ok=True)
@@ -129,7 +162,7 @@ def build_cache(
     )
 
     def fill(i: int, out: np.ndarray = out) -> None:
-        out[i] = load_resized(paths[i], size, channels)
+        out[i] = load_resized(paths[i], size, channels, keep_aspect)
 
     try:
         with ThreadPoolExecutor(max_workers=workers or min(8, os.cpu_count() or 1)) as pool:
@@ -154,10 +187,12 @@ class ImageSource:
         channels: int,
         cached: np.ndarray | None = None,
         ids: Sequence[object] | None = None,
+        keep_aspect: bool = False,
     ) -> None:
         self.paths = list(paths)
         self.ids = list(ids) if ids is not None else [p.stem for p in self.paths]
         self.size = size
+        self.keep_aspect = keep_aspect
         self.channels = channels
         self.cached = cached
 
@@ -167,9 +202,17 @@ class ImageSource:
     def __getitem__(self, i: int) -> np.ndarray:
         if self.cached is not None:
             return np.array(self.cached[i])
-        return load_resized(self.paths[i], self.size, self.channels)
+        return load_resized(self.paths[i], self.size, self.channels, self.keep_aspect)
 
     def verify(self, workers: int | None = None) -> None:
         """Decode every image once (threads), so a bad file fails before training starts."""
         with ThreadPoolExecutor(max_workers=workers or min(8, os.cpu_count() or 1)) as pool:
             list(pool.map(lambda p: read_image(p, self.channels), self.paths))
+
+
+def config_source(
+    cfg: Any, paths: Sequence[Path], ids: Sequence[object] | None = None
+) -> ImageSource:
+    """An ImageSource at a config's input size and fit (`data.image_size`, letterbox or not)."""
+    size = cfg.data.image_size
+    return ImageSource(paths, size, cfg.model.in_chans, ids=ids, keep_aspect=cfg.keep_aspect)

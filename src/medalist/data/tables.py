@@ -63,6 +63,10 @@ class Tables:
 def load_train(cfg: Config) -> pd.DataFrame:
     """train.csv with id, targets and (optional) group column checked."""
     comp = cfg.competition
+    if comp.task == "detect":  # one row per box: read into one row per image with its boxes
+        from medalist.data.boxes import load_box_train
+
+        return load_box_train(cfg)
     path = cfg.path(comp.train_csv)
     for key in ("mask_dir", "class_column"):
         if getattr(comp, key) is not None and comp.task != "segment":
@@ -252,8 +256,8 @@ def load_test(cfg: Config, sample: pd.DataFrame | None) -> pd.DataFrame | None:
 def check_classes(cfg: Config, train: pd.DataFrame, sample: pd.DataFrame | None) -> None:
     """Target values must be among the classes the competition scores."""
     comp = cfg.competition
-    if comp.task == "segment":
-        return  # masks, not classes
+    if comp.task in ("segment", "detect"):
+        return  # masks and boxes, not classes of images
     classes = comp.classes
     if classes is None and sample is not None and isinstance(comp.target_column, str):
         per_class = [c for c in sample.columns if c != comp.id_column]

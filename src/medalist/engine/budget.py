@@ -12,7 +12,9 @@ vary by card and library version.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -60,8 +62,11 @@ class MemoryEstimate:
         return max(0, room // max(1, self.activations_per_image))
 
 
-def saved_activation_bytes(model: torch.nn.Module, x: torch.Tensor) -> int:
-    """Bytes of the tensors autograd keeps from one forward pass of `x` (weights excluded)."""
+def saved_activation_bytes(
+    model: torch.nn.Module, x: torch.Tensor, forward: Callable[..., Any] | None = None
+) -> int:
+    """Bytes of the tensors autograd keeps from one forward pass of `x` (weights excluded);
+    `forward(model, x)` runs it (a task's `forward_for_memory`), else `model(x)`."""
     params = {p.untyped_storage().data_ptr() for p in model.parameters()}
     seen: dict[int, int] = {}
 
@@ -73,7 +78,7 @@ def saved_activation_bytes(model: torch.nn.Module, x: torch.Tensor) -> int:
 
     model.train()
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        out = model(x)
+        out = model(x) if forward is None else forward(model, x)
     del out
     return sum(seen.values())
 
@@ -85,13 +90,15 @@ def _gpu() -> tuple[str, int]:
     return REFERENCE_GPU
 
 
-def estimate_memory(cfg: Config, model: torch.nn.Module) -> MemoryEstimate:
+def estimate_memory(
+    cfg: Config, model: torch.nn.Module, forward: Callable[..., Any] | None = None
+) -> MemoryEstimate:
     """The estimate for `model` at the configured batch, size, optimizer and precision."""
     from medalist.engine.fold_loop import device_count, resolve_precision
 
     h, w = cfg.data.height_width
     x = torch.rand(PROBE_IMAGES, cfg.model.in_chans, h, w)
-    per_image = saved_activation_bytes(model, x) // PROBE_IMAGES
+    per_image = saved_activation_bytes(model, x, forward) // PROBE_IMAGES
     precision = resolve_precision(cfg)
     if not torch.cuda.is_available() and cfg.train.precision == "auto":
         precision = "16-mixed"  # what a GPU run of this config would use
@@ -166,4 +173,5 @@ def training_plan(cfg: Config, task: Task) -> list[str]:
     frozen_stage_parameters(model, cfg.model.freeze_stages)
     if cfg.model.grad_checkpointing:
         set_grad_checkpointing(model)
-    return [batch_line(cfg), *memory_lines(cfg, estimate_memory(cfg, model))]
+    estimate = estimate_memory(cfg, model, task.forward_for_memory)
+    return [batch_line(cfg), *memory_lines(cfg, estimate)]

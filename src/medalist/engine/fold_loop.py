@@ -317,8 +317,8 @@ def predict_array(
     tta: Sequence[str] = (),
     device: torch.device | str = "cpu",
 ) -> np.ndarray:
-    """Task predictions for every batch of `loader` (uint8 images), averaged over TTA views
-    (each view's prediction put back in the image's orientation by the task first)."""
+    """Task predictions for every batch of `loader` (uint8 images), combined over TTA views by
+    the task (each view's prediction put back in the image's orientation by the task first)."""
     model.eval()
     model.to(device)
     norm.to(device)
@@ -326,9 +326,9 @@ def predict_array(
     with torch.inference_mode():
         for x, *_ in loader:
             x = norm(x.to(device))
-            p = task.activate(model(x)).float()
+            views = [task.predict_batch(model, x).float()]
             for view in tta:
                 flipped = x.flip(-1 if view == "hflip" else -2)
-                p = p + task.undo_view(task.activate(model(flipped)).float(), view)
-            outputs.append((p / (1 + len(tta))).cpu())
+                views.append(task.undo_view(task.predict_batch(model, flipped).float(), view))
+            outputs.append(task.combine_views(views).cpu())
     return torch.cat(outputs).numpy().astype(task.pred_dtype)

@@ -72,6 +72,7 @@ class FoldModule(L.LightningModule):
     def _reset_epoch(self) -> None:
         self._train_loss_sum = 0.0
         self._train_batches = 0
+        self._train_parts: dict[str, float] = {}
         self._val_outputs: list[torch.Tensor] = []
         self._val_targets: list[torch.Tensor] = []
         self._val_loss_sum = 0.0
@@ -124,7 +125,7 @@ class FoldModule(L.LightningModule):
         x, y = batch
         if self.mixer is not None:
             x, y = self.mixer(x, y)
-        loss = self.loss_fn(self.model(x), y)
+        loss, parts = self.task.training_loss(self.model, self.loss_fn, x, y)
         if not torch.isfinite(loss):
             raise TrainingDiverged(
                 f"fold {self.fold} epoch {self.current_epoch + 1}: the training loss is "
@@ -133,6 +134,8 @@ class FoldModule(L.LightningModule):
             )
         self._train_loss_sum += float(loss.detach())
         self._train_batches += 1
+        for name, part in parts.items():  # a detector's own losses, kept in the history
+            self._train_parts[name] = self._train_parts.get(name, 0.0) + float(part.detach())
         return loss
 
     def on_train_batch_end(self, outputs: Any, batch: Any, batch_idx: int) -> None:
@@ -142,10 +145,10 @@ class FoldModule(L.LightningModule):
     # ---- validation --------------------------------------------------------------------------
     def validation_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_idx: int) -> None:
         x, y = batch
-        out = self.eval_model()(x)
-        self._val_loss_sum += float(self.loss_fn(out, y)) * len(y)
+        loss, preds = self.task.validation_batch(self.eval_model(), self.loss_fn, x, y)
+        self._val_loss_sum += float(loss) * len(y)
         self._val_count += len(y)
-        self._val_outputs.append(self.task.activate(out).detach().cpu())
+        self._val_outputs.append(preds.detach().cpu())
         self._val_targets.append(y.detach().cpu())
 
     def on_validation_epoch_start(self) -> None:
@@ -183,6 +186,7 @@ class FoldModule(L.LightningModule):
             "train_loss": train_loss,
             "val_loss": val_loss,
             self.task.metric.name: score,
+            **{f"train_{k}": v / max(1, self._train_batches) for k, v in self._train_parts.items()},
             "lr": float(self.trainer.optimizers[0].param_groups[0]["lr"]),
             "time_s": time.perf_counter() - self._epoch_start,
             "peak_mem_mb": peak_memory_mb(self.device),

@@ -136,7 +136,7 @@ def predict_run(
     """Fold-combined test predictions of one packaged run, and the sample submission."""
     import torch
 
-    from medalist.data.images import ImageSource
+    from medalist.data.images import config_source
     from medalist.tasks import load_task
     from medalist.workflows.inference import fold_predictions
 
@@ -144,7 +144,7 @@ def predict_run(
     run_dir = package / "runs" / entry["name"]
     task = load_task(cfg, read_json(run_dir / layout.TASK))
     ids, sample, paths = _test_table(cfg)
-    images = ImageSource(paths, cfg.data.image_size, cfg.model.in_chans, ids=ids.tolist())
+    images = config_source(cfg, paths, ids.tolist())
     chosen = entry["folds"] if folds is None else folds
     weights = (
         torch.load(layout.packaged_fold(run_dir, k), map_location="cpu", weights_only=True)

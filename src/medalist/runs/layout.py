@@ -41,6 +41,7 @@ HISTORY = "history.csv"
 RESULT = "result.json"
 FOLD_OOF = OOF
 OOF_MASKS = "oof_masks.npy"  # a segmentation fold's probability masks, rows as in its oof.csv
+OOF_BOXES = "oof_boxes.npz"  # a detection fold's boxes (all rows, counts per image), as oof.csv
 
 # Inside a package's runs/<name>/: the inference-only weights of one fold.
 PACKAGED_FOLD = "fold_{fold}.pt"

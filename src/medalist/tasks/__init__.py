@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 _REGISTRY: dict[str, tuple[str, str]] = {
     "classify": ("medalist.tasks.classify", "ClassifyTask"),
     "segment": ("medalist.tasks.segment", "SegmentTask"),
+    "detect": ("medalist.tasks.detect", "DetectTask"),
 }
 
 __all__ = ["Task", "TASKS", "load_run_task", "load_task", "task_class"]

@@ -105,6 +105,31 @@ class Task(Protocol):
         """Model outputs to predictions (probabilities, masks, values on the target's scale)."""
         ...
 
+    def training_loss(
+        self, model: nn.Module, loss_fn: nn.Module, x: torch.Tensor, y: torch.Tensor
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """A training batch's loss and its named parts (a detector's own losses; none else)."""
+        ...
+
+    def validation_batch(
+        self, model: nn.Module, loss_fn: nn.Module, x: torch.Tensor, y: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """A validation batch's (loss, predictions) from the model in eval mode."""
+        ...
+
+    def predict_batch(self, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """A batch's predictions (the activated outputs; a detector's padded boxes)."""
+        ...
+
+    def combine_views(self, views: list[torch.Tensor]) -> torch.Tensor:
+        """One batch prediction from its TTA views (each already in the image's orientation)."""
+        ...
+
+    def forward_for_memory(self, model: nn.Module, x: torch.Tensor) -> Any:
+        """One training-mode forward pass of a batch of images, as the memory estimate runs it
+        (a detector needs targets: none)."""
+        ...
+
     def create_mixer(self, cfg: Config) -> Callable[[Any, Any], tuple[Any, Any]] | None:
         """Batch mixing for training (`train.mixup` / `train.cutmix`): (x, y) -> (mixed x, soft
         y) that the loss accepts; None when off. A UserError where the targets can't be mixed."""
@@ -228,6 +253,40 @@ class Task(Protocol):
     def label_issue_captions(self, rows: pd.DataFrame) -> list[str]:
         """A caption for each suspect row's picture."""
         ...
+
+
+class ModelOutputs:
+    """The members of a task whose model maps a batch to outputs and a loss function scores
+    them (classification, segmentation): the loss of the outputs, their activation, the mean
+    of the views."""
+
+    def training_loss(
+        self, model: nn.Module, loss_fn: nn.Module, x: torch.Tensor, y: torch.Tensor
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """`loss_fn(model(x), y)`, no parts."""
+        return loss_fn(model(x), y), {}
+
+    def validation_batch(
+        self, model: nn.Module, loss_fn: nn.Module, x: torch.Tensor, y: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The loss of the outputs and their activation."""
+        out = model(x)
+        return loss_fn(out, y), self.activate(out)  # type: ignore[attr-defined]
+
+    def predict_batch(self, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """The activated outputs."""
+        return self.activate(model(x))  # type: ignore[attr-defined]
+
+    def forward_for_memory(self, model: nn.Module, x: torch.Tensor) -> Any:
+        """`model(x)`."""
+        return model(x)
+
+    def combine_views(self, views: list[torch.Tensor]) -> torch.Tensor:
+        """The views summed in order, then divided by their number."""
+        p = views[0]
+        for v in views[1:]:
+            p = p + v
+        return p / len(views)
 
 
 def mean_of(

@@ -23,7 +23,7 @@ from torch import nn
 from medalist.config.schema import Config
 from medalist.data.dataset import transform_image
 from medalist.errors import UserError
-from medalist.tasks.base import AnalysisPage
+from medalist.tasks.base import AnalysisPage, ModelOutputs
 from medalist.tasks.metrics import Metric, get_metric
 from medalist.tasks.mixing import BatchMixer
 
@@ -119,7 +119,7 @@ class StandardisedMSE(nn.Module):
 
 
 @dataclass
-class ClassifyTask:
+class ClassifyTask(ModelOutputs):
     """What the fold loop needs to know about a classification or regression target."""
 
     kind: str

@@ -39,9 +39,10 @@ class Metric:
 def builtin_metrics() -> dict[str, tuple[MetricFn, bool]]:
     """Every built-in metric: name -> (function, higher is better), gathered from the tasks."""
     from medalist.tasks.classify_metrics import METRICS as CLASSIFY
+    from medalist.tasks.detect_metrics import METRICS as DETECT
     from medalist.tasks.segment_metrics import METRICS as SEGMENT
 
-    return {**CLASSIFY, **SEGMENT}
+    return {**CLASSIFY, **SEGMENT, **DETECT}
 
 
 def get_metric(name: str, direction: str | None = None) -> Metric:

@@ -33,7 +33,7 @@ from medalist.data.masks import load_masks, mask_layout, mask_strata
 from medalist.data.rle import rle_decode, rle_encode  # noqa: F401 - the codec of this task
 from medalist.errors import UserError
 from medalist.runs import layout
-from medalist.tasks.base import AnalysisPage
+from medalist.tasks.base import AnalysisPage, ModelOutputs
 from medalist.tasks.classify import competition_metric, sum_then_divide, weighted_mean
 from medalist.tasks.metrics import Metric
 from medalist.tasks.segment_losses import check_loss, create_mask_loss
@@ -84,7 +84,7 @@ def _by_class(a: np.ndarray, classes: int) -> np.ndarray:
 
 # ---- the task ----------------------------------------------------------------------------
 @dataclass
-class SegmentTask:
+class SegmentTask(ModelOutputs):
     """What the fold loop needs to know about a mask target: one class (predictions (n, H, W))
     or several, each its own sigmoid (predictions (n, C, H, W))."""
 

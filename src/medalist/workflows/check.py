@@ -27,7 +27,7 @@ from lightning.pytorch.callbacks import Callback
 
 from medalist.config import Config, load_config
 from medalist.data.dataset import ImageDataset, mix_seed
-from medalist.data.images import ImageSource
+from medalist.data.images import ImageSource, config_source
 from medalist.errors import TrainingDiverged, UserError
 from medalist.io import write_json
 from medalist.logs import quiet_libraries
@@ -173,14 +173,14 @@ def run_check(
     all_paths = image_paths(cfg, train, cfg.path(cfg.competition.image_dir))
     paths = [all_paths[i] for i in rows]
     check_images_exist(paths, "training", "competition.image_dir")
-    images = ImageSource(paths, cfg.data.image_size, cfg.model.in_chans, ids=ids)
+    images = config_source(cfg, paths, ids)
     y = y_all[rows]
     out = check_dir(cfg.root)
     grid = draw_input_batch(cfg, task, images, y, out / "plots" / "input_batch.png")
 
     start = time.perf_counter()
     n = min(n_images, len(rows))
-    probe_images = ImageSource(paths[:n], cfg.data.image_size, cfg.model.in_chans, ids=ids[:n])
+    probe_images = config_source(cfg, paths[:n], ids[:n])
     dataset = ImageDataset(
         probe_images,
         np.arange(n),

@@ -19,7 +19,7 @@ import pandas as pd
 from medalist.config import Config, load_config
 from medalist.console import console, err_console, progress
 from medalist.data.folds import read_folds, write_folds
-from medalist.data.images import ImageSource, build_cache
+from medalist.data.images import ImageSource, build_cache, config_source
 from medalist.data.tables import Tables, load_tables
 from medalist.errors import UserError
 from medalist.io import write_csv, write_json
@@ -81,13 +81,19 @@ def prepare(cfg: Config, *, need_test: bool = False) -> Prepared:
 
 def image_source(cfg: Config, paths: list[Path], ids: pd.Series) -> ImageSource:
     """Images for training or prediction, through the decoded-image cache when enabled."""
-    size, chans = cfg.data.image_size, cfg.model.in_chans
-    source = ImageSource(paths, size, chans, ids=ids.tolist())
+    source = config_source(cfg, paths, ids.tolist())
     if not cfg.data.cache:
         source.verify()
         return source
     with progress("caching images", len(paths)) as advance:
-        source.cached = build_cache(paths, size, chans, cfg.root / ".cache", progress=advance)
+        source.cached = build_cache(
+            paths,
+            source.size,
+            source.channels,
+            cfg.root / ".cache",
+            progress=advance,
+            keep_aspect=source.keep_aspect,
+        )
     return source
 
 

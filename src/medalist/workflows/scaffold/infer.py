@@ -29,7 +29,9 @@ GROUP_NAMES = (
     "user", "user_id", "site", "date", "photographer",
 )  # fmt: skip
 SEGMENT_NAMES = ("encoded_pixels", "rle", "rle_mask", "mask", "segmentation")
-DETECT_NAMES = ("bbox", "bboxes", "boxes", "xmin", "ymin", "xmax", "ymax", "x_min", "y_min")
+DETECT_NAMES = (
+    "bbox", "bboxes", "boxes", "xmin", "ymin", "xmax", "ymax", "x_min", "y_min", "x_center",
+)  # fmt: skip
 MASK_DIRS = ("masks", "train_masks", "train/masks")
 CLASS_NAMES = ("class", "class_id", "classid", "class_name", "label", "category", "organ")
 
@@ -287,13 +289,9 @@ def _task(
     if seg_col or mask_dir:
         _segment(found, data_dir, train, id_col, group_col, seg_col, mask_dir)
     elif det_col or train[id_col].duplicated().any():
-        what = f"column {det_col!r}" if det_col else f"ids repeat in {id_col!r}"
-        found.guess(
-            C + "task",
-            "detect",
-            f"train.csv looks like detection ({what}); guessed detect: set "
-            "competition.task to classify, segment or detect, and check the target",
-        )
+        from medalist.workflows.scaffold.detect import infer_detect
+
+        infer_detect(found, train, id_col, group_col)
     else:
         found.ok(C + "task", "classify", "one row per image")
 

@@ -25,6 +25,7 @@ KEY_ORDER = (
             "task", "target_type", "train_csv", "test_csv", "image_dir", "test_image_dir",
             "sample_submission", "id_column", "image_column", "image_ext", "target_column",
             "classes", "group_column", "metric", "mask_dir", "rle_order", "class_column",
+            "box_format", "box_normalized",
         )
     ),
     "cv.scheme",
@@ -150,6 +151,16 @@ def render_config(found: Found, name: str, prefix: str) -> str:
             if found.values.get(c + "task") == "segment"
             else []
         ),
+        *(
+            [
+                line(c + "box_format", "xywh", "# xywh | xyxy | cxcywh (x1 y1 or centre)"),
+                line(c + "box_normalized", False, "# true: fractions of the image size"),
+                line(c + "class_column", None, "# the class of each box; null: one class"),
+                _line("prediction_format", None, "# null: by class count (docs/detect.md)"),
+            ]
+            if found.values.get(c + "task") == "detect"
+            else []
+        ),
         "",
         "# Validation folds (`medalist folds`).",
         "cv:",
@@ -165,6 +176,11 @@ def render_config(found: Found, name: str, prefix: str) -> str:
         "model:",
         _line("backbone", "resnet18"),
         _line("pretrained", *pretrained_default("resnet18")),
+        *(
+            [_line("detector", "fcos", "# fcos | retinanet | faster_rcnn")]
+            if found.values.get(c + "task") == "detect"
+            else []
+        ),
         "",
         "# Images: size (one side, or [height, width]), workers, cache, augmentation",
         "# (albumentations steps, applied in order to training images only).",
