@@ -23,10 +23,11 @@ import pandas as pd
 from medalist.config import Config
 from medalist.data.leak import (
     DEFAULT_THRESHOLD,
+    check_threshold,
     connected_groups,
-    find_near_duplicates,
     fingerprint_images,
     knn_pairs,
+    near_duplicates,
 )
 from medalist.data.tables import check_images_exist, load_tables
 from medalist.errors import UserError
@@ -49,6 +50,7 @@ class LeakReport:
     threshold: float
     folds_note: str | None = None
     seconds: dict[str, float] = field(default_factory=dict)
+    threshold_note: str = ""
 
     def next_step(self) -> str:
         """The overrides that make group folds from the duplicate groups."""
@@ -140,7 +142,7 @@ def _count(pairs: pd.DataFrame, n_train: int, groups: pd.Series) -> dict[str, in
 def find_leaks(
     cfg: Config,
     *,
-    threshold: float = DEFAULT_THRESHOLD,
+    threshold: float | None = DEFAULT_THRESHOLD,
     embeddings: bool = False,
     embed_similarity: float = DEFAULT_EMBED_SIMILARITY,
     merge_group: str | None = None,
@@ -148,8 +150,7 @@ def find_leaks(
     progress: Callable[[int], None] | None = None,
 ) -> LeakReport:
     """Search near duplicates in train and test, write leak/ files, return what was found."""
-    if not 0.0 <= threshold < 2.0:
-        raise UserError(f"--threshold {threshold}: give a distance from 0 to 2 (default 0.007)")
+    check_threshold(threshold)
     if not 0.0 < embed_similarity <= 1.0:
         raise UserError(f"--embed-similarity {embed_similarity}: give a cosine from 0 to 1")
     cfg, tables = _tables_without_missing_groups(cfg)
@@ -175,7 +176,8 @@ def find_leaks(
     t0 = time.perf_counter()
     fp = fingerprint_images(paths, progress=progress)
     t1 = time.perf_counter()
-    found = find_near_duplicates(fp, threshold)
+    near = near_duplicates(fp, threshold)
+    found, threshold = near.pairs, near.threshold.value
     found["method"] = "hash"
     t2 = time.perf_counter()
     seconds = {"fingerprint": t1 - t0, "search": t2 - t1}
@@ -207,7 +209,7 @@ def find_leaks(
         ),
     }
     counts = _count(pairs, n_train, groups["dup_group"])
-    return LeakReport(pairs, groups, counts, files, threshold, note, seconds)
+    return LeakReport(pairs, groups, counts, files, threshold, note, seconds, near.threshold.note)
 
 
 def _thumb_uri(path: Path, size: int = 128) -> str:
