@@ -22,7 +22,14 @@ from medalist.data.leak import (
     knn_pairs,
     near_duplicates,
 )
-from medalist.data.leak_match import AUTO_FACTOR, AUTO_MAX, AUTO_MIN, choose_threshold, compare
+from medalist.data.leak_match import (
+    AUTO_FACTOR,
+    AUTO_MAX,
+    AUTO_MIN,
+    blurred_thumb,
+    choose_threshold,
+    compare,
+)
 from medalist.workflows.leak import PAIR_COLUMNS, find_leaks
 
 
@@ -77,6 +84,7 @@ def test_every_planted_copy_is_found_and_no_distinct_image_is_paired(planted):
     assert {p for p in pairs if 3 in p} == {p for p in truth if 3 in p}
     assert pairs <= truth
     assert (found["distance"] <= near.threshold.value).all()
+    assert "from the data" in near.threshold.note
     assert found["distance"].is_monotonic_increasing
 
 
@@ -177,6 +185,21 @@ def test_a_difference_in_one_place_counts_more_than_noise_spread_evenly():
     assert local > 2 * spread > 0
 
 
+def test_a_shared_black_background_does_not_make_two_pictures_alike():
+    # Two different textures cut to one square on black, as Fashion-MNIST's items sit: the
+    # black pixels alone correlate them (distance about 0.09 when counted); their pictures
+    # differ (0.22 over the pixels that are not black).
+    def item(seed: int) -> np.ndarray:
+        rng = np.random.default_rng(seed)
+        tex = cv2.GaussianBlur(rng.normal(0, 1, (64, 64)).astype(np.float32), (0, 0), 2)
+        img = np.zeros((64, 64), np.float32)
+        img[16:48, 16:48] = (150 + 40 * tex / tex.std())[16:48, 16:48]
+        return blurred_thumb(np.clip(img, 0, 255).astype(np.uint8))
+
+    assert compare(item(1), item(2)) > 0.15
+    assert compare(item(1), item(1)) == pytest.approx(0.0, abs=1e-6)
+
+
 def test_knn_pairs_keep_an_images_nearest_even_beyond_the_tight_radius():
     rng = np.random.default_rng(4)
     x = rng.normal(size=(300, 64)).astype(np.float32)
@@ -264,6 +287,8 @@ def test_leak_writes_pairs_groups_and_page_with_folds_and_splits(tiny_project: P
     a = np.asarray(Image.open(data / "train/img_0000.png"))
     Image.fromarray(np.roll(a, 1, axis=1)).save(data / "test/t_000.png")
     report = find_leaks(load_config(tiny_project))
+    assert "distance threshold" in report.threshold_note
+    assert (report.pairs["distance"] <= report.threshold).all()
     pairs = pd.read_csv(report.files["pairs_csv"])
     assert list(pairs.columns) == PAIR_COLUMNS
     keyed = {frozenset((r.id_a, r.id_b)): r for r in pairs.itertuples()}
@@ -292,6 +317,7 @@ def test_leak_cli_prints_counts_and_the_group_folds_override(tiny_project: Path)
     r = medalist("leak", str(tiny_project), cwd=tiny_project.parent.parent)
     assert r.returncode == 0, r.stderr
     assert "within train" in r.stdout and "train-test" in r.stdout
+    assert "distance threshold" in r.stdout
     assert "competition.groups_csv=leak/dup_groups.csv" in r.stdout
 
 
@@ -300,6 +326,11 @@ def test_leak_with_an_unknown_merge_group_column_exits_2_naming_it(tiny_project:
     assert r.returncode == 2
     assert "--merge-group 'patient'" in r.stderr and "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_a_given_threshold_is_used_and_said_to_be_given(tiny_project: Path):
+    report = find_leaks(load_config(tiny_project), threshold=0.0123)
+    assert report.threshold == 0.0123 and "given" in report.threshold_note
 
 
 def test_leak_with_a_negative_threshold_exits_2(tiny_project: Path):

@@ -154,7 +154,8 @@ def choose_threshold(n: int, pairs: np.ndarray, dist: np.ndarray) -> Threshold:
             break
         t = new
     if rest == 0:
-        return Threshold(AUTO_MIN, f"distance threshold {AUTO_MIN:g} (too few images to judge)")
+        note = "no image has a near neighbour to judge by: the lower bound"
+        return Threshold(AUTO_MIN, f"distance threshold {AUTO_MIN:g} ({note})")
     bound = {AUTO_MIN: " (the lower bound)", AUTO_MAX: " (the upper bound)"}.get(t, "")
     return Threshold(
         t,
