@@ -63,24 +63,25 @@ def blurred_thumb(grey: np.ndarray) -> np.ndarray:
 
 
 def _masked_ncc(a: np.ndarray, b: np.ndarray) -> float:
-    """NCC over the pixels that are neither clipped nor black in either image."""
-    a, b = a.astype(np.float32), b.astype(np.float32)
-    keep = (a > DARK) & (a < BRIGHT) & (b > DARK) & (b < BRIGHT)
-    if keep.sum() >= a.size // 4:  # else too little is left to judge: use every pixel
-        a, b = a[keep], b[keep]
-    a, b = a - a.mean(), b - b.mean()
-    den = float(np.sqrt((a * a).sum() * (b * b).sum()))
-    return float((a * b).sum()) / den if den > 0 else -1.0
+    """NCC over the pixels that are neither clipped nor black in either image (float32)."""
+    keep = cv2.inRange(a, DARK + 0.5, BRIGHT - 0.5) & cv2.inRange(b, DARK + 0.5, BRIGHT - 0.5)
+    if cv2.countNonZero(keep) < a.size // 4:  # too little is left to judge: every pixel
+        keep = None
+    (ma, sa), (mb, sb) = (np.ravel(cv2.meanStdDev(x, mask=keep)) for x in (a, b))
+    if sa * sb <= 0:
+        return -1.0
+    return (cv2.mean(cv2.multiply(a, b), mask=keep)[0] - ma * mb) / (sa * sb)
 
 
-def _unevenness(a: np.ndarray, b: np.ndarray) -> float:
-    """Mean squared residual of the worst of BLOCKS x BLOCKS blocks over that of all pixels."""
-    a, b = a.astype(np.float32), b.astype(np.float32)
-    za, zb = (a - a.mean()) / (a.std() + 1e-6), (b - b.mean()) / (b.std() + 1e-6)
-    res = (zb - za * float((za * zb).mean())) ** 2
-    h, w = (res.shape[0] // BLOCKS) * BLOCKS, (res.shape[1] // BLOCKS) * BLOCKS
-    blocks = res[:h, :w].reshape(BLOCKS, h // BLOCKS, BLOCKS, w // BLOCKS).mean((1, 3))
-    mean = float(res.mean())
+def _unevenness(a: np.ndarray, b: np.ndarray, ncc: float) -> float:
+    """Mean squared residual of the worst of BLOCKS x BLOCKS blocks over that of all pixels.
+
+    `ncc` is the plain correlation of `a` and `b` (float32), the slope between their z-scores.
+    """
+    (ma, sa), (mb, sb) = (np.ravel(cv2.meanStdDev(x)) for x in (a, b))
+    res = cv2.pow((b - mb) / (sb + 1e-6) - (a - ma) * (ncc / (sa + 1e-6)), 2)
+    blocks = cv2.resize(res, (BLOCKS, BLOCKS), interpolation=cv2.INTER_AREA)
+    mean = cv2.mean(res)[0]
     return float(blocks.max()) / mean if mean > 1e-9 else 1.0
 
 
@@ -96,9 +97,10 @@ def compare(big: np.ndarray, small: np.ndarray) -> float:
     y, x = np.unravel_index(int(score.argmax()), score.shape)
     if 1.0 - score[y, x] > FAR:
         return float(1.0 - score[y, x])
-    win = big[y : y + tpl.shape[0], x : x + tpl.shape[1]]
+    win = big[y : y + tpl.shape[0], x : x + tpl.shape[1]].astype(np.float32)
+    tpl = tpl.astype(np.float32)
     d = max(0.0, 1.0 - _masked_ncc(win, tpl))
-    return min(2.0, d * float(np.sqrt(_unevenness(win, tpl))))
+    return min(2.0, d * float(np.sqrt(_unevenness(win, tpl, float(score[y, x])))))
 
 
 def pair_distance(fp: Fingerprints, a: int, b: int) -> float:
