@@ -26,8 +26,8 @@ running environment) and says so when it cannot. Every pair that is not planted 
 false positive, even where the source images themselves hold two near-identical pictures
 (counted separately).
 
-    .venv/bin/python bench/leak_planted.py [--sets grey,colour] [--copies 2400]
-                                           [--out bench/results/leak_planted.json]
+    .venv/bin/python bench/leak_planted.py [--sets grey,colour] [--copies 2400] [--workdir DIR]
+                                           [--no-baseline] [--out bench/results/leak_planted.json]
 """
 
 from __future__ import annotations
@@ -231,11 +231,8 @@ def imagededup_env(where: Path) -> tuple[Path | None, str]:
         return py, "reused"
     try:
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, capture_output=True)
-        site = Path(
-            subprocess.check_output(
-                [py, "-c", "import site; print(site.getsitepackages()[0])"], text=True
-            ).strip()
-        )  # noqa: E501
+        where_site = [py, "-c", "import site; print(site.getsitepackages()[0])"]
+        site = Path(subprocess.check_output(where_site, text=True).strip())
         # The venv sees this interpreter's packages (numpy, scipy, torch...) after its own.
         paths = {sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]}
         (site / "parent_env.pth").write_text("\n".join(sorted(paths)) + "\n")

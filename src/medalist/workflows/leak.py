@@ -232,8 +232,8 @@ vertical-align:middle;text-align:left}img{width:128px;image-rendering:pixelated;
 border:1px solid #ccc}.cross{color:#b00;font-weight:600}
 </style></head><body>
 <h1>Near-duplicate pairs</h1>
-<p>{{ total }} pair(s) at distance &le; {{ threshold }} (1 - normalised cross-correlation
-after the best small shift). The {{ rows|length }} closest are shown.</p>
+<p>{{ total }} pair(s) at distance &le; {{ threshold }} (0 is the same picture: blurred
+thumbnails compared after the best small shift). The {{ rows|length }} closest are shown.</p>
 <table><tr><th>#</th><th>A</th><th>B</th><th>distance</th><th>where</th></tr>
 {% for r in rows %}<tr><td>{{ loop.index }}</td>
 <td><img src="{{ r.img_a }}" alt="{{ r.id_a }}"><br>{{ r.id_a }}</td>
