@@ -10,10 +10,10 @@ is measured on 2,000 of them through `fingerprint_images`. Then for n = 10k, 25k
   multi-index hashing (`hamming_pairs`, median of 5 runs) and, side by side on the same
   codes, by faiss's `IndexBinaryMultiHash` (8 tables of 16 bits, range search; median of 3),
   the baseline it replaced;
-- spectrum neighbours: each image's SPECTRUM_K nearest spectra (exact up to EXACT_KNN_MAX,
-  PCA + HNSW above);
-- verification of all candidate pairs (thumbnail cross-correlation), i.e. everything
-  `medalist leak` does after fingerprinting.
+- neighbours: each image's nearest spectra and nearest 8x8 thumbnails (the tight and the
+  near tier of `candidate_pairs`; exact up to EXACT_KNN_MAX, HNSW above);
+- verification of all candidate pairs (blurred-thumbnail cross-correlation) and the
+  threshold from the data, i.e. everything `medalist leak` does after fingerprinting.
 
 The growth exponent is log(t(100k) / t(10k)) / log(10): 1.0 is linear, 2.0 all-pairs.
 
@@ -50,6 +50,18 @@ def faiss_mih_pairs(codes: np.ndarray, radius: int) -> int:
     return int(((rows != ids) & (rows < ids)).sum())
 
 
+def knn_both(fp) -> np.ndarray:
+    """The two neighbour searches of `candidate_pairs`: spectra and 8x8 thumbnails."""
+    from medalist.data import leak as L
+
+    return np.concatenate(
+        [
+            L.knn_pairs(fp.spectra, L.SPECTRUM_K, L.SPECTRUM_RADIUS, L.NEAR_K, L.NEAR_RADIUS),
+            L.knn_pairs(fp.lowres, L.LOWRES_K, L.LOWRES_RADIUS, L.NEAR_K, L.NEAR_RADIUS),
+        ]
+    )
+
+
 def timed(fn, *args, repeats: int = 1):
     """(median seconds over `repeats` calls, the last result)."""
     times = []
@@ -74,6 +86,7 @@ def main() -> None:
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     from medalist.data import leak as L
+    from medalist.data.leak_match import choose_threshold
 
     x = read_idx("train-images-idx3-ubyte.gz")
     x = np.concatenate([x, x[:, :, ::-1]])[: max(sizes)]
@@ -101,47 +114,53 @@ def main() -> None:
         hashes=np.stack([p[0] for p in parts]),
         spectra=np.stack([p[1] for p in parts]),
         thumbs=np.stack([p[2] for p in parts]),
-        sizes=np.array([p[3] for p in parts]),
+        lowres=np.stack([p[3] for p in parts]),
+        sizes=np.array([p[4] for p in parts]),
     )
     del parts
 
     rows = []
     header = (
-        f"{'n':>7}  {'hash (medalist)':>15}  {'hash (faiss MIH)':>16}  {'spectrum kNN':>12}  "
+        f"{'n':>7}  {'hash (medalist)':>15}  {'hash (faiss MIH)':>16}  {'kNN (2 indexes)':>15}  "
         f"{'verify':>8}  {'search total':>12}  candidates"
     )
     print(header)
     for n in sizes:
-        sub = L.Fingerprints(fp.hashes[:n], fp.spectra[:n], fp.thumbs[:n], fp.sizes[:n])
+        sub = L.Fingerprints(
+            fp.hashes[:n], fp.spectra[:n], fp.thumbs[:n], fp.lowres[:n], fp.sizes[:n]
+        )
         t_hash, hp = timed(L.hamming_pairs, sub.hashes, L.HASH_RADIUS, repeats=5)
         codes = np.ascontiguousarray(sub.hashes)
         t_faiss, n_faiss = timed(faiss_mih_pairs, codes, L.HASH_RADIUS, repeats=3)
-        t_knn, kp = timed(L.knn_pairs, sub.spectra, L.SPECTRUM_K, L.SPECTRUM_RADIUS)
+        t_knn, kp = timed(knn_both, sub)
         cand = L._unique_pairs(*np.concatenate([hp, kp]).T)
         t_verify, dist = timed(L.verify_pairs, sub, cand)
+        threshold = choose_threshold(n, cand, dist)
         row = {
             "n": n,
             "hash_search_s": t_hash,
             "hash_pairs": len(hp),
             "faiss_mih_s": t_faiss,
             "faiss_mih_pairs": n_faiss,
-            "spectrum_knn_s": t_knn,
-            "spectrum_pairs": len(kp),
+            "knn_s": t_knn,
+            "knn_pairs": len(kp),
             "spectrum_index": "exact" if n <= L.EXACT_KNN_MAX else "pca+hnsw",
             "candidates": len(cand),
             "verify_s": t_verify,
-            "duplicates_at_default": int((dist <= L.DEFAULT_THRESHOLD).sum()),
+            "threshold": threshold.value,
+            "duplicates_at_default": int((dist <= threshold.value).sum()),
             "search_total_s": t_hash + t_knn + t_verify,
         }
         rows.append(row)
         print(
-            f"{n:>7}  {t_hash:>13.3f} s  {t_faiss:>14.3f} s  {t_knn:>10.2f} s  "
+            f"{n:>7}  {t_hash:>13.3f} s  {t_faiss:>14.3f} s  {t_knn:>13.2f} s  "
             f"{t_verify:>6.1f} s  {row['search_total_s']:>10.1f} s  {len(cand)} "
-            f"({len(hp)} hash, {len(kp)} spectrum, {row['spectrum_index']})"
+            f"({len(hp)} hash, {len(kp)} kNN, {row['spectrum_index']}), "
+            f"threshold {threshold.value:.4f}"
         )
     growth = {
         k: exponent(rows, k)
-        for k in ("hash_search_s", "faiss_mih_s", "spectrum_knn_s", "verify_s", "search_total_s")
+        for k in ("hash_search_s", "faiss_mih_s", "knn_s", "verify_s", "search_total_s")
     }
     print(
         f"growth exponent {sizes[0]}->{sizes[-1]} (1 = linear, 2 = all pairs): "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pandas as pd
 import pytest
@@ -13,13 +14,21 @@ from PIL import Image, ImageEnhance
 
 from medalist.config import load_config
 from medalist.data.leak import (
-    DEFAULT_THRESHOLD,
     MIH_BAND,
     connected_groups,
     find_near_duplicates,
     fingerprint_images,
     hamming_pairs,
     knn_pairs,
+    near_duplicates,
+)
+from medalist.data.leak_match import (
+    AUTO_FACTOR,
+    AUTO_MAX,
+    AUTO_MIN,
+    blurred_thumb,
+    choose_threshold,
+    compare,
 )
 from medalist.workflows.leak import PAIR_COLUMNS, find_leaks
 
@@ -69,11 +78,13 @@ def planted(tmp_path: Path) -> tuple[list[Path], set[frozenset[int]]]:
 
 def test_every_planted_copy_is_found_and_no_distinct_image_is_paired(planted):
     paths, truth = planted
-    found = find_near_duplicates(fingerprint_images(paths))
+    near = near_duplicates(fingerprint_images(paths))
+    found = near.pairs
     pairs = {frozenset((int(a), int(b))) for a, b in zip(found["a"], found["b"], strict=True)}
     assert {p for p in pairs if 3 in p} == {p for p in truth if 3 in p}
     assert pairs <= truth
-    assert (found["distance"] <= DEFAULT_THRESHOLD).all()
+    assert (found["distance"] <= near.threshold.value).all()
+    assert "from the data" in near.threshold.note
     assert found["distance"].is_monotonic_increasing
 
 
@@ -85,6 +96,119 @@ def test_a_tighter_threshold_finds_a_subset(planted):
     as_set = lambda df: set(zip(df["a"], df["b"], strict=True))  # noqa: E731
     assert as_set(tight) <= as_set(loose)
     assert (tight["distance"] <= 0.001).all()
+
+
+def photo_crops(n: int, size: int = 32) -> list[np.ndarray]:
+    """`n` detailed colour crops of a real photo (scikit-learn's china.jpg), none overlapping."""
+    from sklearn.datasets import load_sample_images
+
+    photo = load_sample_images().images[0]
+    crops = []
+    for y in range(0, photo.shape[0] - size, 2 * size):
+        for x in range(0, photo.shape[1] - size, 2 * size):
+            c = photo[y : y + size, x : x + size]
+            if c.mean(2).std() >= 20:
+                crops.append(np.ascontiguousarray(c))
+    assert len(crops) >= n
+    return crops[:n]
+
+
+def jpeg_copy(img: Image.Image, quality: int) -> Image.Image:
+    buf = io.BytesIO()
+    img.save(buf, "JPEG", quality=quality)
+    return Image.open(io.BytesIO(buf.getvalue()))
+
+
+def test_jpeg_re_encoded_copies_of_small_colour_photos_are_found(tmp_path: Path):
+    # 32x32 crops of a photo are full of fine detail that JPEG at quality 50-60 destroys:
+    # the copies must still be found, and no two different crops paired.
+    crops = photo_crops(24)
+    paths = []
+    for i, c in enumerate(crops):
+        paths.append(tmp_path / f"o{i}.png")
+        Image.fromarray(c).save(paths[-1])
+    truth = set()
+    for k, (i, quality) in enumerate([(0, 50), (1, 55), (2, 60), (3, 60)]):
+        paths.append(tmp_path / f"c{k}.jpg")
+        jpeg_copy(Image.fromarray(crops[i]), quality).save(paths[-1], quality=95)
+        truth.add(frozenset((i, 24 + k)))
+    paths.append(tmp_path / "r.jpg")  # resized to 48x48, then JPEG 60
+    jpeg_copy(Image.fromarray(crops[4]).resize((48, 48), Image.BILINEAR), 60).save(paths[-1])
+    truth.add(frozenset((4, 28)))
+    found = find_near_duplicates(fingerprint_images(paths))
+    pairs = {frozenset((int(a), int(b))) for a, b in zip(found["a"], found["b"], strict=True)}
+    assert pairs == truth
+
+
+def nearest_pairs(bulk: np.ndarray, copies: int) -> tuple[int, np.ndarray, np.ndarray]:
+    """Candidates of images in twos, each two `bulk[k]` apart, then `copies` pairs of copies."""
+    m = len(bulk) + copies
+    pairs = np.arange(2 * m).reshape(m, 2)
+    return 2 * m, pairs, np.r_[bulk, np.full(copies, 1e-4)]
+
+
+def test_the_default_threshold_follows_how_close_different_images_come():
+    rng = np.random.default_rng(0)
+    bulk = np.exp(rng.normal(np.log(0.1), 0.5, 2000))  # nearest-neighbour distances, median 0.1
+    n, pairs, dist = nearest_pairs(bulk, copies=0)
+    base = choose_threshold(n, pairs, dist)
+    assert base.value == pytest.approx(AUTO_FACTOR * 0.1, rel=0.1)
+    assert "from the data" in base.note and "median" in base.note
+    # Pictures twice as far apart: a threshold twice as large.
+    n, pairs, dist = nearest_pairs(bulk / 2, copies=0)
+    assert choose_threshold(n, pairs, dist).value == pytest.approx(base.value / 2, rel=0.05)
+    # A data set that is mostly copies: the copies do not drag the threshold down.
+    n, pairs, dist = nearest_pairs(bulk, copies=3000)
+    assert choose_threshold(n, pairs, dist).value == pytest.approx(base.value, rel=0.05)
+
+
+def test_the_default_threshold_stays_within_its_bounds():
+    n, pairs, dist = nearest_pairs(np.full(500, 1.5), copies=10)
+    assert choose_threshold(n, pairs, dist).value == AUTO_MAX
+    n, pairs, dist = nearest_pairs(np.full(500, 0.001), copies=10)
+    assert choose_threshold(n, pairs, dist).value == AUTO_MIN
+
+
+def test_a_difference_in_one_place_counts_more_than_noise_spread_evenly():
+    # Same squared difference in total: spread as re-encoding noise is, or in one spot, as
+    # where two different pictures differ (a sleeve, a petal).
+    rng = np.random.default_rng(5)
+    base = cv2.GaussianBlur(rng.normal(0, 1, (64, 64)).astype(np.float32), (0, 0), 3)
+    base = 128 + 40 * base / base.std()
+    noise = rng.normal(0, 1, (64, 64)).astype(np.float32)
+    spot = np.zeros((64, 64), np.float32)
+    spot[24:40, 24:40] = rng.normal(0, 1, (16, 16))
+    spot *= np.linalg.norm(noise) / np.linalg.norm(spot)
+    as_u8 = lambda a: np.clip(a, 0, 255).astype(np.uint8)  # noqa: E731
+    spread = compare(as_u8(base), as_u8(base + 3 * noise))
+    local = compare(as_u8(base), as_u8(base + 3 * spot))
+    assert local > 2 * spread > 0
+
+
+def test_a_shared_black_background_does_not_make_two_pictures_alike():
+    # Two different textures cut to one square on black, as Fashion-MNIST's items sit: the
+    # black pixels alone correlate them (distance about 0.09 when counted); their pictures
+    # differ (0.22 over the pixels that are not black).
+    def item(seed: int) -> np.ndarray:
+        rng = np.random.default_rng(seed)
+        tex = cv2.GaussianBlur(rng.normal(0, 1, (64, 64)).astype(np.float32), (0, 0), 2)
+        img = np.zeros((64, 64), np.float32)
+        img[16:48, 16:48] = (150 + 40 * tex / tex.std())[16:48, 16:48]
+        return blurred_thumb(np.clip(img, 0, 255).astype(np.uint8))
+
+    assert compare(item(1), item(2)) > 0.15
+    assert compare(item(1), item(1)) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_knn_pairs_keep_an_images_nearest_even_beyond_the_tight_radius():
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(300, 64)).astype(np.float32)
+    x[50] = x[10] + rng.normal(scale=0.5, size=64).astype(np.float32)  # a copy, much changed
+    x /= np.linalg.norm(x, axis=1, keepdims=True)
+    assert 1 - float(x[10] @ x[50]) > 0.05
+    assert (10, 50) not in {tuple(p) for p in knn_pairs(x, k=3, radius=0.01)}
+    near = {tuple(p) for p in knn_pairs(x, k=3, radius=0.01, near_k=1, near_radius=0.3)}
+    assert near == {(10, 50)}
 
 
 def test_hamming_search_returns_exactly_the_pairs_within_the_radius():
@@ -163,6 +287,8 @@ def test_leak_writes_pairs_groups_and_page_with_folds_and_splits(tiny_project: P
     a = np.asarray(Image.open(data / "train/img_0000.png"))
     Image.fromarray(np.roll(a, 1, axis=1)).save(data / "test/t_000.png")
     report = find_leaks(load_config(tiny_project))
+    assert "distance threshold" in report.threshold_note
+    assert (report.pairs["distance"] <= report.threshold).all()
     pairs = pd.read_csv(report.files["pairs_csv"])
     assert list(pairs.columns) == PAIR_COLUMNS
     keyed = {frozenset((r.id_a, r.id_b)): r for r in pairs.itertuples()}
@@ -192,6 +318,7 @@ def test_leak_cli_prints_counts_and_the_group_folds_override(tiny_project: Path)
     r = medalist("leak", str(tiny_project), cwd=tiny_project.parent.parent)
     assert r.returncode == 0, r.stderr
     assert "within train" in r.stdout and "train-test" in r.stdout
+    assert "distance threshold" in r.stdout
     assert "competition.groups_csv=leak/dup_groups.csv" in r.stdout
 
 
@@ -200,6 +327,11 @@ def test_leak_with_an_unknown_merge_group_column_exits_2_naming_it(tiny_project:
     assert r.returncode == 2
     assert "--merge-group 'patient'" in r.stderr and "Traceback" not in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_a_given_threshold_is_used_and_said_to_be_given(tiny_project: Path):
+    report = find_leaks(load_config(tiny_project), threshold=0.0123)
+    assert report.threshold == 0.0123 and "given" in report.threshold_note
 
 
 def test_leak_with_a_negative_threshold_exits_2(tiny_project: Path):

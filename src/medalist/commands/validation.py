@@ -35,7 +35,7 @@ def leak(
     overrides: Annotated[list[str] | None, typer.Argument(help="section.key=value")] = None,
     threshold: Annotated[
         float | None,
-        typer.Option(help="max distance (1 - aligned NCC) of a duplicate; default 0.007"),
+        typer.Option(help="max distance of a duplicate (0 = same picture); default: from the data"),
     ] = None,
     embeddings: Annotated[
         bool, typer.Option("--embeddings", help="also compare backbone embeddings (cosine)")
@@ -50,14 +50,13 @@ def leak(
     """Find near-duplicate images within train (across folds) and between train and test."""
     from medalist.config import load_config
     from medalist.console import console, err_console, progress
-    from medalist.data.leak import DEFAULT_THRESHOLD
     from medalist.workflows.leak import find_leaks
 
     cfg = load_config(config, overrides or [])
     with progress("hashing images", None) as advance:
         report = find_leaks(
             cfg,
-            threshold=DEFAULT_THRESHOLD if threshold is None else threshold,
+            threshold=threshold,
             embeddings=embeddings,
             embed_similarity=embed_similarity,
             merge_group=merge_group,
@@ -75,6 +74,7 @@ def leak(
         f"{c['dup_groups']} duplicate group(s) covering {c['rows_in_dup_groups']} of "
         f"{c['train_images']} training images"
     )
+    console.print(report.threshold_note, markup=False)
     for path in report.files.values():
         console.print(f"written: {path}")
     for line in report.grouping.lines(cfg.cv.scheme) if report.grouping else []:

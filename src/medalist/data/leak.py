@@ -1,28 +1,29 @@
-"""Near-duplicate search: fingerprints of images, candidate pairs from two indexes, one check.
+"""Near-duplicate search: fingerprints of images, candidate pairs from three indexes, one check.
 
-A pair of images is a near duplicate when, after the best small shift, their grey thumbnails
-correlate almost perfectly. The search runs in three steps, none of them pairwise in Python:
+A pair of images is a near duplicate when, after the best small shift, their blurred grey
+thumbnails correlate almost perfectly (medalist.data.leak_match). The search runs in three
+steps, none of them pairwise in Python:
 
 1. Fingerprint every image once (threads): imagehash's 256-bit perceptual hash (``phash``,
    hash_size 16), a shift-invariant spectrum (low-frequency magnitudes of the 2-D Fourier
    transform of the Hann-windowed grey image, at one pixel scale for the whole data set so
-   that a cropped copy keeps its original's scale), and a 64x64 grey thumbnail.
-2. Candidate pairs: perceptual hashes within ``HASH_RADIUS`` bits catch re-encoded, resized
-   and brightened copies; they are found by multi-index hashing (`hamming_pairs`: the codes
-   are cut into chunks, sorted by each chunk, and only codes that share a chunk are compared),
-   which grows near-linearly with the number of images. The ``SPECTRUM_K`` nearest spectra
-   within ``SPECTRUM_RADIUS`` catch shifted and cropped copies, which move every hash bit
-   (faiss: exact up to ``EXACT_KNN_MAX`` images; above, PCA to ``SPECTRUM_PCA`` dimensions
-   and an HNSW graph).
-3. Verification: the normalised cross-correlation (OpenCV ``matchTemplate``) of the two
-   thumbnails over shifts of up to ``MARGIN`` pixels, under two hypotheses: both images
-   resized to the same square (a resized copy), and both at the same pixel scale (a cropped
-   copy, when their sizes differ by less than ``CROP_RATIO``). ``distance = 1 - best NCC``.
+   that a cropped copy keeps its original's scale), a blurred 64x64 grey thumbnail and, from
+   its centre, an 8x8 one (``LOWRES``) that re-encoding, resizing and brightness leave as is.
+2. Candidate pairs: perceptual hashes within ``HASH_RADIUS`` bits, found by multi-index
+   hashing (`hamming_pairs`: the codes are cut into chunks, sorted by each chunk, and only
+   codes that share a chunk are compared), which grows near-linearly with the number of
+   images; and, in each of the two vector spaces (the spectrum catches shifted and cropped
+   copies, which move every hash bit; the small thumbnail catches re-encoded copies of
+   detailed photos, whose hash bits move too), each image's ``NEAR_K`` nearest within
+   ``NEAR_RADIUS`` and its ``*_K`` nearest within a tight ``*_RADIUS``, so that a dense
+   data set costs a bounded number of candidates per image (faiss: exact up to
+   ``EXACT_KNN_MAX`` images; above, PCA to ``SPECTRUM_PCA`` dimensions and an HNSW graph).
+3. Verification of every candidate (medalist.data.leak_match.pair_distance).
 
-A pair is reported when ``distance <= threshold`` (``DEFAULT_THRESHOLD``, chosen on planted
-duplicates of Fashion-MNIST: see bench/leak_planted.py). Duplicate groups are the connected
-components of the reported pairs (scipy.sparse.csgraph), optionally joined with an existing
-group column.
+A pair is reported when its distance is at most the threshold: by default one the data
+suggest (medalist.data.leak_match.choose_threshold), which says how it was found. Duplicate
+groups are the connected components of the reported pairs (scipy.sparse.csgraph), optionally
+joined with an existing group column.
 """
 
 from __future__ import annotations
@@ -40,31 +41,33 @@ import pandas as pd
 from PIL import Image
 
 from medalist.data.images import image_size, open_image
+from medalist.data.leak_match import THUMB, Threshold, blurred_thumb, choose_threshold
+from medalist.data.leak_match import verify_pairs as verify_pairs
 from medalist.errors import UserError
 
-DEFAULT_THRESHOLD = 0.007
+DEFAULT_THRESHOLD = None  # from the data (leak_match.choose_threshold)
 HASH_SIZE = 16
 HASH_RADIUS = 40
 SPECTRUM_SIZE = 32
 SPECTRUM_FREQS = 12
-SPECTRUM_K = 8
-SPECTRUM_RADIUS = 0.05
+SPECTRUM_K, SPECTRUM_RADIUS = 4, 0.05
+LOWRES, LOWRES_MARGIN = 8, 6
+LOWRES_K, LOWRES_RADIUS = 4, 0.01
+NEAR_K, NEAR_RADIUS = 2, 0.3
 EXACT_KNN_MAX = 10_000
 SPECTRUM_PCA = 64
 HNSW_M = 16
 MIH_BAND = 32
-THUMB = 64
-MARGIN = 5
-CROP_RATIO = 1.2
 
 
 @dataclass
 class Fingerprints:
-    """Per image: packed perceptual hash, unit spectrum, grey thumbnail and original size."""
+    """Per image: packed perceptual hash, unit spectrum, blurred thumbnails and original size."""
 
     hashes: np.ndarray  # (n, HASH_SIZE**2 / 8) uint8
     spectra: np.ndarray  # (n, d) float32, unit length
-    thumbs: np.ndarray  # (n, THUMB, THUMB) uint8
+    thumbs: np.ndarray  # (n, THUMB, THUMB) uint8, blurred (leak_match.blurred_thumb)
+    lowres: np.ndarray  # (n, LOWRES**2) float32, unit length
     sizes: np.ndarray  # (n, 2) int: width, height
 
     def __len__(self) -> int:
@@ -101,23 +104,44 @@ def spectrum(grey: np.ndarray, scale: float) -> np.ndarray:
     return (v / norm if norm > 0 else v).astype(np.float32)
 
 
-def fingerprint(
-    path: Path, scale: float
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, int]]:
-    """The perceptual hash, spectrum (at `scale`), thumbnail and size of one image file."""
+def lowres_vector(thumb: np.ndarray) -> np.ndarray:
+    """The centre of a blurred thumbnail as a LOWRES x LOWRES unit vector, mean removed."""
+    m = LOWRES_MARGIN  # the border is left out: a shifted copy's black band sits there
+    small = cv2.resize(thumb[m:-m, m:-m], (LOWRES, LOWRES), interpolation=cv2.INTER_AREA)
+    v = small.astype(np.float32).ravel()
+    v -= v.mean()
+    norm = np.linalg.norm(v)
+    return v / norm if norm > 0 else v
+
+
+Fingerprint = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, tuple[int, int]]
+
+
+def fingerprint(path: Path, scale: float) -> Fingerprint:
+    """Hash, spectrum (at `scale`), blurred thumbnail, small vector and size of an image file."""
     return fingerprint_grey(_open_grey(path), scale)
 
 
-def fingerprint_grey(
-    img: Image.Image, scale: float
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, tuple[int, int]]:
-    """The perceptual hash, spectrum (at `scale`), thumbnail and size of a decoded grey image."""
+def fingerprint_grey(img: Image.Image, scale: float) -> Fingerprint:
+    """Hash, spectrum (at `scale`), blurred thumbnail, small vector and size of a grey image."""
     import imagehash
 
     bits = imagehash.phash(img, hash_size=HASH_SIZE).hash
     grey = np.asarray(img)
-    thumb = cv2.resize(grey, (THUMB, THUMB), interpolation=cv2.INTER_AREA)
-    return np.packbits(bits.ravel()), spectrum(grey, scale), thumb, img.size
+    thumb = blurred_thumb(grey)
+    return np.packbits(bits.ravel()), spectrum(grey, scale), thumb, lowres_vector(thumb), img.size
+
+
+def empty_fingerprints(n: int) -> Fingerprints:
+    """Room for the fingerprints of `n` images."""
+    d = (2 * SPECTRUM_FREQS + 1) * (SPECTRUM_FREQS + 1)
+    return Fingerprints(
+        hashes=np.zeros((n, HASH_SIZE * HASH_SIZE // 8), np.uint8),
+        spectra=np.zeros((n, d), np.float32),
+        thumbs=np.zeros((n, THUMB, THUMB), np.uint8),
+        lowres=np.zeros((n, LOWRES * LOWRES), np.float32),
+        sizes=np.zeros((n, 2), np.int64),
+    )
 
 
 def fingerprint_images(
@@ -128,16 +152,11 @@ def fingerprint_images(
 ) -> Fingerprints:
     """Fingerprints of every image in `paths`, decoded in a thread pool."""
     n = len(paths)
-    d = (2 * SPECTRUM_FREQS + 1) * (SPECTRUM_FREQS + 1)
-    out = Fingerprints(
-        hashes=np.zeros((n, HASH_SIZE * HASH_SIZE // 8), np.uint8),
-        spectra=np.zeros((n, d), np.float32),
-        thumbs=np.zeros((n, THUMB, THUMB), np.uint8),
-        sizes=np.zeros((n, 2), np.int64),
-    )
+    out = empty_fingerprints(n)
 
     def fill(i: int) -> None:
-        out.hashes[i], out.spectra[i], out.thumbs[i], out.sizes[i] = fingerprint(paths[i], scale)
+        h, s, t, v, size = fingerprint(paths[i], scale)
+        out.hashes[i], out.spectra[i], out.thumbs[i], out.lowres[i], out.sizes[i] = h, s, t, v, size
 
     with ThreadPoolExecutor(max_workers=workers or min(8, os.cpu_count() or 1)) as pool:
         sizes = np.array(list(pool.map(image_size, paths))).reshape(-1, 2)
@@ -206,8 +225,11 @@ def hamming_pairs(codes: np.ndarray, radius: int) -> np.ndarray:
     return _unique_pairs(pairs[:, 0], pairs[:, 1])
 
 
-def knn_pairs(vectors: np.ndarray, k: int, radius: float) -> np.ndarray:
-    """Pairs among each unit vector's `k` nearest neighbours with cosine distance <= radius.
+def knn_pairs(
+    vectors: np.ndarray, k: int, radius: float, near_k: int = 0, near_radius: float = 0.0
+) -> np.ndarray:
+    """Pairs among each unit vector's `k` nearest within cosine distance `radius`, or among
+    its `near_k` nearest within `near_radius` (a copy is an image's nearest, even when far).
 
     Exact (faiss ``IndexFlatIP``) up to ``EXACT_KNN_MAX`` vectors. Above, faiss's PCA to
     ``SPECTRUM_PCA`` dimensions (trained on at most 20,000 of them) feeds an HNSW graph, which
@@ -220,95 +242,81 @@ def knn_pairs(vectors: np.ndarray, k: int, radius: float) -> np.ndarray:
     if n < 2:
         return np.zeros((0, 2), np.int64)
     x = np.ascontiguousarray(vectors, np.float32)
+    kk = max(k, near_k)
     if n <= EXACT_KNN_MAX:
         index = faiss.IndexFlatIP(d)
     else:
         hnsw = faiss.IndexHNSWFlat(min(d, SPECTRUM_PCA), HNSW_M)
-        hnsw.hnsw.efSearch = max(64, 4 * k)
+        hnsw.hnsw.efSearch = max(64, 4 * kk)
         index = hnsw
         if d > SPECTRUM_PCA:
             index = faiss.IndexPreTransform(faiss.PCAMatrix(d, SPECTRUM_PCA), hnsw)
             rng = np.random.default_rng(0)
             index.train(x[np.sort(rng.choice(n, min(n, 20_000), replace=False))])
     index.add(x)
-    _, ids = index.search(x, min(k + 1, n))
+    _, ids = index.search(x, min(kk + 1, n))
     rows = np.repeat(np.arange(n), ids.shape[1]).reshape(ids.shape)
+    rank = np.broadcast_to(np.arange(ids.shape[1]), ids.shape)  # 0 is (nearly always) itself
     ok = ids >= 0
-    pairs = _unique_pairs(rows[ok], ids[ok])
-    cosine = 1.0 - np.einsum("ij,ij->i", x[pairs[:, 0]], x[pairs[:, 1]])
-    return pairs[cosine <= radius]
-
-
-def _best_ncc(big: np.ndarray, small: np.ndarray) -> float:
-    """Max normalised cross-correlation of `small`'s centre slid over `big`."""
-    m = MARGIN
-    tpl = small[m : small.shape[0] - m, m : small.shape[1] - m]
-    if tpl.shape[0] < 4 or tpl.shape[1] < 4 or tpl.shape[0] > big.shape[0]:
-        return -1.0
-    if tpl.shape[1] > big.shape[1]:
-        return -1.0
-    if tpl.std() < 1.0 or big.std() < 1.0:  # flat images: equal means are the same picture
-        return 1.0 if abs(float(tpl.mean()) - float(big.mean())) < 2.0 else -1.0
-    score = cv2.matchTemplate(big, tpl, cv2.TM_CCOEFF_NORMED)
-    return float(np.nan_to_num(score, nan=-1.0).max())
-
-
-def pair_distance(fp: Fingerprints, a: int, b: int) -> float:
-    """1 - the best NCC of two images over small shifts, as resized copies or as crops."""
-    ta, tb = fp.thumbs[a], fp.thumbs[b]
-    best = _best_ncc(ta, tb)
-    (wa, ha), (wb, hb) = fp.sizes[a], fp.sizes[b]
-    sx, sy = wb / wa, hb / ha
-    if (
-        (wa, ha) != (wb, hb)
-        and 1 / CROP_RATIO < sx < CROP_RATIO
-        and 1 / CROP_RATIO < sy < CROP_RATIO
-    ):
-        # Same pixel scale: shrink the smaller image's thumbnail by its size ratio.
-        if wb * hb <= wa * ha:
-            small = cv2.resize(tb, (round(THUMB * sx), round(THUMB * sy)), cv2.INTER_AREA)
-            best = max(best, _best_ncc(ta, small))
-        else:
-            small = cv2.resize(ta, (round(THUMB / sx), round(THUMB / sy)), cv2.INTER_AREA)
-            best = max(best, _best_ncc(tb, small))
-    return 1.0 - best
-
-
-def verify_pairs(fp: Fingerprints, pairs: np.ndarray, workers: int | None = None) -> np.ndarray:
-    """The distance of every candidate pair (threads; OpenCV releases the GIL)."""
-    if len(pairs) == 0:
-        return np.zeros(0)
-    chunks = np.array_split(np.arange(len(pairs)), max(1, len(pairs) // 2000))
-
-    def run(idx: np.ndarray) -> np.ndarray:
-        return np.array([pair_distance(fp, int(pairs[i, 0]), int(pairs[i, 1])) for i in idx])
-
-    with ThreadPoolExecutor(max_workers=workers or min(8, os.cpu_count() or 1)) as pool:
-        return np.concatenate(list(pool.map(run, chunks)))
+    rows, ids, rank = rows[ok], ids[ok], rank[ok]
+    cosine = 1.0 - np.einsum("ij,ij->i", x[rows], x[ids])
+    keep = ((rank <= k) & (cosine <= radius)) | ((rank <= near_k) & (cosine <= near_radius))
+    return _unique_pairs(rows[keep], ids[keep])
 
 
 def candidate_pairs(fp: Fingerprints) -> np.ndarray:
-    """Pairs worth verifying: close perceptual hashes, or close shift-invariant spectra."""
+    """Pairs worth verifying: close hashes, or close spectra or small thumbnails."""
     found = np.concatenate(
         [
             hamming_pairs(fp.hashes, HASH_RADIUS),
-            knn_pairs(fp.spectra, SPECTRUM_K, SPECTRUM_RADIUS),
+            knn_pairs(fp.spectra, SPECTRUM_K, SPECTRUM_RADIUS, NEAR_K, NEAR_RADIUS),
+            knn_pairs(fp.lowres, LOWRES_K, LOWRES_RADIUS, NEAR_K, NEAR_RADIUS),
         ]
     )
     return _unique_pairs(found[:, 0], found[:, 1])
 
 
-def find_near_duplicates(
-    fp: Fingerprints, threshold: float = DEFAULT_THRESHOLD, workers: int | None = None
-) -> pd.DataFrame:
-    """Near-duplicate pairs (a, b, distance) with distance <= threshold, closest first."""
-    if not 0.0 <= threshold < 2.0:
-        raise UserError(f"--threshold {threshold}: give a distance from 0 to 2 (default 0.007)")
+@dataclass
+class NearDuplicates:
+    """The pairs within the threshold, the threshold with its reason, and every candidate."""
+
+    pairs: pd.DataFrame  # a, b, distance: closest first
+    threshold: Threshold
+    candidates: np.ndarray  # (m, 2) every verified candidate pair
+    distances: np.ndarray  # (m,) their distances
+
+
+def check_threshold(threshold: float | None) -> None:
+    """A given threshold must be a distance from 0 to 2."""
+    if threshold is not None and not 0.0 <= threshold < 2.0:
+        raise UserError(
+            f"--threshold {threshold}: give a distance from 0 to 2, or leave it out to take "
+            "the one the data suggest"
+        )
+
+
+def near_duplicates(
+    fp: Fingerprints, threshold: float | None = None, workers: int | None = None
+) -> NearDuplicates:
+    """Verified candidates and the pairs within `threshold` (None: from the data)."""
+    check_threshold(threshold)
     pairs = candidate_pairs(fp)
     dist = verify_pairs(fp, pairs, workers)
-    keep = dist <= threshold
+    if threshold is None:
+        chosen = choose_threshold(len(fp), pairs, dist)
+    else:
+        chosen = Threshold(float(threshold), f"distance threshold {threshold:g} (given)")
+    keep = dist <= chosen.value
     out = pd.DataFrame({"a": pairs[keep, 0], "b": pairs[keep, 1], "distance": dist[keep]})
-    return out.sort_values(["distance", "a", "b"], kind="stable").reset_index(drop=True)
+    out = out.sort_values(["distance", "a", "b"], kind="stable").reset_index(drop=True)
+    return NearDuplicates(out, chosen, pairs, dist)
+
+
+def find_near_duplicates(
+    fp: Fingerprints, threshold: float | None = None, workers: int | None = None
+) -> pd.DataFrame:
+    """Near-duplicate pairs (a, b, distance) within `threshold` (None: from the data)."""
+    return near_duplicates(fp, threshold, workers).pairs
 
 
 def connected_groups(

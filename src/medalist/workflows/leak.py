@@ -23,10 +23,11 @@ import pandas as pd
 from medalist.config import Config
 from medalist.data.leak import (
     DEFAULT_THRESHOLD,
+    check_threshold,
     connected_groups,
-    find_near_duplicates,
     fingerprint_images,
     knn_pairs,
+    near_duplicates,
 )
 from medalist.data.tables import check_images_exist, load_tables
 from medalist.errors import UserError
@@ -50,6 +51,7 @@ class LeakReport:
     folds_note: str | None = None
     seconds: dict[str, float] = field(default_factory=dict)
     grouping: Any = None  # medalist.workflows.group_search.LeakGroups
+    threshold_note: str = ""
 
     def next_step(self) -> str:
         """The overrides that make group folds from the duplicate groups."""
@@ -141,7 +143,7 @@ def _count(pairs: pd.DataFrame, n_train: int, groups: pd.Series) -> dict[str, in
 def find_leaks(
     cfg: Config,
     *,
-    threshold: float = DEFAULT_THRESHOLD,
+    threshold: float | None = DEFAULT_THRESHOLD,
     embeddings: bool = False,
     embed_similarity: float = DEFAULT_EMBED_SIMILARITY,
     merge_group: str | None = None,
@@ -149,8 +151,7 @@ def find_leaks(
     progress: Callable[[int], None] | None = None,
 ) -> LeakReport:
     """Search near duplicates in train and test, write leak/ files, return what was found."""
-    if not 0.0 <= threshold < 2.0:
-        raise UserError(f"--threshold {threshold}: give a distance from 0 to 2 (default 0.007)")
+    check_threshold(threshold)
     if not 0.0 < embed_similarity <= 1.0:
         raise UserError(f"--embed-similarity {embed_similarity}: give a cosine from 0 to 1")
     cfg, tables = _tables_without_missing_groups(cfg)
@@ -176,7 +177,8 @@ def find_leaks(
     t0 = time.perf_counter()
     fp = fingerprint_images(paths, progress=progress)
     t1 = time.perf_counter()
-    found = find_near_duplicates(fp, threshold)
+    near = near_duplicates(fp, threshold)
+    found, threshold = near.pairs, near.threshold.value
     found["method"] = "hash"
     t2 = time.perf_counter()
     seconds = {"fingerprint": t1 - t0, "search": t2 - t1}
@@ -213,7 +215,9 @@ def find_leaks(
         **grouping.files,
     }
     counts = _count(pairs, n_train, groups["dup_group"])
-    return LeakReport(pairs, groups, counts, files, threshold, note, seconds, grouping)
+    return LeakReport(
+        pairs, groups, counts, files, threshold, note, seconds, grouping, near.threshold.note
+    )
 
 
 def _thumb_uri(path: Path, size: int = 128) -> str:
@@ -236,8 +240,8 @@ vertical-align:middle;text-align:left}img{width:128px;image-rendering:pixelated;
 border:1px solid #ccc}.cross{color:#b00;font-weight:600}
 </style></head><body>
 <h1>Near-duplicate pairs</h1>
-<p>{{ total }} pair(s) at distance &le; {{ threshold }} (1 - normalised cross-correlation
-after the best small shift). The {{ rows|length }} closest are shown.</p>
+<p>{{ total }} pair(s) at distance &le; {{ threshold }} (0 is the same picture: blurred
+thumbnails compared after the best small shift). The {{ rows|length }} closest are shown.</p>
 <table><tr><th>#</th><th>A</th><th>B</th><th>distance</th><th>where</th></tr>
 {% for r in rows %}<tr><td>{{ loop.index }}</td>
 <td><img src="{{ r.img_a }}" alt="{{ r.id_a }}"><br>{{ r.id_a }}</td>
