@@ -507,7 +507,6 @@ def test_check_memorises_one_batch_of_masks_and_draws_them(tmp_path: Path) -> No
     [
         ("data.image_size=48", "multiple of 32; use 32 or 64"),
         ("competition.metric=accuracy", "use dice or iou"),
-        ("competition.task=detect", "'detect' is not available yet"),
         ("model.backbone=not_a_net", "not a timm model"),
         (
             "competition.task=classify competition.mask_dir=data/masks",

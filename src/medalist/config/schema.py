@@ -120,7 +120,7 @@ def cpu_count() -> int:
 class Data(Section):
     image_size: int | list[int] = 64  # one side (square), or [height, width]
     keep_aspect: bool | None = None  # letterbox to the size; None: for detection only
-    num_workers: Annotated[int, Field(ge=0, le=256)] | Literal["auto"] = "auto"
+    num_workers: Annotated[int, Field(ge=0, le=256)] | Literal["auto"] = 0
     cache: bool = True
     mean: list[float] = Field(default_factory=lambda: [0.485, 0.456, 0.406])
     std: list[float] = Field(default_factory=lambda: [0.229, 0.224, 0.225])
