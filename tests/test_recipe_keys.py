@@ -59,11 +59,13 @@ def test_numbers_written_as_yaml_text_still_count(tmp_path):
 def test_auto_workers_are_the_cpus_at_most_eight(monkeypatch):
     from medalist.config import schema
 
+    auto = {"data": {"num_workers": "auto"}}  # what medalist new writes
     monkeypatch.setattr(schema, "cpu_count", lambda: 32)
-    assert validate_config({}).data.workers == 8
+    assert validate_config(auto).data.workers == 8
     monkeypatch.setattr(schema, "cpu_count", lambda: 3)
-    assert validate_config({}).data.workers == 3
+    assert validate_config(auto).data.workers == 3
     assert validate_config({"data": {"num_workers": 0}}).data.workers == 0
+    assert validate_config({}).data.workers == 0  # the default: exact resume (see the schema)
 
 
 # ---- rectangular inputs --------------------------------------------------------------------
