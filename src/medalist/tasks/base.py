@@ -287,17 +287,3 @@ class ModelOutputs:
         for v in views[1:]:
             p = p + v
         return p / len(views)
-
-
-def mean_of(
-    preds: Sequence[np.ndarray], weights: Sequence[float] | None = None, dtype: Any = np.float64
-) -> np.ndarray:
-    """The weighted mean of several arrays of one shape (equal weights when none are given),
-    summed in `dtype`."""
-    if not len(preds):
-        raise ValueError("nothing to combine")
-    w = np.ones(len(preds)) if weights is None else np.asarray(weights, dtype=np.float64)
-    if len(w) != len(preds) or (w < 0).any() or w.sum() <= 0:
-        raise ValueError(f"weights {list(w)} for {len(preds)} predictions")
-    w = w / w.sum()
-    return sum(wi * np.asarray(p, dtype) for wi, p in zip(w, preds, strict=True))

@@ -83,6 +83,15 @@ def weighted_mean(preds: Sequence[np.ndarray], weights: Sequence[float]) -> np.n
     return blend(preds, weights)
 
 
+def combine_arrays(
+    preds: Iterable[np.ndarray], weights: Sequence[float] | None = None
+) -> np.ndarray:
+    """The streamed mean of prediction arrays, or their weighted mean when weights are given."""
+    if weights is None:
+        return sum_then_divide(preds)
+    return weighted_mean(list(preds), weights)
+
+
 class FocalLoss(nn.Module):
     """Softmax focal loss (Lin et al.), optionally class-weighted."""
 
@@ -352,9 +361,7 @@ class ClassifyTask(ModelOutputs):
         self, preds: Iterable[np.ndarray], weights: Sequence[float] | None = None
     ) -> np.ndarray:
         """The mean (folds, seeds) or weighted mean (runs) of probability or value arrays."""
-        if weights is None:
-            return sum_then_divide(preds)
-        return weighted_mean(list(preds), weights)
+        return combine_arrays(preds, weights)
 
     def undo_view(self, pred: torch.Tensor, view: str) -> torch.Tensor:
         """A class or value prediction does not depend on the image's orientation."""

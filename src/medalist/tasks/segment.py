@@ -34,7 +34,7 @@ from medalist.data.rle import rle_decode, rle_encode  # noqa: F401 - the codec o
 from medalist.errors import UserError
 from medalist.runs import layout
 from medalist.tasks.base import AnalysisPage, ModelOutputs
-from medalist.tasks.classify import competition_metric, sum_then_divide, weighted_mean
+from medalist.tasks.classify import combine_arrays, competition_metric
 from medalist.tasks.metrics import Metric
 from medalist.tasks.segment_losses import check_loss, create_mask_loss
 from medalist.tasks.segment_metrics import per_image_scores
@@ -349,9 +349,7 @@ class SegmentTask(ModelOutputs):
         self, preds: Iterable[np.ndarray], weights: Sequence[float] | None = None
     ) -> np.ndarray:
         """The mean of probability masks (summed in float32), or their weighted mean."""
-        if weights is None:
-            return sum_then_divide(preds)
-        return weighted_mean(list(preds), weights)
+        return combine_arrays(preds, weights)
 
     def undo_view(self, pred: torch.Tensor, view: str) -> torch.Tensor:
         """A mask predicted on a flipped image, flipped back to the image's orientation."""
