@@ -120,8 +120,8 @@ def cpu_count() -> int:
 class Data(Section):
     image_size: int | list[int] = 64  # one side (square), or [height, width]
     keep_aspect: bool | None = None  # letterbox to the size; None: for detection only
-    # 0 by default: with worker processes a run resumed after a kill does not yet replay its
-    # interrupted epoch exactly; `medalist new` writes auto (the CPUs, at most 8).
+    # 0 by default (no worker processes: the cheapest for the tiny sets of tests and benches);
+    # `medalist new` writes auto (the CPUs, at most 8). Results don't depend on it.
     num_workers: Annotated[int, Field(ge=0, le=256)] | Literal["auto"] = 0
     cache: bool = True
     mean: list[float] = Field(default_factory=lambda: [0.485, 0.456, 0.406])

@@ -193,6 +193,13 @@ class FoldSetup:
     valid_idx: np.ndarray
 
 
+def resume_epoch(ckpt: Path) -> int:
+    """The epoch Lightning resumes `ckpt` at: the epochs its fit loop had processed (the
+    checkpoint is written before the epoch counts as completed)."""
+    state = torch.load(ckpt, map_location="cpu", weights_only=False, mmap=True)
+    return int(state["loops"]["fit_loop"]["epoch_progress"]["current"]["processed"])
+
+
 def setup_fold(
     cfg: Config,
     task: Task,
@@ -272,6 +279,11 @@ def train_fold(
     trainer = build_trainer(cfg, out, [*hooks, *callbacks], loggers, task.metric.mode)
     last = out / layout.LAST_CKPT
     resume = last if last.is_file() else None
+    if resume is not None:
+        # Lightning makes the training iterator before it hands the sampler the epoch it resumes
+        # at; with worker processes that iterator prefetches at once, so the sampler must know
+        # the epoch already, or the first resumed epoch replays epoch 0's order and draws.
+        setup.train_loader.sampler.set_epoch(resume_epoch(resume))
     trainer.fit(module, setup.train_loader, valid_loader, ckpt_path=resume)
 
     best = torch.load(out / layout.BEST_CKPT, map_location="cpu", weights_only=False)
