@@ -116,7 +116,11 @@ def load_masks(
 def mask_strata(cfg: Config, train: pd.DataFrame, image_paths: list[Path]) -> pd.Series:
     """What stratified folds balance for masks: empty or not, then quartiles of the area (all
     classes together)."""
-    if cfg.competition.mask_dir is not None:
+    if cfg.competition.mask_mode == "index":  # any class but the first (background), not void
+        from medalist.data.index_masks import foreground_area
+
+        area = pd.Series([foreground_area(cfg, p) for p in mask_paths(cfg, image_paths)])
+    elif cfg.competition.mask_dir is not None:
         area = pd.Series([int(read_mask_file(p).sum()) for p in mask_paths(cfg, image_paths)])
     else:
         columns = mask_layout(cfg, train)[1]

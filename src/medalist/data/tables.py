@@ -85,8 +85,8 @@ def load_train(cfg: Config) -> pd.DataFrame:
         _require_columns(df, [comp.image_column], path, "competition.image_column")
     if df.empty:
         raise UserError(f"{path}: the table has no rows")
-    if comp.task == "segment" and comp.class_column is not None:
-        df = pivot_masks(cfg, df, path)
+    if comp.task == "segment" and comp.class_column is not None and comp.mask_dir is None:
+        df = pivot_masks(cfg, df, path)  # (with a mask folder the sample has the class rows)
     check_sequence_columns(cfg, df, path)
     _check_unique_ids(df, comp.id_column, path)
     # An empty run-length cell is an image without the object, not a missing target.

@@ -115,6 +115,10 @@ class SegmentTask(ModelOutputs):
 
     @classmethod
     def from_config(cls, cfg: Config, train: pd.DataFrame) -> SegmentTask:
+        if cfg.competition.mask_mode == "index":  # one class per pixel: softmax
+            from medalist.tasks.segment_index import IndexSegmentTask
+
+            return IndexSegmentTask.from_config(cfg, train)
         metric = competition_metric(cfg)
         if metric.name not in MASK_METRICS:
             raise UserError(
@@ -139,6 +143,10 @@ class SegmentTask(ModelOutputs):
 
     @classmethod
     def from_state(cls, cfg: Config, state: dict[str, Any]) -> SegmentTask:
+        if state.get("kind") == "index":
+            from medalist.tasks.segment_index import IndexSegmentTask
+
+            return IndexSegmentTask.from_state(cfg, state)
         classes, columns = mask_layout(cfg)
         classes = list(state.get("classes") or classes)
         thresholds = state.get("thresholds") or [float(state.get("threshold", 0.5))]
@@ -372,6 +380,13 @@ class SegmentTask(ModelOutputs):
 
     def check_rows(self, y: np.ndarray, n: int, seed: int) -> np.ndarray:
         return np.random.default_rng(seed).permutation(len(y))[:n]
+
+    def drawn_masks(self, truth: np.ndarray, prob: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(true, predicted) pixels of an image as the error analysis draws them: any class."""
+        truth, pred = truth > 0, np.asarray(prob) >= 0.5
+        if pred.ndim == 3:  # several classes: drawn together
+            truth, pred = truth.any(axis=0), pred.any(axis=0)
+        return truth, pred
 
     def describe_target(self, target: Any) -> str:
         return f"mask {float(np.asarray(target).mean()):.0%}"
