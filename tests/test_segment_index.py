@@ -67,3 +67,209 @@ def make_index_project(root: Path, *, n_train: int = 16, n_test: int = 4, seed: 
         )
     )
     return cfg
+
+
+def test_new_reads_index_masks_with_a_void_value_the_sample_does_not_list(tmp_path: Path) -> None:
+    from medalist.config import load_config
+    from medalist.workflows.scaffold import create_project
+
+    make_index_project(tmp_path / "comp", n_train=8, n_test=2)
+    report = create_project(tmp_path / "proj", tmp_path / "comp" / "data")
+    comp = load_config(report.config_path).competition
+    assert (comp.task, comp.mask_mode, comp.mask_dir) == ("segment", "index", "data/masks")
+    assert comp.ignore_index == VOID and comp.classes == [0, 1, 2]
+    assert comp.class_column == "class"
+    assert report.inferred["competition.ignore_index"] == "255"
+    why = report.reasons["competition.ignore_index"]
+    assert "255 is not among the sample's classes (1, 2)" in why and "void" in why
+
+
+# ---- the metric, the loss and the submission -------------------------------------------------
+def _index_task(cfg_path: Path, overrides: list[str] = ()):  # noqa: ANN202 - a test helper
+    from medalist.config import load_config
+    from medalist.tasks.segment import SegmentTask
+
+    cfg = load_config(cfg_path, list(overrides))
+    state = {"kind": "index", "classes": ["0", "1", "2"], "values": [0, 1, 2], "void": VOID}
+    return SegmentTask.from_state(cfg, state)
+
+
+def test_index_dice_leaves_void_pixels_out_of_every_class(tmp_path: Path) -> None:
+    from medalist.tasks.segment_index import index_scores
+
+    task = _index_task(make_index_project(tmp_path / "proj", n_train=2, n_test=1))
+    y = np.zeros((1, 4, 6), dtype=np.uint8)
+    y[0, :, :3] = 1
+    y[0, 3, :] = VOID  # the bottom row is void
+    label = np.where(y == VOID, 2, y)  # right everywhere, and class 2 on every void pixel
+    probs = np.eye(3, dtype=np.float16)[label].transpose(0, 3, 1, 2)
+    # Class 2 is absent from the scored pixels of both: 1; counted, void would make it 0.
+    assert index_scores(y, probs, 3).tolist() == [[1.0, 1.0, 1.0]]
+    assert task.score(y, probs) == 1.0
+    # One scored pixel of class 1 predicted as 0: class 0's Dice 2*9/(9+10), class 1's 2*8/(9+8).
+    label[0, 0, 0] = 0
+    probs = np.eye(3, dtype=np.float16)[label].transpose(0, 3, 1, 2)
+    got = index_scores(y, probs, 3)[0]
+    assert got[0] == pytest.approx(18 / 19) and got[1] == pytest.approx(16 / 17)
+    assert got[2] == 1.0
+    oof = task.oof_frame(pd.Series(["a"]), np.array([0]), y, probs)
+    assert oof["target_area_1"].iloc[0] == pytest.approx(9 / 18)  # of the 18 scored pixels
+    assert oof["dice"].iloc[0] == pytest.approx((18 / 19 + 16 / 17 + 1) / 3)
+
+
+def test_the_index_loss_ignores_the_void_pixels(tmp_path: Path) -> None:
+    import torch
+
+    task = _index_task(make_index_project(tmp_path / "proj", n_train=2, n_test=1))
+    loss = task.create_loss(task.cfg, np.zeros(1))
+    y = torch.tensor(np.random.default_rng(0).integers(0, 3, (2, 8, 8)), dtype=torch.uint8)
+    y[:, :2] = VOID
+    logits = torch.randn(2, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    other = logits.clone()
+    other[:, :, :2] = 50 * torch.randn(2, 3, 2, 8)  # only the void pixels' logits change
+    assert float(loss(other, y)) == pytest.approx(float(loss(logits, y)), abs=1e-6)
+    changed = logits.clone()
+    changed[:, 0, 4] += 5.0  # class 0 on a scored row: the loss moves
+    assert abs(float(loss(changed, y)) - float(loss(logits, y))) > 1e-3
+
+
+def test_an_index_submission_decodes_to_the_true_classes_on_a_non_square_image(
+    tmp_path: Path,
+) -> None:
+    cfg = make_index_project(tmp_path / "proj", n_train=2, n_test=2)
+    data = tmp_path / "proj" / "data"
+    truth = {}
+    for k, t in enumerate(["t_000", "t_001"]):  # 48 high, 32 wide: the model's own size
+        label = np.zeros((48, 32), dtype=np.int64)
+        label[4:40, 3:9] = 1  # an L of class 1: no flip or transpose lands on itself
+        label[34:40, 3:26] = 1
+        label[6:14, 18 + k : 28] = 2
+        truth[t] = label
+        Image.fromarray(np.zeros((48, 32, 3), np.uint8)).save(data / "test" / f"{t}.png")
+    task = _index_task(cfg, ["data.image_size=[48,32]"])
+    ids = pd.Series(list(truth))
+    probs = np.stack([np.eye(3, dtype=np.float16)[truth[t]].transpose(2, 0, 1) for t in ids])
+    sample = pd.DataFrame([{"id": t, "class": c, "rle": ""} for t in ids[::-1] for c in (2, 1)])
+    sub = task.format_submission(ids, probs, sample)
+    assert sub[["id", "class"]].equals(sample[["id", "class"]])
+    for i, c, text in zip(sub["id"], sub["class"], sub["rle"], strict=True):
+        assert np.array_equal(decode_by_hand(text, 48, 32), (truth[i] == c).astype(np.uint8))
+
+
+# ---- end to end -----------------------------------------------------------------------------
+@pytest.mark.slow
+def test_an_index_mask_project_from_new_trains_predicts_and_packages(tmp_path: Path) -> None:
+    from medalist.workflows.scaffold import create_project
+
+    make_index_project(tmp_path / "comp", n_train=16, n_test=4)
+    report = create_project(tmp_path / "proj", tmp_path / "comp" / "data")
+    project, cfg = tmp_path / "proj", str(report.config_path)
+    small = [
+        "model.backbone=test_resnet", "data.image_size=32", "cv.n_splits=2", "train.epochs=1",
+        "train.batch_size=8", "train.threads=1", "data.num_workers=0", "track.backends=[none]",
+    ]  # fmt: skip
+    r = medalist("folds", cfg, *small, cwd=project)
+    assert r.returncode == 0, r.stderr[-2000:]
+    r = medalist("train", cfg, *small, "--name", "idx", cwd=project)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "analysis failed" not in r.stderr
+    run = project / "runs" / "idx"
+    assert json.loads((run / "task.json").read_text())["void"] == VOID
+    oof = pd.read_csv(run / "oof.csv")
+    per_class = [f"{part}_{c}" for c in "012" for part in ("target_area", "pred_area", "dice")]
+    assert list(oof.columns) == ["id", "fold", *per_class, "dice"]
+    assert np.allclose(oof["dice"], oof[["dice_0", "dice_1", "dice_2"]].mean(axis=1))
+    scores = json.loads((run / "scores.json").read_text())
+    assert scores["oof"] == pytest.approx(oof["dice"].mean(), abs=1e-9)
+    assert set(scores["oof_dice_per_class"]) == {"0", "1", "2"}
+    table = pd.read_csv(run / "analysis" / "per_class.csv")
+    assert table["class"].tolist() == [0, 1, 2]
+    assert table["dice"].tolist() == pytest.approx(list(scores["oof_dice_per_class"].values()))
+    # The areas are shares of the scored pixels: void (the bottom rows of some) left out.
+    assert np.allclose(oof[["target_area_0", "target_area_1", "target_area_2"]].sum(axis=1), 1)
+    masks = np.load(run / "fold_0" / "oof_masks.npy")
+    assert masks.dtype == np.float16 and masks.shape[1:] == (3, 32, 32)
+    assert np.allclose(masks.astype(np.float32).sum(axis=1), 1, atol=1e-2)  # softmax
+
+    r = medalist("predict", "runs/idx", cwd=project)
+    assert r.returncode == 0, r.stderr[-3000:]
+    sub = pd.read_csv(run / "submission.csv", keep_default_na=False)
+    sample = pd.read_csv(project / "data" / "sample_submission.csv", keep_default_na=False)
+    assert sub[["id", "class"]].equals(sample[["id", "class"]])
+    for i in sub["id"].unique():  # one class per pixel: the classes' masks never overlap
+        both = [decode_by_hand(t, 40, 32) for t in sub.loc[sub["id"] == i, "rle"]]
+        assert not (both[0] & both[1]).any()
+    r = medalist("package", "runs/idx", "--check", "--competition", "idx", "--user", "u", cwd=project)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert "check passed" in r.stdout and "columns ['id', 'class', 'rle']" in r.stdout
+
+
+# ---- wrong input ----------------------------------------------------------------------------
+def _exits_2(project: Path, *args: str) -> str:
+    r = medalist(*args, cwd=project)
+    assert r.returncode == 2, (r.returncode, r.stderr[-2000:])
+    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    return r.stderr
+
+
+def test_an_index_mask_value_outside_the_classes_names_file_value_and_keys(
+    tmp_path: Path,
+) -> None:
+    cfg = make_index_project(tmp_path / "proj", n_train=6, n_test=1)
+    project = tmp_path / "proj"
+    path = project / "data" / "masks" / "img_003.png"
+    mask = np.asarray(Image.open(path)).copy()
+    mask[0, 0] = 7
+    Image.fromarray(mask).save(path)
+    err = _exits_2(project, "train", str(cfg))
+    assert "img_003.png has pixel value 7, which is not a class (0, 1, 2)" in err
+    assert "competition.classes" in err and "competition.ignore_index" in err
+    assert not (project / "runs").exists()
+    # Without classes in the config, 7 is one of the classes the masks hold.
+    r = medalist("folds", str(cfg), "competition.classes=null", cwd=project)
+    assert r.returncode == 0, r.stderr[-2000:]
+
+
+def test_an_index_mask_of_another_size_than_its_image_names_both_sizes(tmp_path: Path) -> None:
+    cfg = make_index_project(tmp_path / "proj", n_train=6, n_test=1)
+    project = tmp_path / "proj"
+    Image.fromarray(np.zeros((40, 32), np.uint8)).save(project / "data" / "masks" / "img_002.png")
+    err = _exits_2(project, "train", str(cfg))
+    assert "img_002.png is 40x32 but its image" in err and "img_002.png is 32x40" in err
+    assert not (project / "runs").exists()
+
+
+@pytest.mark.parametrize(
+    ("mode", "loss", "says"),
+    [
+        ("index", "bce_dice", "does not fit index masks"),
+        ("index", "bce", "does not fit index masks"),
+        ("sigmoid", "ce_dice", "is for one class per pixel"),
+    ],
+)
+def test_a_loss_that_does_not_fit_the_mask_mode_exits_2(
+    tmp_path: Path, mode: str, loss: str, says: str
+) -> None:
+    cfg = make_index_project(tmp_path / "proj", n_train=4, n_test=1)
+    project = tmp_path / "proj"
+    extra = [] if mode == "index" else ["competition.ignore_index=null"]
+    err = _exits_2(
+        project, "train", str(cfg), f"competition.mask_mode={mode}", f"train.loss={loss}", *extra
+    )
+    assert says in err and "train.loss" in err
+    assert not (project / "runs").exists()
+
+
+@pytest.mark.parametrize(
+    ("override", "says"),
+    [
+        ("competition.mask_dir=null", "set competition.mask_dir too"),
+        ("competition.ignore_index=300", "0 to 255"),
+        ("competition.ignore_index=void", "names no class of competition.classes"),
+    ],
+)
+def test_index_mode_settings_that_cannot_work_exit_2(
+    tmp_path: Path, override: str, says: str
+) -> None:
+    cfg = make_index_project(tmp_path / "proj", n_train=4, n_test=1)
+    assert says in _exits_2(tmp_path / "proj", "train", str(cfg), override)

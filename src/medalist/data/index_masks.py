@@ -99,15 +99,17 @@ def index_layout(cfg: Config, mask_files: list[Path]) -> IndexLayout:
     return IndexLayout([c for c, _ in pairs], [v for _, v in pairs], void)
 
 
-def encode_index_mask(mask: np.ndarray, lut: np.ndarray, path: Path) -> np.ndarray:
+def encode_index_mask(mask: np.ndarray, layout: IndexLayout, path: Path) -> np.ndarray:
     """Pixel values to channels (void to IGNORE); a value outside the classes is an error."""
-    out = lut[mask]
+    out = layout.table()[mask]
     if (out < 0).any():
-        bad = sorted(set(np.unique(mask[out < 0]).tolist()))
-        known = ", ".join(str(v) for v in np.flatnonzero(lut >= 0).tolist())
+        bad = int(np.unique(mask[out < 0])[0])
+        known = ", ".join(map(str, layout.values))
+        void = f" nor the void value {layout.void}" if layout.void is not None else ""
         raise UserError(
-            f"mask {path} has pixel value {bad[0]}, which is not a class ({known}): add it to "
-            "competition.classes, or set competition.ignore_index to it if it marks void pixels"
+            f"mask {path} has pixel value {bad}, which is not a class ({known}){void}: add it "
+            "to competition.classes, or set competition.ignore_index to it if it marks void "
+            "pixels"
         )
     return out.astype(np.uint8)
 
@@ -121,11 +123,10 @@ def load_index_masks(
     from medalist.console import progress
 
     h, w = height_width(size)
-    lut = layout.table()
     out = np.zeros((len(files), h, w), dtype=np.uint8)
     with progress("reading masks", len(files)) as advance:
         for i, path in enumerate(files):
-            mask = encode_index_mask(read_index_mask(path), lut, path)
+            mask = encode_index_mask(read_index_mask(path), layout, path)
             check_mask_size(path, mask.shape, image_paths[i])
             if mask.shape != (h, w):
                 mask = cv2.resize(mask, (w, h), interpolation=cv2.INTER_NEAREST)
