@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 from conftest import medalist
 from PIL import Image
-from test_segment import SEG_CONFIG, decode_by_hand, dice
+from test_segment import SEG_CONFIG, decode_by_hand
 
 VOID = 255
 
@@ -199,7 +199,9 @@ def test_an_index_mask_project_from_new_trains_predicts_and_packages(tmp_path: P
     for i in sub["id"].unique():  # one class per pixel: the classes' masks never overlap
         both = [decode_by_hand(t, 40, 32) for t in sub.loc[sub["id"] == i, "rle"]]
         assert not (both[0] & both[1]).any()
-    r = medalist("package", "runs/idx", "--check", "--competition", "idx", "--user", "u", cwd=project)
+    r = medalist(
+        "package", "runs/idx", "--check", "--competition", "idx", "--user", "u", cwd=project
+    )
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     assert "check passed" in r.stdout and "columns ['id', 'class', 'rle']" in r.stdout
 
@@ -273,3 +275,111 @@ def test_index_mode_settings_that_cannot_work_exit_2(
 ) -> None:
     cfg = make_index_project(tmp_path / "proj", n_train=4, n_test=1)
     assert says in _exits_2(tmp_path / "proj", "train", str(cfg), override)
+
+
+# ---- ids that join image and class (Severstal) ----------------------------------------------
+JOINED = "ImageId_ClassId"
+
+
+def make_joined_project(root: Path, *, n_train: int = 16, n_test: int = 3) -> Path:
+    """Severstal's layout: train.csv has `ImageId_ClassId` (`img_000.png_red`) and
+    `EncodedPixels`, a row per image and class (empty where the class is absent); the sample
+    submission joins the ids the same way and there is no test.csv."""
+    from test_segment import make_two_class_project
+
+    make_two_class_project(root, long=True, n_train=n_train, n_test=n_test)
+    data = root / "data"
+    long = pd.read_csv(data / "train.csv", keep_default_na=False)
+    texts = {(i, c): t for i, c, t in zip(long["id"], long["class"], long["rle"], strict=True)}
+    ids = sorted(long["id"].unique())
+    rows = [
+        {JOINED: f"{i}.png_{c}", "EncodedPixels": texts.get((i, c), "")}
+        for i in ids
+        for c in ("red", "green")
+    ]
+    pd.DataFrame(rows).to_csv(data / "train.csv", index=False)
+    sample = pd.read_csv(data / "sample_submission.csv", keep_default_na=False)
+    joined = sample["id"] + ".png_" + sample["class"]
+    pd.DataFrame({JOINED: joined, "EncodedPixels": ""}).to_csv(
+        data / "sample_submission.csv", index=False
+    )
+    (data / "test.csv").unlink()
+    cfg = root / "configs" / "baseline.yaml"
+    text = cfg.read_text().replace("  id_column: id\n", f"  id_column: {JOINED}\n")
+    text = text.replace(
+        "  target_column: rle\n  class_column: class\n",
+        "  target_column: EncodedPixels\n  class_column: ClassId\n  id_class_separator: _\n",
+    )
+    cfg.write_text(text.replace("test_csv: data/test.csv", "test_csv: null"))
+    return cfg
+
+
+def test_joined_ids_are_split_when_read_and_joined_again_in_the_submission(
+    tmp_path: Path,
+) -> None:
+    from medalist.config import load_config
+    from medalist.data.tables import load_sample_submission, load_tables
+    from medalist.tasks.segment import SegmentTask
+
+    cfg_path = make_joined_project(tmp_path / "proj", n_train=4, n_test=3)
+    project = tmp_path / "proj"
+    cfg = load_config(cfg_path, ["data.image_size=[40,32]"])  # the test images' own size
+    tables = load_tables(cfg, need_test=True)
+    # One row per image, a mask column per class, decoded as the joined rows gave them.
+    original = pd.read_csv(project / "data" / "train.csv", keep_default_na=False)
+    assert tables.train[JOINED].tolist() == [f"img_{i:03d}.png" for i in range(4)]
+    task = SegmentTask.from_config(load_config(cfg_path), tables.train)
+    assert task.classes == ["green", "red"]
+    masks = task.encode(tables.train)  # (4, classes, 32, 32): the images are 32x40
+    for row in original.itertuples(index=False):
+        image, _, cls = row[0].rpartition("_")
+        got = masks[tables.train[JOINED].tolist().index(image), task.classes.index(cls)]
+        import cv2
+
+        want = cv2.resize(decode_by_hand(row[1], 32, 40), (32, 32), interpolation=0)
+        assert np.array_equal(got, want), row[0]
+    # The test images come from the sample's joined ids: one per image, in the sample's order.
+    sample = load_sample_submission(cfg)
+    assert tables.test[JOINED].tolist() == ["t_002.png", "t_001.png", "t_000.png"]
+    truth = {
+        (t, c): (np.asarray(Image.open(project / "truth" / f"{t[:-4]}_{c}.png")) > 0)
+        for t in tables.test[JOINED]
+        for c in ("green", "red")
+    }
+    probs = np.stack(
+        [np.stack([truth[(t, c)] for c in task.classes]) for t in tables.test[JOINED]]
+    ).astype(np.float16)
+    sub = SegmentTask.from_state(cfg, task.state()).format_submission(
+        tables.test[JOINED], probs, sample
+    )
+    assert list(sub.columns) == [JOINED, "EncodedPixels"]
+    assert sub[JOINED].tolist() == sample[JOINED].tolist()  # joined again, the sample's order
+    for joined, text in zip(sub[JOINED], sub["EncodedPixels"], strict=True):
+        image, _, cls = joined.rpartition("_")
+        assert np.array_equal(decode_by_hand(text, 40, 32), truth[(image, cls)]), joined
+
+
+def test_new_reads_joined_ids_as_image_and_class(tmp_path: Path) -> None:
+    from medalist.config import load_config
+    from medalist.workflows.scaffold import create_project
+
+    make_joined_project(tmp_path / "comp", n_train=24, n_test=2)
+    report = create_project(tmp_path / "proj", tmp_path / "comp" / "data")
+    comp = load_config(report.config_path).competition
+    assert (comp.task, comp.id_column, comp.id_class_separator) == ("segment", JOINED, "_")
+    assert (comp.class_column, comp.target_column) == ("ClassId", "EncodedPixels")
+    assert comp.image_dir == "data/train" and comp.test_image_dir == "data/test"
+    r = medalist("folds", str(report.config_path), cwd=tmp_path / "proj")
+    assert r.returncode == 0, r.stderr[-2000:]
+    folds = pd.read_csv(next((tmp_path / "proj" / "folds").glob("*.csv")))
+    assert len(folds) == 24 and folds.iloc[:, 0].is_unique  # a row per image, not per class
+
+
+def test_a_joined_id_without_the_separator_names_its_line(tmp_path: Path) -> None:
+    cfg = make_joined_project(tmp_path / "proj", n_train=4, n_test=1)
+    table = tmp_path / "proj" / "data" / "train.csv"
+    rows = pd.read_csv(table, keep_default_na=False)
+    rows.loc[3, JOINED] = "nosplit"
+    rows.to_csv(table, index=False)
+    err = _exits_2(tmp_path / "proj", "train", str(cfg))
+    assert "line 5: id 'nosplit' is not an image id and a class joined by '_'" in err

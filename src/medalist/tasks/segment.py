@@ -428,6 +428,7 @@ class SegmentTask(ModelOutputs):
         (`competition.class_column`, long)."""
         import cv2
 
+        from medalist.data.joined_ids import join_ids, split_ids
         from medalist.data.tables import image_paths
         from medalist.tasks import segment_postprocess as postprocess
 
@@ -444,7 +445,10 @@ class SegmentTask(ModelOutputs):
                 )
                 prob = cv2.resize(mask.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
                 texts[(i, str(name))] = rle_encode(prob >= self.thresholds[j], comp.rle_order)
-        sub = self._fill(sample, texts, set(ids.astype(str)))
+        sub = self._fill(
+            split_ids(cfg, sample, comp.sample_submission), texts, set(ids.astype(str))
+        )
+        sub = join_ids(cfg, sub, sample)  # ids that join image and class, as the sample's
         self.check_submission(sub, sample)
         return sub
 

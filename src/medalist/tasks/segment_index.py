@@ -34,9 +34,7 @@ from medalist.tasks.segment import MASK_METRICS, SegmentTask, check_input_size
 INDEX_LOSSES = ("auto", "ce_dice", "dice", "focal", "lovasz", "tversky", "jaccard")
 
 
-def index_scores(
-    y: np.ndarray, probs: np.ndarray, classes: int, kind: str = "dice"
-) -> np.ndarray:
+def index_scores(y: np.ndarray, probs: np.ndarray, classes: int, kind: str = "dice") -> np.ndarray:
     """(n, K) Dice or IoU of each image and class between the true indices `y` (n, H, W) and
     the argmax of `probs` (n, K, H, W); void pixels (IGNORE) count for neither; a class absent
     from both scores 1."""
@@ -255,6 +253,7 @@ class IndexSegmentTask(SegmentTask):
         import cv2
 
         from medalist.data.images import image_size
+        from medalist.data.joined_ids import join_ids, split_ids
         from medalist.data.tables import image_paths
 
         cfg, comp = self.cfg, self.cfg.competition
@@ -268,7 +267,8 @@ class IndexSegmentTask(SegmentTask):
             label = big.reshape(h, w, -1).argmax(axis=2)
             for j, name in enumerate(self.classes):
                 texts[(i, str(name))] = rle_encode(label == j, comp.rle_order)
-        sub = fill_index_submission(self, sample, texts, set(ids.astype(str)))
+        split = split_ids(cfg, sample, comp.sample_submission)
+        sub = join_ids(cfg, fill_index_submission(self, split, texts, set(ids.astype(str))), sample)
         self.check_submission(sub, sample)
         return sub
 
