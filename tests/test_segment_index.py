@@ -383,3 +383,98 @@ def test_a_joined_id_without_the_separator_names_its_line(tmp_path: Path) -> Non
     rows.to_csv(table, index=False)
     err = _exits_2(tmp_path / "proj", "train", str(cfg))
     assert "line 5: id 'nosplit' is not an image id and a class joined by '_'" in err
+
+
+# ---- a mask file per image and class --------------------------------------------------------
+def make_class_files_project(root: Path, *, n_train: int = 16, n_test: int = 3) -> Path:
+    """The two-class competition with its masks as files `masks/<id>_<class>.png` (an empty
+    file where the class is absent) and train.csv listing the ids; the sample keeps a row per
+    test image and class."""
+    from test_segment import make_two_class_project
+
+    make_two_class_project(root, long=True, n_train=n_train, n_test=n_test)
+    data = root / "data"
+    long = pd.read_csv(data / "train.csv", keep_default_na=False)
+    (data / "masks").mkdir()
+    ids = sorted(long["id"].unique())
+    for i in ids:
+        for c in ("red", "green"):
+            text = long.loc[(long["id"] == i) & (long["class"] == c), "rle"]
+            mask = decode_by_hand(text.iloc[0] if len(text) else "", 32, 40)
+            Image.fromarray(mask * 255).save(data / "masks" / f"{i}_{c}.png")
+    pd.DataFrame({"id": ids}).to_csv(data / "train.csv", index=False)
+    cfg = root / "configs" / "baseline.yaml"
+    cfg.write_text(
+        cfg.read_text().replace(
+            "  target_column: rle\n",
+            '  target_column: rle\n  mask_dir: data/masks\n  mask_pattern: "{id}_{class}.png"\n',
+        )
+    )
+    return cfg
+
+
+def test_a_mask_file_per_image_and_class_is_read_and_submitted_per_class(
+    tmp_path: Path,
+) -> None:
+    from medalist.config import load_config
+    from medalist.data.tables import load_tables
+    from medalist.tasks.segment import SegmentTask
+
+    cfg_path = make_class_files_project(tmp_path / "proj", n_train=4, n_test=3)
+    project = tmp_path / "proj"
+    tables = load_tables(load_config(cfg_path), need_test=True)
+    task = SegmentTask.from_config(load_config(cfg_path), tables.train)
+    assert task.classes == ["green", "red"]  # from the file names
+    full = load_config(cfg_path, ["data.image_size=[32,40]"])  # the images' own size
+    masks = SegmentTask.from_state(full, task.state()).encode(tables.train)
+    assert masks.shape == (4, 2, 32, 40)
+    for k, i in enumerate(tables.train["id"]):
+        for j, c in enumerate(task.classes):
+            want = np.asarray(Image.open(project / "data" / "masks" / f"{i}_{c}.png")) > 0
+            assert np.array_equal(masks[k, j], want), (i, c)
+    # The submission: a row per image and class in the sample's order, each mask decoded at
+    # its test image's own (taller than wide) size equal to the truth.
+    cfg = load_config(cfg_path, ["data.image_size=[40,32]"])
+    ids = tables.test["id"]
+    truth = {
+        (t, c): np.asarray(Image.open(project / "truth" / f"{t}_{c}.png")) > 0
+        for t in ids
+        for c in task.classes
+    }
+    probs = np.stack([np.stack([truth[(t, c)] for c in task.classes]) for t in ids])
+    sub = SegmentTask.from_state(cfg, task.state()).format_submission(
+        ids, probs.astype(np.float16), tables.sample
+    )
+    assert sub[["id", "class"]].equals(tables.sample[["id", "class"]])
+    for i, c, text in zip(sub["id"], sub["class"], sub["rle"], strict=True):
+        assert np.array_equal(decode_by_hand(text, 40, 32), truth[(i, c)]), (i, c)
+
+
+def test_new_reads_mask_files_named_by_image_and_class(tmp_path: Path) -> None:
+    from medalist.config import load_config
+    from medalist.workflows.scaffold import create_project
+
+    make_class_files_project(tmp_path / "comp", n_train=24, n_test=2)
+    report = create_project(tmp_path / "proj", tmp_path / "comp" / "data")
+    comp = load_config(report.config_path).competition
+    assert (comp.task, comp.mask_dir, comp.mask_pattern) == (
+        "segment",
+        "data/masks",
+        "{id}_{class}.png",
+    )
+    assert comp.classes == ["green", "red"] and comp.class_column == "class"
+    assert comp.mask_mode == "sigmoid"
+    r = medalist("folds", str(report.config_path), cwd=tmp_path / "proj")
+    assert r.returncode == 0, r.stderr[-2000:]
+
+
+def test_a_class_mask_file_of_another_size_or_missing_exits_2(tmp_path: Path) -> None:
+    cfg = make_class_files_project(tmp_path / "proj", n_train=6, n_test=1)
+    project = tmp_path / "proj"
+    bad = project / "data" / "masks" / "img_004_green.png"
+    Image.fromarray(np.zeros((40, 32), np.uint8)).save(bad)
+    err = _exits_2(project, "train", str(cfg))
+    assert "img_004_green.png is 40x32 but its image" in err and "img_004.png is 32x40" in err
+    bad.unlink()
+    assert "img_004_green.png not found" in _exits_2(project, "train", str(cfg))
+    assert not (project / "runs").exists()

@@ -218,7 +218,8 @@ class SegmentTask(ModelOutputs):
         if self._masks is None or self._masks[0] != key:
             paths = image_paths(self.cfg, df, self.cfg.path(self.cfg.competition.image_dir))
             size = self.cfg.data.image_size
-            self._masks = (key, load_masks(self.cfg, df, paths, size, self.columns))
+            masks = load_masks(self.cfg, df, paths, size, self.columns, self.classes)
+            self._masks = (key, masks)
         return self._masks[1]
 
     def create_loss(self, cfg: Config, y_train: np.ndarray) -> nn.Module:
