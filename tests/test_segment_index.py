@@ -478,3 +478,31 @@ def test_a_class_mask_file_of_another_size_or_missing_exits_2(tmp_path: Path) ->
     bad.unlink()
     assert "img_004_green.png not found" in _exits_2(project, "train", str(cfg))
     assert not (project / "runs").exists()
+
+
+def test_a_named_void_class_gets_no_channel_and_its_pixels_are_ignored(tmp_path: Path) -> None:
+    from medalist.config import load_config
+    from medalist.data.index_masks import IGNORE
+    from medalist.data.tables import load_train
+    from medalist.tasks.segment import SegmentTask
+
+    cfg_path = make_index_project(tmp_path / "proj", n_train=4, n_test=1)
+    masks_dir = tmp_path / "proj" / "data" / "masks"
+    raw = {}
+    for path in sorted(masks_dir.glob("*.png")):  # void as value 3, the class named "void"
+        mask = np.asarray(Image.open(path)).copy()
+        raw[path.stem] = mask.copy()
+        mask[mask == VOID] = 3
+        Image.fromarray(mask).save(path)
+    overrides = ["competition.classes=[bg,red,green,void]", "competition.ignore_index=void"]
+    overrides.append("data.image_size=[32,40]")  # the images' own size
+    cfg = load_config(cfg_path, overrides[:2])
+    train = load_train(cfg)
+    task = SegmentTask.from_config(cfg, train)
+    assert (task.classes, task.values, task.void) == (["bg", "red", "green"], [0, 1, 2], 3)
+    assert task.num_outputs == 3
+    got = SegmentTask.from_state(load_config(cfg_path, overrides), task.state()).encode(train)
+    assert any((m == VOID).any() for m in raw.values())
+    for k, i in enumerate(train["id"]):
+        want = np.where(raw[i] == VOID, IGNORE, raw[i])
+        assert np.array_equal(got[k], want), i
