@@ -506,3 +506,15 @@ def test_a_named_void_class_gets_no_channel_and_its_pixels_are_ignored(tmp_path:
     for k, i in enumerate(train["id"]):
         want = np.where(raw[i] == VOID, IGNORE, raw[i])
         assert np.array_equal(got[k], want), i
+
+
+def test_augmentations_that_pad_fill_index_masks_with_void(tmp_path: Path) -> None:
+    task = _index_task(make_index_project(tmp_path / "proj", n_train=2, n_test=1))
+    steps = [{"name": "Affine", "translate_px": {"x": 8, "y": 0}, "p": 1.0}]
+    image = np.zeros((16, 16, 3), np.uint8)
+    mask = np.ones((16, 16), np.uint8)
+    _, out = task.transform_sample(task.create_transform(steps, train=True), image, mask)
+    assert (out[:, :8] == VOID).all() and (out[:, 8:] == 1).all()  # the shifted-in columns
+    kept = [{**steps[0], "fill_mask": 0}]  # a step's own fill_mask stays
+    _, out = task.transform_sample(task.create_transform(kept, train=True), image, mask)
+    assert (out[:, :8] == 0).all()

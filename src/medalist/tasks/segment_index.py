@@ -171,6 +171,22 @@ class IndexSegmentTask(SegmentTask):
     def create_loss(self, cfg: Config, y_train: np.ndarray) -> nn.Module:
         return create_index_loss(cfg)
 
+    def create_transform(self, augment: list[dict[str, Any]], *, train: bool) -> Any:
+        """The configured steps; those that pad (Affine, Rotate...) fill the mask with void,
+        not with class 0, unless the step sets `fill_mask` itself."""
+        import inspect
+
+        import albumentations as A
+
+        from medalist.data.dataset import create_transform
+
+        def void_fill(step: dict[str, Any]) -> dict[str, Any]:
+            cls = getattr(A, str(step.get("name")), None)
+            takes = isinstance(cls, type) and "fill_mask" in inspect.signature(cls).parameters
+            return {**step, "fill_mask": IGNORE} if takes and "fill_mask" not in step else step
+
+        return create_transform([void_fill(s) for s in augment], train=train)
+
     def activate(self, out: torch.Tensor) -> torch.Tensor:
         """Logits (N, K, H, W) to class probabilities (softmax over K), float16."""
         return out.float().softmax(dim=1).to(torch.float16)

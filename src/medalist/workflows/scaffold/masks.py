@@ -82,6 +82,7 @@ def infer_mask_folder(
     if len(values) > MAX_INDEX_VALUES or (small and small[-1] >= 64):
         return  # many values: not class indices (a one-class mask saved with grey edges?)
     found.ok(C + "mask_mode", "index", f"the masks hold class indices {_show(values)}")
+    found.ok(C + "metric", "dice", "index masks: mean Dice per image and class, void left out")
     listed_ints = {v for v in map(_as_int, listed) if v is not None}
     if listed_ints:  # a value the sample's classes don't list (besides 0) is void
         void = sorted(v for v in values if v != 0 and v not in listed_ints)
