@@ -518,3 +518,34 @@ def test_augmentations_that_pad_fill_index_masks_with_void(tmp_path: Path) -> No
     kept = [{**steps[0], "fill_mask": 0}]  # a step's own fill_mask stays
     _, out = task.transform_sample(task.create_transform(kept, train=True), image, mask)
     assert (out[:, :8] == 0).all()
+
+
+@pytest.mark.slow
+def test_class_files_and_joined_ids_train_as_the_long_format_does(tmp_path: Path) -> None:
+    """The same masks in three layouts: the same folds, out-of-fold scores and submission."""
+    from test_segment import make_two_class_project
+
+    makers = {
+        "long": lambda root: make_two_class_project(root, long=True, n_train=16, n_test=3),
+        "files": lambda root: make_class_files_project(root, n_train=16, n_test=3),
+        "joined": lambda root: make_joined_project(root, n_train=16, n_test=3),
+    }
+    oof, subs = {}, {}
+    for name, make in makers.items():
+        cfg = make(tmp_path / name)
+        r = medalist("train", str(cfg), "train.epochs=1", "--name", "r", cwd=tmp_path / name)
+        assert r.returncode == 0, (name, r.stderr[-2000:])
+        r = medalist("predict", "runs/r", cwd=tmp_path / name)
+        assert r.returncode == 0, (name, r.stderr[-2000:])
+        run = tmp_path / name / "runs" / "r"
+        table = pd.read_csv(run / "oof.csv")
+        oof[name] = table.assign(id=table["id"].str.removesuffix(".png"))
+        sub = pd.read_csv(run / "submission.csv", keep_default_na=False)
+        if name == "joined":
+            image, cls = sub[JOINED].str.rpartition("_")[0], sub[JOINED].str.rpartition("_")[2]
+            sub = pd.DataFrame({"id": image.str.removesuffix(".png"), "class": cls})
+            sub["rle"] = pd.read_csv(run / "submission.csv", keep_default_na=False)["EncodedPixels"]
+        subs[name] = sub.sort_values(["id", "class"]).reset_index(drop=True)
+    for name in ("files", "joined"):
+        pd.testing.assert_frame_equal(oof[name], oof["long"], check_exact=True)
+        pd.testing.assert_frame_equal(subs[name], subs["long"], check_exact=True)
