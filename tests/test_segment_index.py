@@ -549,3 +549,25 @@ def test_class_files_and_joined_ids_train_as_the_long_format_does(tmp_path: Path
     for name in ("files", "joined"):
         pd.testing.assert_frame_equal(oof[name], oof["long"], check_exact=True)
         pd.testing.assert_frame_equal(subs[name], subs["long"], check_exact=True)
+
+
+def test_new_leaves_ids_with_an_underscore_whole_when_they_name_the_images(
+    tmp_path: Path,
+) -> None:
+    from test_segment import make_seg_project
+
+    from medalist.config import load_config
+    from medalist.workflows.scaffold import create_project
+
+    make_seg_project(tmp_path / "comp", n_train=8, n_test=2)  # ids img_000 ... img_007
+    data = tmp_path / "comp" / "data"
+    train = pd.read_csv(data / "train.csv")
+    # Ids of patients and slices (case1_1, case1_2, case2_1 ...): suffixes that repeat, but
+    # each whole id is an image file.
+    names = {i: f"case{k // 4}_{k % 4}" for k, i in enumerate(train["id"])}
+    for old, new in names.items():
+        (data / "train" / f"{old}.png").rename(data / "train" / f"{new}.png")
+    train.assign(id=train["id"].map(names)).to_csv(data / "train.csv", index=False)
+    report = create_project(tmp_path / "proj", data)
+    comp = load_config(report.config_path).competition
+    assert comp.id_class_separator is None and comp.class_column is None

@@ -48,7 +48,7 @@ def infer(data_dir: Path) -> Found:
     if _named_like(columns, SEGMENT_NAMES) is not None:  # masks: ids may join image and class
         from medalist.workflows.scaffold.masks import split_joined_ids
 
-        train, sub = split_joined_ids(found, [train, sub], id_col)
+        train, sub = split_joined_ids(found, [train, sub], id_col, data_dir)
         columns = list(train.columns)
     image_col, value_ext = _image_column(found, train, id_col)
     reserved = {id_col, *([image_col] if image_col else [])}

@@ -127,22 +127,40 @@ def _class_suffixes(files: list[Path], ids: list[str]) -> tuple[str, list[str]] 
     return "{id}" + seps.pop() + "{class}" + exts.pop(), sorted(classes)
 
 
+def _file_names(data_dir: Path, limit: int = 20000) -> set[str]:
+    """The names and stems of the files in the data folder and two levels below."""
+    names: set[str] = set()
+    for pattern in ("*", "*/*", "*/*/*"):
+        for path in data_dir.glob(pattern):
+            names.update((path.name, path.stem))
+            if len(names) > limit:
+                return names
+    return names
+
+
 def split_joined_ids(
-    found: Found, frames: list[pd.DataFrame | None], id_col: str
+    found: Found, frames: list[pd.DataFrame | None], id_col: str, data_dir: Path
 ) -> list[pd.DataFrame | None]:
     """Ids that join image and class (`0002cc93b.jpg_1`): the frames with the id column split
-    into the image id and a class column, when the first frame's ids read that way."""
+    into the image id and a class column, when the first frame's ids read that way: a few
+    suffixes, each on several images, and the part before them names an image file while the
+    whole id names none."""
     train = frames[0]
     if train is None or id_col not in train.columns:
         return frames
     values = train[id_col].dropna().astype(str)
     for sep in ("_",):
-        if not values.str.contains(re.escape(sep)).all():
+        if not len(values) or not values.str.contains(re.escape(sep)).all():
             continue
         heads, tails = values.str.rpartition(sep)[0], values.str.rpartition(sep)[2]
         n_tails = tails.nunique()
-        if not 1 < n_tails <= MAX_JOINED_CLASSES or heads.nunique() * 2 > len(values):
-            continue  # each image should have a row per class (or most classes)
+        if not 1 < n_tails <= MAX_JOINED_CLASSES or heads.nunique() < 2:
+            continue
+        if tails.value_counts().min() < 2 or heads.value_counts().mean() < 2:
+            continue  # each class on several images, each image with several classes
+        files = _file_names(data_dir)
+        if not all(h in files for h in heads.head(5)) or any(v in files for v in values.head(5)):
+            continue
         name = id_col.rpartition(sep)[2] if sep in id_col else "class"
         found.ok(C + "id_class_separator", sep, f"the ids join image and class ({values.iloc[0]})")
         found.ok(C + "class_column", name, "the part of the id after the separator")
