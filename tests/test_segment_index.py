@@ -571,3 +571,28 @@ def test_new_leaves_ids_with_an_underscore_whole_when_they_name_the_images(
     report = create_project(tmp_path / "proj", data)
     comp = load_config(report.config_path).competition
     assert comp.id_class_separator is None and comp.class_column is None
+
+
+def test_an_index_submission_fills_a_wide_sample_and_refuses_an_unknown_class(
+    tmp_path: Path,
+) -> None:
+    from medalist.errors import UserError
+
+    cfg = make_index_project(tmp_path / "proj", n_train=2, n_test=2)
+    data = tmp_path / "proj" / "data"
+    ids = pd.Series(["t_000", "t_001"])
+    label = np.zeros((2, 40, 32), dtype=np.int64)
+    label[0, 2:10, 3:7], label[1, 20:30, 10:30] = 2, 1
+    probs = np.eye(3, dtype=np.float16)[label].transpose(0, 3, 1, 2)
+    wide = _index_task(cfg, ["competition.class_column=null", "data.image_size=[40,32]"])
+    sub = wide.format_submission(ids, probs, pd.DataFrame({"id": ids, "2": "", "1": ""}))
+    assert list(sub.columns) == ["id", "2", "1"]  # background (0) not asked for, not written
+    for k, i in enumerate(ids):
+        for c in ("1", "2"):
+            got = decode_by_hand(sub.loc[k, c], 40, 32)
+            assert np.array_equal(got, (label[k] == int(c)).astype(np.uint8)), (i, c)
+    long = _index_task(cfg, ["data.image_size=[40,32]"])
+    sample = pd.read_csv(data / "sample_submission.csv", keep_default_na=False)
+    sample.loc[1, "class"] = 5
+    with pytest.raises(UserError, match="class '5' is none of them"):
+        long.format_submission(ids, probs, sample)
