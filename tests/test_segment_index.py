@@ -6,6 +6,7 @@ file per image and class (`competition.mask_pattern`), and ids that join image a
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -596,3 +597,30 @@ def test_an_index_submission_fills_a_wide_sample_and_refuses_an_unknown_class(
     sample.loc[1, "class"] = 5
     with pytest.raises(UserError, match="class '5' is none of them"):
         long.format_submission(ids, probs, sample)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "says"),
+    [
+        (
+            ["competition.mask_mode=sigmoid", "competition.ignore_index=null"]
+            + ['competition.mask_pattern="{id}.png"'],
+            'e.g. "{id}_{class}.png"',
+        ),
+        (["competition.mask_pattern={id}_{class}.png"], "index masks hold every class"),
+        (
+            ["competition.id_class_separator=_", "competition.class_column=null"],
+            "set competition.class_column too",
+        ),
+        (["competition.mask_mode=sigmoid"], "is for competition.mask_mode: index"),
+    ],
+)
+def test_layout_keys_that_cannot_work_together_are_config_errors(
+    tmp_path: Path, overrides: list[str], says: str
+) -> None:
+    from medalist.config import load_config
+    from medalist.errors import UserError
+
+    cfg = make_index_project(tmp_path / "proj", n_train=2, n_test=1)
+    with pytest.raises(UserError, match=re.escape(says)):
+        load_config(cfg, overrides)

@@ -128,8 +128,8 @@ class Competition(Section):
     def _separator(cls, sep: str | None, info: ValidationInfo) -> str | None:
         if sep is not None and info.data.get("class_column") is None:
             raise ValueError(
-                "set competition.class_column too: the name of the class column the split "
-                "gives (e.g. ClassId)"
+                "set competition.class_column too: it names the class column that splitting "
+                "the ids gives"
             )
         return sep
 
