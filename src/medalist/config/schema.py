@@ -71,6 +71,15 @@ class Competition(Section):
     class_column: str | None = None  # several classes: one row per image and class (long format)
     mask_ext: str = ".png"
     rle_order: Literal["column", "row"] = "column"  # pixels counted down columns, or along rows
+    # sigmoid: a sigmoid per class (classes may overlap); index: mask PNGs hold class indices
+    # (mutually exclusive classes, softmax), with `ignore_index` the void pixels' value (or the
+    # void class's name in `classes`), left out of the loss and the metric.
+    mask_mode: Literal["sigmoid", "index"] = "sigmoid"
+    ignore_index: int | str | None = None
+    # A mask file per image and class in mask_dir, e.g. "{id}_{class}.png" (sigmoid per class).
+    mask_pattern: str | None = None
+    # Ids that join image and class in one column (Severstal's ImageId_ClassId: "_").
+    id_class_separator: str | None = Field(None, min_length=1)
     metric: str = "accuracy"
     metric_direction: Literal["maximize", "minimize"] | None = None
     # Detection (docs/detect.md): a box table, one row per box, or COCO JSON (`annotations`).
@@ -82,6 +91,47 @@ class Competition(Section):
     clip_boxes: bool = False  # clip boxes that cross the image border instead of refusing
     prediction_format: str | None = None  # one box of the submission; None: by class count
     empty_prediction: str = ""  # the submission text of an image without a box
+
+    @field_validator("mask_mode")
+    @classmethod
+    def _index_needs_files(cls, mode: str, info: ValidationInfo) -> str:
+        if mode == "index" and info.data.get("mask_dir") is None:
+            raise ValueError("index masks are PNG files: set competition.mask_dir too")
+        return mode
+
+    @field_validator("ignore_index")
+    @classmethod
+    def _ignore_for_index(cls, value: int | str | None, info: ValidationInfo) -> Any:
+        if value is None:
+            return value
+        if info.data.get("mask_mode") != "index":
+            raise ValueError("an ignored pixel value is for competition.mask_mode: index")
+        if isinstance(value, int) and not 0 <= value <= 255:
+            raise ValueError("give the void pixels' value (0 to 255) or the void class's name")
+        return value
+
+    @field_validator("mask_pattern")
+    @classmethod
+    def _pattern(cls, pattern: str | None, info: ValidationInfo) -> str | None:
+        if pattern is None:
+            return pattern
+        if info.data.get("mask_dir") is None:
+            raise ValueError("a mask file pattern needs competition.mask_dir (the folder)")
+        if info.data.get("mask_mode") == "index":
+            raise ValueError("index masks hold every class in one file: drop mask_pattern")
+        if "{id}" not in pattern or "{class}" not in pattern:
+            raise ValueError('name both the image and the class, e.g. "{id}_{class}.png"')
+        return pattern
+
+    @field_validator("id_class_separator")
+    @classmethod
+    def _separator(cls, sep: str | None, info: ValidationInfo) -> str | None:
+        if sep is not None and info.data.get("class_column") is None:
+            raise ValueError(
+                "set competition.class_column too: it names the class column that splitting "
+                "the ids gives"
+            )
+        return sep
 
 
 class CV(Section):
@@ -188,7 +238,7 @@ class Train(Section):
     label_smoothing: float = Field(0.0, ge=0.0, lt=1.0)
     loss: Literal[
         "auto", "ce", "focal", "weighted_ce", "bce", "mse",
-        "bce_dice", "dice", "lovasz", "tversky", "jaccard",
+        "bce_dice", "ce_dice", "dice", "lovasz", "tversky", "jaccard",
     ] = "auto"  # fmt: skip
     focal_gamma: float = Field(2.0, ge=0.0)
     tversky_alpha: float = Field(0.5, ge=0.0, le=1.0)  # weight of false positives

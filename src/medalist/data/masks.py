@@ -29,6 +29,43 @@ def mask_paths(cfg: Config, image_paths: list[Path]) -> list[Path]:
     return [folder / (p.stem + cfg.competition.mask_ext) for p in image_paths]
 
 
+def class_mask_paths(cfg: Config, image_paths: list[Path], cls: str) -> list[Path]:
+    """The mask file of each image for one class (`competition.mask_pattern`)."""
+    folder, pattern = cfg.path(cfg.competition.mask_dir), cfg.competition.mask_pattern
+    return [folder / pattern.replace("{id}", p.stem).replace("{class}", cls) for p in image_paths]
+
+
+def pattern_classes(cfg: Config, train: pd.DataFrame | None) -> list[str]:
+    """The classes of a mask file per image and class: `competition.classes`, else the class
+    parts of the folder's file names whose image part is a training image."""
+    import re
+
+    from medalist.data.tables import image_paths
+
+    comp = cfg.competition
+    if comp.classes is not None or train is None:
+        return [str(c) for c in comp.classes or []]
+    stems = {p.stem for p in image_paths(cfg, train, cfg.path(comp.image_dir))}
+    parts = re.escape(comp.mask_pattern).split(re.escape("{class}"))
+    found: set[str] = set()
+    folder = cfg.path(comp.mask_dir)
+    for lazy in (True, False):  # an id or a class may hold the separator: try both splits
+        where = "(?P<id>.+?)" if lazy else "(?P<id>.+)"
+        rx = re.compile("(?P<class>.+)".join(parts).replace(re.escape("{id}"), where) + "$")
+        for path in folder.iterdir() if folder.is_dir() else []:
+            m = rx.match(path.name)
+            if m and m["id"] in stems:
+                found.add(m["class"])
+        if found:
+            break
+    if not found:
+        raise UserError(
+            f"no file in {folder} matches competition.mask_pattern {comp.mask_pattern!r} for "
+            "a training image: fix the pattern, or list the classes in competition.classes"
+        )
+    return sorted(found)
+
+
 def read_mask_file(path: Path) -> np.ndarray:
     from medalist.data.images import open_image
 
@@ -66,6 +103,8 @@ def mask_layout(cfg: Config, train: pd.DataFrame | None = None) -> tuple[list[st
     from medalist.data.tables import mask_column
 
     comp = cfg.competition
+    if comp.mask_dir is not None and comp.mask_pattern is not None:  # a file per image and class
+        return pattern_classes(cfg, train), []
     if comp.mask_dir is not None:
         return ["mask"], []
     if comp.class_column is not None:
@@ -78,12 +117,19 @@ def mask_layout(cfg: Config, train: pd.DataFrame | None = None) -> tuple[list[st
 
 
 def load_masks(
-    cfg: Config, df: pd.DataFrame, image_paths: list[Path], size: Size, columns: list[str]
+    cfg: Config,
+    df: pd.DataFrame,
+    image_paths: list[Path],
+    size: Size,
+    columns: list[str],
+    classes: list[str] | None = None,
 ) -> np.ndarray:
     """The table's masks at `size`: (n, H, W) for one class, (n, classes, H, W) for several,
-    from mask files or run-length text."""
+    from mask files (`classes`: those of a file per image and class) or run-length text."""
     from medalist.console import progress
 
+    if cfg.competition.mask_pattern is not None:
+        return _load_class_files(cfg, image_paths, size, classes or classes_of(cfg, df))
     if cfg.competition.mask_dir is not None:
         out = np.zeros((len(df), *height_width(size)), dtype=np.uint8)
         files = mask_paths(cfg, image_paths)
@@ -113,10 +159,42 @@ def load_masks(
     return out[:, 0] if len(columns) == 1 else out
 
 
+def classes_of(cfg: Config, df: pd.DataFrame) -> list[str]:
+    return mask_layout(cfg, df)[0]
+
+
+def _load_class_files(
+    cfg: Config, image_paths: list[Path], size: Size, classes: list[str]
+) -> np.ndarray:
+    """(n, classes, H, W) masks from a file per image and class (non-zero pixels are the
+    class); (n, H, W) for one class."""
+    from medalist.console import progress
+    from medalist.data.index_masks import check_mask_size
+
+    out = np.zeros((len(image_paths), len(classes), *height_width(size)), dtype=np.uint8)
+    with progress("reading masks", len(image_paths) * len(classes)) as advance:
+        for j, cls in enumerate(classes):
+            for i, path in enumerate(class_mask_paths(cfg, image_paths, str(cls))):
+                mask = read_mask_file(path)
+                check_mask_size(path, mask.shape, image_paths[i])
+                out[i, j] = _resize_mask(mask, size)
+                advance(1)
+    return out[:, 0] if len(classes) == 1 else out
+
+
 def mask_strata(cfg: Config, train: pd.DataFrame, image_paths: list[Path]) -> pd.Series:
     """What stratified folds balance for masks: empty or not, then quartiles of the area (all
     classes together)."""
-    if cfg.competition.mask_dir is not None:
+    if cfg.competition.mask_mode == "index":  # any class but the first (background), not void
+        from medalist.data.index_masks import foreground_area
+
+        area = pd.Series([foreground_area(cfg, p) for p in mask_paths(cfg, image_paths)])
+    elif cfg.competition.mask_pattern is not None:  # all classes together
+        area = pd.Series(np.zeros(len(train)))
+        for cls in classes_of(cfg, train):
+            files = class_mask_paths(cfg, image_paths, cls)
+            area += pd.Series([int(read_mask_file(p).sum()) for p in files])
+    elif cfg.competition.mask_dir is not None:
         area = pd.Series([int(read_mask_file(p).sum()) for p in mask_paths(cfg, image_paths)])
     else:
         columns = mask_layout(cfg, train)[1]

@@ -76,6 +76,10 @@ def load_train(cfg: Config) -> pd.DataFrame:
             )
     df = read_csv(path, "train table", "competition.train_csv")
     _require_columns(df, [comp.id_column], path, "competition.id_column")
+    if comp.id_class_separator is not None:  # ids that join image and class
+        from medalist.data.joined_ids import split_ids
+
+        df = split_ids(cfg, df, path)
     if comp.groups_csv is not None:
         df = _join_groups(df, cfg)
     _require_columns(df, cfg.target_columns, path, "competition.target_column")
@@ -85,8 +89,8 @@ def load_train(cfg: Config) -> pd.DataFrame:
         _require_columns(df, [comp.image_column], path, "competition.image_column")
     if df.empty:
         raise UserError(f"{path}: the table has no rows")
-    if comp.task == "segment" and comp.class_column is not None:
-        df = pivot_masks(cfg, df, path)
+    if comp.task == "segment" and comp.class_column is not None and comp.mask_dir is None:
+        df = pivot_masks(cfg, df, path)  # (with a mask folder the sample has the class rows)
     check_sequence_columns(cfg, df, path)
     _check_unique_ids(df, comp.id_column, path)
     # An empty run-length cell is an image without the object, not a missing target.
@@ -229,7 +233,7 @@ def load_sample_submission(cfg: Config) -> pd.DataFrame | None:
     path = cfg.path(comp.sample_submission)
     df = read_csv(path, "sample submission", "competition.sample_submission")
     _require_columns(df, [comp.id_column], path, "competition.id_column")
-    if comp.task == "segment" and comp.class_column is not None:
+    if comp.task == "segment" and comp.class_column is not None and not comp.id_class_separator:
         # Long format: one row per test image and class.
         _require_columns(df, [comp.class_column], path, "competition.class_column")
         pairs = df[comp.id_column].astype(str) + " / " + df[comp.class_column].astype(str)
@@ -249,7 +253,10 @@ def load_test(cfg: Config, sample: pd.DataFrame | None) -> pd.DataFrame | None:
         _check_unique_ids(df, comp.id_column, path)
         return df.reset_index(drop=True)
     if sample is not None:  # (in the long format an image has a row per class)
-        return sample[[comp.id_column]].drop_duplicates().reset_index(drop=True)
+        from medalist.data.joined_ids import split_ids
+
+        ids = split_ids(cfg, sample, cfg.path(comp.sample_submission))[[comp.id_column]]
+        return ids.drop_duplicates().reset_index(drop=True)
     return None
 
 

@@ -115,6 +115,10 @@ class SegmentTask(ModelOutputs):
 
     @classmethod
     def from_config(cls, cfg: Config, train: pd.DataFrame) -> SegmentTask:
+        if cfg.competition.mask_mode == "index":  # one class per pixel: softmax
+            from medalist.tasks.segment_index import IndexSegmentTask
+
+            return IndexSegmentTask.from_config(cfg, train)
         metric = competition_metric(cfg)
         if metric.name not in MASK_METRICS:
             raise UserError(
@@ -139,6 +143,10 @@ class SegmentTask(ModelOutputs):
 
     @classmethod
     def from_state(cls, cfg: Config, state: dict[str, Any]) -> SegmentTask:
+        if state.get("kind") == "index":
+            from medalist.tasks.segment_index import IndexSegmentTask
+
+            return IndexSegmentTask.from_state(cfg, state)
         classes, columns = mask_layout(cfg)
         classes = list(state.get("classes") or classes)
         thresholds = state.get("thresholds") or [float(state.get("threshold", 0.5))]
@@ -210,7 +218,8 @@ class SegmentTask(ModelOutputs):
         if self._masks is None or self._masks[0] != key:
             paths = image_paths(self.cfg, df, self.cfg.path(self.cfg.competition.image_dir))
             size = self.cfg.data.image_size
-            self._masks = (key, load_masks(self.cfg, df, paths, size, self.columns))
+            masks = load_masks(self.cfg, df, paths, size, self.columns, self.classes)
+            self._masks = (key, masks)
         return self._masks[1]
 
     def create_loss(self, cfg: Config, y_train: np.ndarray) -> nn.Module:
@@ -373,6 +382,13 @@ class SegmentTask(ModelOutputs):
     def check_rows(self, y: np.ndarray, n: int, seed: int) -> np.ndarray:
         return np.random.default_rng(seed).permutation(len(y))[:n]
 
+    def drawn_masks(self, truth: np.ndarray, prob: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(true, predicted) pixels of an image as the error analysis draws them: any class."""
+        truth, pred = truth > 0, np.asarray(prob) >= 0.5
+        if pred.ndim == 3:  # several classes: drawn together
+            truth, pred = truth.any(axis=0), pred.any(axis=0)
+        return truth, pred
+
     def describe_target(self, target: Any) -> str:
         return f"mask {float(np.asarray(target).mean()):.0%}"
 
@@ -413,6 +429,7 @@ class SegmentTask(ModelOutputs):
         (`competition.class_column`, long)."""
         import cv2
 
+        from medalist.data.joined_ids import join_ids, split_ids
         from medalist.data.tables import image_paths
         from medalist.tasks import segment_postprocess as postprocess
 
@@ -429,7 +446,10 @@ class SegmentTask(ModelOutputs):
                 )
                 prob = cv2.resize(mask.astype(np.float32), (w, h), interpolation=cv2.INTER_LINEAR)
                 texts[(i, str(name))] = rle_encode(prob >= self.thresholds[j], comp.rle_order)
-        sub = self._fill(sample, texts, set(ids.astype(str)))
+        sub = self._fill(
+            split_ids(cfg, sample, comp.sample_submission), texts, set(ids.astype(str))
+        )
+        sub = join_ids(cfg, sub, sample)  # ids that join image and class, as the sample's
         self.check_submission(sub, sample)
         return sub
 

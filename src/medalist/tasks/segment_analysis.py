@@ -45,10 +45,8 @@ def mask_error_analysis(task: SegmentTask, page: AnalysisPage) -> None:
         else:
             grey = load_resized(path, size, 3).astype(np.float32).mean(axis=2) * 0.6
             rgb = np.repeat(grey[:, :, None], 3, axis=2)
-            truth = train_masks.get(i, np.zeros(cfg.data.height_width, np.uint8)) > 0
-            pred = np.asarray(masks[fold][rows[(fold, i)]]) >= threshold
-            if pred.ndim == 3:  # several classes: drawn together
-                truth, pred = truth.any(axis=0), pred.any(axis=0)
+            truth = train_masks.get(i, np.zeros(cfg.data.height_width, np.uint8))
+            truth, pred = task.drawn_masks(truth, masks[fold][rows[(fold, i)]])
             color = np.zeros_like(rgb)
             color[truth, 1], color[pred, 0] = 255, 255
             drawn = truth | pred

@@ -32,6 +32,12 @@ SEGMENT_LOSSES = ("auto", "bce_dice", "bce", "dice", "focal", "lovasz", "tversky
 
 
 def check_loss(cfg: Config) -> None:
+    if cfg.train.loss == "ce_dice":
+        raise UserError(
+            "train.loss = 'ce_dice' is for one class per pixel (softmax over index masks, "
+            "competition.mask_mode: index); these masks have a sigmoid per class: use one of "
+            f"{', '.join(SEGMENT_LOSSES)} (auto = bce_dice)"
+        )
     if cfg.train.loss not in SEGMENT_LOSSES:
         raise UserError(
             f"train.loss = {cfg.train.loss!r} does not fit masks; use one of "

@@ -45,6 +45,11 @@ def infer(data_dir: Path) -> Found:
     train, test, sub = _read_tables(found, data_dir)
     columns = list(train.columns)
     id_col = _id_column(found, columns, sub)
+    if _named_like(columns, SEGMENT_NAMES) is not None:  # masks: ids may join image and class
+        from medalist.workflows.scaffold.masks import split_joined_ids
+
+        train, sub = split_joined_ids(found, [train, sub], id_col, data_dir)
+        columns = list(train.columns)
     image_col, value_ext = _image_column(found, train, id_col)
     reserved = {id_col, *([image_col] if image_col else [])}
     targets, classes = _target_columns(found, train, sub, reserved)
@@ -54,7 +59,7 @@ def infer(data_dir: Path) -> Found:
     if classes is None:
         found.ok(C + "classes", None)
     _target_type(found, train, targets, group_col)
-    _task(found, data_dir, train, id_col, group_col)
+    _task(found, data_dir, train, id_col, group_col, sub)
     infer_images(found, data_dir, train, test, sub, id_col, image_col, value_ext)
     if found.values.get(C + "task") == "segment" and found.values.get("data.image_size", 32) < 32:
         found.ok("data.image_size", 32, "a U-Net takes multiples of 32")
@@ -279,7 +284,12 @@ def _target_type(
 
 
 def _task(
-    found: Found, data_dir: Path, train: pd.DataFrame, id_col: str, group_col: str | None
+    found: Found,
+    data_dir: Path,
+    train: pd.DataFrame,
+    id_col: str,
+    group_col: str | None,
+    sub: pd.DataFrame | None = None,
 ) -> None:
     """The task: classification unless the table looks like masks or boxes."""
     columns = list(train.columns)
@@ -287,7 +297,7 @@ def _task(
     mask_dir = next((d for d in MASK_DIRS if (data_dir / d).is_dir()), None)
     det_col = _named_like(columns, DETECT_NAMES)
     if seg_col or mask_dir:
-        _segment(found, data_dir, train, id_col, group_col, seg_col, mask_dir)
+        _segment(found, data_dir, train, id_col, group_col, seg_col, mask_dir, sub)
     elif det_col or train[id_col].duplicated().any():
         from medalist.workflows.scaffold.detect import infer_detect
 
@@ -304,8 +314,10 @@ def _segment(
     group_col: str | None,
     seg_col: str | None,
     mask_dir: str | None,
+    sub: pd.DataFrame | None = None,
 ) -> None:
-    """Masks: a folder of mask files, or a run-length column (a row per image and class)."""
+    """Masks: a folder of mask files (one class, index masks, or a file per image and
+    class), or a run-length column (a row per image and class)."""
     what = f"column {seg_col!r}" if seg_col else f"folder {mask_dir}/"
     found.ok(C + "task", "segment", f"masks: {what}")
     found.ok(C + "target_type", "auto", "not used for masks")
@@ -315,6 +327,9 @@ def _segment(
         found.ok(C + "mask_dir", rel(data_dir / mask_dir, data_dir), "a folder of masks")
         unused = found.values.get(C + "target_column", "label")
         found.ok(C + "target_column", unused, "not used: the masks are files")
+        from medalist.workflows.scaffold.masks import infer_mask_folder
+
+        infer_mask_folder(found, data_dir / mask_dir, train, sub, id_col, CLASS_NAMES)
         return
     found.ok(C + "target_column", seg_col, "run-length masks")
     if train[id_col].duplicated().any():  # a row per image and class

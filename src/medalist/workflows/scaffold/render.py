@@ -25,6 +25,7 @@ KEY_ORDER = (
             "task", "target_type", "train_csv", "test_csv", "image_dir", "test_image_dir",
             "sample_submission", "id_column", "image_column", "image_ext", "target_column",
             "classes", "group_column", "metric", "mask_dir", "rle_order", "class_column",
+            "mask_mode", "ignore_index", "mask_pattern", "id_class_separator",
             "box_format", "box_normalized",
         )
     ),
@@ -147,6 +148,16 @@ def render_config(found: Found, name: str, prefix: str) -> str:
                 line(c + "mask_dir", None, "# masks named like the images; null: RLE column"),
                 line(c + "rle_order", "column", "# column | row: how the RLE counts pixels"),
                 line(c + "class_column", None, "# several classes: a row per image and class"),
+                line(c + "mask_mode", "sigmoid", "# sigmoid: one per class | index: class PNGs"),
+                *(
+                    line(c + key, None, comment)
+                    for key, comment in (
+                        ("ignore_index", "# the void pixels' value, left out"),
+                        ("mask_pattern", "# a mask file per image and class"),
+                        ("id_class_separator", "# the ids join image and class"),
+                    )
+                    if c + key in found.values
+                ),
             ]
             if found.values.get(c + "task") == "segment"
             else []

@@ -1,0 +1,329 @@
+"""Segmentation with mutually exclusive classes (`competition.mask_mode: index`): mask PNGs of
+class indices, a softmax over the K classes, cross-entropy + Dice (multiclass) with the void
+pixels (`competition.ignore_index`) left out, and Dice or IoU per image and class, void left
+out too.
+
+Targets are (n, H, W) channel indices (void = `IGNORE`); predictions are the softmax's (n, K,
+H, W) class probabilities as float16 (what `fold_<k>/oof_masks.npy` holds: folds, seeds, TTA
+views and runs average them as probabilities). The predicted class of a pixel is the argmax,
+so there is no threshold to fit. The submission has a run-length mask per image and class, in
+the sample's long (`competition.class_column`) or wide (a column per class) layout; the sample
+may list a subset of the classes (background is rarely submitted).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from medalist.config.schema import Config
+from medalist.data.index_masks import IGNORE, IndexLayout, index_layout, load_index_masks
+from medalist.data.masks import mask_paths
+from medalist.data.rle import rle_encode
+from medalist.errors import UserError
+from medalist.tasks.base import AnalysisPage
+from medalist.tasks.classify import competition_metric
+from medalist.tasks.segment import MASK_METRICS, SegmentTask, check_input_size
+
+INDEX_LOSSES = ("auto", "ce_dice", "dice", "focal", "lovasz", "tversky", "jaccard")
+
+
+def index_scores(y: np.ndarray, probs: np.ndarray, classes: int, kind: str = "dice") -> np.ndarray:
+    """(n, K) Dice or IoU of each image and class between the true indices `y` (n, H, W) and
+    the argmax of `probs` (n, K, H, W); void pixels (IGNORE) count for neither; a class absent
+    from both scores 1."""
+    out = np.empty((len(y), classes), dtype=np.float64)
+    for start in range(0, len(y), 64):  # chunks bound the copies' memory
+        t = y[start : start + 64].reshape(len(y[start : start + 64]), -1)
+        p = np.asarray(probs[start : start + len(t)]).reshape(len(t), classes, -1).argmax(axis=1)
+        p = np.where(t == IGNORE, IGNORE, p)  # the prediction on a void pixel is not scored
+        for k in range(classes):
+            a, b = t == k, p == k
+            inter = np.logical_and(a, b).sum(axis=1).astype(np.float64)
+            sums = a.sum(axis=1) + b.sum(axis=1).astype(np.float64)
+            if kind == "dice":
+                s = np.where(sums > 0, 2 * inter / np.maximum(sums, 1), 1.0)
+            else:
+                union = sums - inter
+                s = np.where(union > 0, inter / np.maximum(union, 1), 1.0)
+            out[start : start + len(t), k] = s
+    return out
+
+
+class IndexMaskLoss(nn.Module):
+    """Cross-entropy (torch's) plus an smp loss in multiclass mode, void pixels ignored by
+    both; either part may be absent."""
+
+    def __init__(self, loss: nn.Module | None, with_ce: bool) -> None:
+        super().__init__()
+        self.loss = loss
+        self.ce = nn.CrossEntropyLoss(ignore_index=IGNORE) if with_ce else None
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        target = target.long()
+        total = self.ce(logits, target) if self.ce is not None else 0.0
+        return total + (self.loss(logits, target) if self.loss is not None else 0.0)
+
+
+def check_index_loss(cfg: Config) -> None:
+    if cfg.train.loss not in INDEX_LOSSES:
+        raise UserError(
+            f"train.loss = {cfg.train.loss!r} does not fit index masks (one class per pixel, "
+            f"softmax); use one of {', '.join(INDEX_LOSSES)} (auto = ce_dice)"
+        )
+
+
+def create_index_loss(cfg: Config) -> nn.Module:
+    """Cross-entropy + Dice (multiclass) by default, or smp's Dice, focal, Lovasz, Tversky or
+    Jaccard loss in multiclass mode, each ignoring the void pixels."""
+    from segmentation_models_pytorch import losses
+
+    name, t = cfg.train.loss, cfg.train
+    kw = {"mode": "multiclass", "ignore_index": IGNORE}
+    if name in ("auto", "ce_dice"):
+        return IndexMaskLoss(losses.DiceLoss(from_logits=True, **kw), with_ce=True)
+    made = {
+        "dice": lambda: losses.DiceLoss(from_logits=True, **kw),
+        "focal": lambda: losses.FocalLoss(gamma=t.focal_gamma, **kw),
+        "lovasz": lambda: losses.LovaszLoss(from_logits=True, **kw),
+        "tversky": lambda: losses.TverskyLoss(
+            from_logits=True, alpha=t.tversky_alpha, beta=t.tversky_beta, **kw
+        ),
+        "jaccard": lambda: losses.JaccardLoss(from_logits=True, **kw),
+    }[name]()
+    return IndexMaskLoss(made, with_ce=False)
+
+
+@dataclass
+class IndexSegmentTask(SegmentTask):
+    """Segmentation with one class per pixel: index masks, softmax over the classes."""
+
+    values: list[int] = field(default_factory=list)  # channel j's pixel value
+    void: int | None = None
+    kind: str = "index"
+
+    @property
+    def layout(self) -> IndexLayout:
+        return IndexLayout(list(map(str, self.classes)), list(self.values), self.void)
+
+    @classmethod
+    def from_config(cls, cfg: Config, train: pd.DataFrame) -> IndexSegmentTask:
+        from medalist.data.tables import image_paths
+
+        metric = competition_metric(cfg)
+        if metric.name not in MASK_METRICS:
+            raise UserError(
+                f"competition.metric = {cfg.competition.metric!r}: segmentation scores masks; "
+                f"use {' or '.join(MASK_METRICS)}"
+            )
+        check_input_size(cfg)
+        check_index_loss(cfg)
+        paths = image_paths(cfg, train, cfg.path(cfg.competition.image_dir))
+        found = index_layout(cfg, mask_paths(cfg, paths))
+        return cls(
+            cfg, metric, cfg.competition.id_column, found.classes, values=found.values,
+            void=found.void,
+        )  # fmt: skip
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind,
+            "classes": self.classes,
+            "values": self.values,
+            "void": self.void,
+        }
+
+    @classmethod
+    def from_state(cls, cfg: Config, state: dict[str, Any]) -> IndexSegmentTask:
+        return cls(
+            cfg,
+            competition_metric(cfg),
+            cfg.competition.id_column,
+            list(state["classes"]),
+            values=[int(v) for v in state["values"]],
+            void=state.get("void"),
+        )
+
+    @property
+    def single(self) -> bool:
+        return False
+
+    def encode(self, df: pd.DataFrame) -> np.ndarray:
+        """The training masks as channel indices at `data.image_size` (void = IGNORE)."""
+        from medalist.data.tables import image_paths
+
+        key = tuple(df[self.id_column].astype(str))
+        if self._masks is None or self._masks[0] != key:
+            paths = image_paths(self.cfg, df, self.cfg.path(self.cfg.competition.image_dir))
+            masks = load_index_masks(
+                self.cfg, mask_paths(self.cfg, paths), paths, self.cfg.data.image_size,
+                self.layout,
+            )  # fmt: skip
+            self._masks = (key, masks)
+        return self._masks[1]
+
+    def create_loss(self, cfg: Config, y_train: np.ndarray) -> nn.Module:
+        return create_index_loss(cfg)
+
+    def create_transform(self, augment: list[dict[str, Any]], *, train: bool) -> Any:
+        """The configured steps; those that pad (Affine, Rotate...) fill the mask with void,
+        not with class 0, unless the step sets `fill_mask` itself."""
+        import inspect
+
+        import albumentations as A
+
+        from medalist.data.dataset import create_transform
+
+        def void_fill(step: dict[str, Any]) -> dict[str, Any]:
+            cls = getattr(A, str(step.get("name")), None)
+            takes = isinstance(cls, type) and "fill_mask" in inspect.signature(cls).parameters
+            return {**step, "fill_mask": IGNORE} if takes and "fill_mask" not in step else step
+
+        return create_transform([void_fill(s) for s in augment], train=train)
+
+    def activate(self, out: torch.Tensor) -> torch.Tensor:
+        """Logits (N, K, H, W) to class probabilities (softmax over K), float16."""
+        return out.float().softmax(dim=1).to(torch.float16)
+
+    def _kind(self) -> str:
+        return "iou" if self.metric.name == "iou" else "dice"
+
+    def score(self, y_true: np.ndarray, preds: np.ndarray) -> float:
+        """The mean Dice (or IoU) over image-class pairs, void pixels left out."""
+        return float(index_scores(y_true, preds, len(self.classes), self._kind()).mean())
+
+    def _table_columns(self, y: np.ndarray, preds: np.ndarray) -> dict[str, np.ndarray]:
+        """Per class: the true and predicted area (fractions of the image's scored pixels)
+        and the score; the image's score (the mean over classes) last."""
+        n, c = len(y), len(self.classes)
+        scores = index_scores(y, preds, c, self._kind())
+        flat = y.reshape(n, -1)
+        valid = np.maximum((flat != IGNORE).sum(axis=1), 1)
+        pred = np.asarray(preds).reshape(n, c, -1).argmax(axis=1)
+        pred = np.where(flat == IGNORE, IGNORE, pred)
+        out: dict[str, np.ndarray] = {}
+        for j, name in enumerate(self.classes):
+            out[f"target_area_{name}"] = (flat == j).sum(axis=1) / valid
+            out[f"pred_area_{name}"] = (pred == j).sum(axis=1) / valid
+            out[f"{self.metric.name}_{name}"] = scores[:, j]
+        out[self.metric.name] = scores.mean(axis=1)
+        return out
+
+    def fit_postprocess(
+        self, y: np.ndarray, preds: np.ndarray, folds: np.ndarray | None = None
+    ) -> dict[str, Any]:
+        """The pooled OOF score and each class's; the argmax needs no threshold."""
+        scores = index_scores(y, preds, len(self.classes), self._kind())
+        per_class = dict(zip(map(str, self.classes), scores.mean(axis=0).tolist(), strict=True))
+        return {"oof": float(scores.mean()), f"oof_{self.metric.name}_per_class": per_class}
+
+    def drawn_masks(self, truth: np.ndarray, prob: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Where the truth and the argmax are a class other than the first (background)."""
+        pred = np.asarray(prob).argmax(axis=0)
+        return (truth > 0) & (truth != IGNORE), (pred > 0) & (truth != IGNORE)
+
+    def describe_target(self, target: Any) -> str:
+        t = np.asarray(target)
+        return f"{len(set(np.unique(t).tolist()) - {IGNORE})} classes"
+
+    def draw_target(self, picture: np.ndarray, target: Any) -> np.ndarray:
+        """The pixels of any class but the first (background) drawn in red."""
+        on = (np.asarray(target) > 0) & (np.asarray(target) != IGNORE)
+        return super().draw_target(picture, on.astype(np.uint8))
+
+    def error_analysis(self, page: AnalysisPage) -> None:
+        """The lowest-scoring images (drawn), and `analysis/per_class.csv`: each class's mean
+        score, the share of images that hold it and its share of the scored pixels."""
+        from medalist.tasks.segment_analysis import mask_error_analysis
+
+        mask_error_analysis(self, page)
+        oof, metric = page.oof, self.metric.name
+        rows = [
+            {
+                "class": name,
+                metric: float(oof[f"{metric}_{name}"].mean()),
+                "images_with_class": float((oof[f"target_area_{name}"] > 0).mean()),
+                "pixel_share": float(oof[f"target_area_{name}"].mean()),
+            }
+            for name in map(str, self.classes)
+        ]
+        page.table("per_class.csv", pd.DataFrame(rows))
+
+    def find_label_issues(self, run_dir: Path, cfg: Config, filter_by: str, rank_by: str) -> Any:
+        raise UserError(
+            "medalist labels does not rank index masks yet: it works on runs with "
+            "competition.mask_mode: sigmoid"
+        )
+
+    def format_submission(
+        self, ids: pd.Series, preds: np.ndarray, sample: pd.DataFrame
+    ) -> pd.DataFrame:
+        """The class probabilities resized to each test image's own size (linear), the argmax,
+        and a run-length mask per image and class in the sample's rows and columns."""
+        import cv2
+
+        from medalist.data.images import image_size
+        from medalist.data.joined_ids import join_ids, split_ids
+        from medalist.data.tables import image_paths
+
+        cfg, comp = self.cfg, self.cfg.competition
+        frame = pd.DataFrame({self.id_column: ids.to_numpy()})
+        paths = image_paths(cfg, frame, cfg.path(comp.test_image_dir))
+        texts: dict[tuple[str, str], str] = {}
+        for i, p, path in zip(ids.astype(str), preds, paths, strict=True):
+            w, h = image_size(path)
+            planes = np.asarray(p, dtype=np.float32).transpose(1, 2, 0)  # (H, W, K)
+            big = cv2.resize(planes, (w, h), interpolation=cv2.INTER_LINEAR)
+            label = big.reshape(h, w, -1).argmax(axis=2)
+            for j, name in enumerate(self.classes):
+                texts[(i, str(name))] = rle_encode(label == j, comp.rle_order)
+        split = split_ids(cfg, sample, comp.sample_submission)
+        sub = join_ids(cfg, fill_index_submission(self, split, texts, set(ids.astype(str))), sample)
+        self.check_submission(sub, sample)
+        return sub
+
+
+def fill_index_submission(
+    task: IndexSegmentTask, sample: pd.DataFrame, texts: dict, known: set[str]
+) -> pd.DataFrame:
+    """The sample with its mask cells filled: long (a row per image and class) or wide (a
+    column per class); the sample may list a subset of the classes."""
+    comp, where = task.cfg.competition, task.cfg.competition.sample_submission
+    sub = sample.copy()
+    image = sample[task.id_column].astype(str)
+    missing = ~image.isin(known)
+    if missing.any():
+        first = sample[task.id_column][missing].iloc[0]
+        raise UserError(f"sample_submission id {first!r} is not among the test images")
+    names = [str(c) for c in task.classes]
+    if comp.class_column is not None:
+        cls = sample[comp.class_column].astype(str)
+        rest = [c for c in sample.columns if c not in (task.id_column, comp.class_column)]
+        unknown = ~cls.isin(names)
+        if len(rest) != 1 or unknown.any():
+            shown = cls[unknown].iloc[0] if unknown.any() else None
+            raise UserError(
+                f"{where}: a long-format segmentation submission has the id, "
+                f"{comp.class_column!r} (one of {', '.join(names)}) and one mask column"
+                + (f"; class {shown!r} is none of them" if shown is not None else "")
+                + "; fix competition.classes or the sample"
+            )
+        sub[rest[0]] = [texts[(i, c)] for i, c in zip(image, cls, strict=True)]
+        return sub
+    rest = [c for c in sample.columns if c != task.id_column]
+    unknown = [c for c in rest if c not in names]
+    if not rest or unknown:
+        raise UserError(
+            f"{where}: its columns {rest} are not mask columns of the classes "
+            f"({', '.join(names)}); set competition.class_column for a row per image and "
+            "class, or fix competition.classes"
+        )
+    for c in rest:
+        sub[c] = [texts[(i, c)] for i in image]
+    return sub
