@@ -112,3 +112,39 @@ def test_two_detection_runs_blend_predict_and_package(tmp_path: Path) -> None:
     for args in (["compare", "runs/a", "runs/blend"], ["report", "runs/blend"]):
         r = medalist(*args, cwd=tmp_path)
         assert r.returncode == 0, r.stderr[-2000:]
+
+
+def test_a_members_oof_boxes_are_read_in_its_oof_tables_order_and_a_lost_image_is_named(
+    tmp_path: Path,
+) -> None:
+    from detect_data import make_detect_competition
+
+    from medalist.data.tables import load_train
+    from medalist.errors import UserError
+    from medalist.tasks.detect_fusion import save_boxes
+
+    make_detect_competition(tmp_path / "data", n_train=6)
+    task = detect_task(tmp_path)
+    task.classes = ["object"]  # the table has no class column
+    train = load_train(task.cfg)
+    y = task.encode(train)
+    ones = np.ones(y.shape[:2] + (1,), np.float32)
+    boxes = np.concatenate([y[..., :4], ones, y[..., 4:]], axis=2)  # the truth, scored 1
+    ids = train["image_id"].astype(str).tolist()
+    folds = []
+    for k, rows in enumerate([[0, 2, 4], [1, 3, 5]]):
+        d = tmp_path / "runs" / "r" / f"fold_{k}"
+        d.mkdir(parents=True)
+        pd.DataFrame({"id": [ids[i] for i in rows], "fold": k}).to_csv(d / "oof.csv", index=False)
+        save_boxes(d / "oof_boxes.npz", boxes[rows])
+        folds.append([d])
+    oof = pd.DataFrame({"id": ids[::-1], "fold": [1, 0] * 3})
+    got_y, got = task.preds_from_oof(oof, folds)
+    assert np.array_equal(got_y, y[::-1], equal_nan=True)
+    assert np.array_equal(got[:, : y.shape[1], :4], got_y[..., :4], equal_nan=True)
+    assert task.score(got_y, got) == pytest.approx(1.0)
+    lost = pd.concat([oof, pd.DataFrame({"id": ["nowhere"], "fold": [0]})])
+    with pytest.raises(UserError, match="image 'nowhere' of .*oof.csv has no out-of-fold boxes"):
+        task.preds_from_oof(lost, folds)
+    with pytest.raises(UserError, match="this is a detection run"):
+        task.preds_from_oof(oof)  # smoothing reads the table alone
