@@ -5,6 +5,7 @@ and review on detection runs."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -48,7 +49,7 @@ def test_check_fails_on_detection_when_the_boxes_are_shuffled_every_step(
 
 TUNE = """\
 tune:
-  metric_folds: [0]
+  metric_folds: [0, 1]
   space:
     train.lr: {type: float, low: 1.0e-4, high: 3.0e-3, log: true}
   seed: 0
@@ -98,6 +99,8 @@ def test_a_detection_run_resumed_or_merged_ends_with_the_oof_of_an_uninterrupted
     r = medalist("train", "--resume", str(killed))
     assert r.returncode == 0, r.stderr[-3000:]
     assert "fold 0: done already" in r.stdout
+    # Fold 1 went on from its checkpoint: the resumed process trained its second epoch only.
+    assert re.findall(r"^fold 1 \| epoch (\d+)/2 ", r.stdout, re.M) == ["2"], r.stdout
     assert_same_oof(killed, whole.run.path)
     scores = json.loads((killed / "scores.json").read_text())
     assert scores["folds"] == whole.scores["folds"] and scores["oof"] == whole.scores["oof"]
