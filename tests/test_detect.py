@@ -527,9 +527,13 @@ def test_a_project_made_from_a_box_table_trains_predicts_and_packages(tmp_path: 
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     assert "check passed" in r.stdout
 
-    # Detection runs are not blended yet: the command says so and changes nothing.
+    # Runs whose boxes are in another input size are not blended: the command says so and
+    # changes nothing (tests/test_detect_ensemble.py blends runs that match).
     shutil.copytree(run, project / "runs" / "d2")
+    saved = yaml.safe_load((project / "runs" / "d2" / "config.yaml").read_text())
+    saved["data"]["image_size"] = 96
+    (project / "runs" / "d2" / "config.yaml").write_text(yaml.safe_dump(saved))
     before = snapshot(project / "runs")
     r = medalist("ensemble", "runs/d", "runs/d2", cwd=project)
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
-    assert "detection run" in r.stderr and snapshot(project / "runs") == before
+    assert "[96, 96] against" in r.stderr and snapshot(project / "runs") == before

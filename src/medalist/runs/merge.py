@@ -82,8 +82,7 @@ def finish_run(cfg: Config, run: RunDir, task: Task) -> dict[str, Any] | None:
         )
     # The task scores the merged table (segmentation reads each fold's masks beside it) and
     # fits its post-processing, which task.json keeps for predict.
-    dirs = [[run.fold_dir(k, i) for i in range(cfg.train.seeds)] for k in range(cfg.cv.n_splits)]
-    scores.update(task.finish_oof(oof, dirs))
+    scores.update(task.finish_oof(oof, run.seed_fold_dirs(cfg.cv.n_splits, cfg.train.seeds)))
     write_json(run.file(layout.TASK), task.state())
     scores["seeds"] = run_seeds(cfg)
     write_merged(run, oof, scores)

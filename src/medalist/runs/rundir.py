@@ -42,6 +42,10 @@ class RunDir:
     def fold_done(self, fold: int, seed_index: int = 0) -> bool:
         return layout.fold_done(self.path, fold, seed_index)
 
+    def seed_fold_dirs(self, n_splits: int, seeds: int) -> list[list[Path]]:
+        """Each fold's folders, one per seed repeat (`[k][i]`: fold k, seed repeat i)."""
+        return [[self.fold_dir(k, i) for i in range(seeds)] for k in range(n_splits)]
+
     def done_folds(self, n_splits: int, seed_index: int = 0) -> list[int]:
         """The folds of seed repeat `seed_index` that have finished."""
         return [k for k in range(n_splits) if self.fold_done(k, seed_index)]

@@ -172,8 +172,16 @@ class Task(Protocol):
         """What a fold keeps beside its oof.csv (segmentation: the probability masks)."""
         ...
 
-    def preds_from_oof(self, oof: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        """(targets, predictions) of a merged oof.csv, for blending and smoothing."""
+    def preds_from_oof(
+        self, oof: pd.DataFrame, folds: list[list[Path]] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(targets, predictions) of a merged oof.csv's rows, for blending and smoothing; a task
+        whose predictions lie beside the table (detection's boxes) reads them from `folds`
+        (`folds[k]`: fold k's folders, one per seed)."""
+        ...
+
+    def blend_oof(self, oof: pd.DataFrame, y: np.ndarray, preds: np.ndarray) -> pd.DataFrame:
+        """An ensemble's oof.csv: a member's rows (`oof`) with the blend's prediction columns."""
         ...
 
     def finish_oof(self, oof: pd.DataFrame, folds: list[list[Path]]) -> dict[str, Any]:
@@ -225,6 +233,18 @@ class Task(Protocol):
 
     def check_rows(self, y: np.ndarray, n: int, seed: int) -> np.ndarray:
         """`n` rows for `medalist check` to memorise (spread over the classes)."""
+        ...
+
+    def check_memorised(
+        self, loss: float, threshold: float, y: torch.Tensor, predict: Callable[[], torch.Tensor]
+    ) -> bool:
+        """Whether `medalist check`'s batch counts as memorised after a training step of this
+        `loss` (`threshold`: the `--threshold` line; `predict()`: the model's predictions of
+        the batch in eval mode, for a task that judges them)."""
+        ...
+
+    def check_goal(self, threshold: float) -> str:
+        """What `check_memorised` asks, in words (the PASS line `medalist check` prints)."""
         ...
 
     def describe_target(self, target: Any) -> str:
@@ -287,3 +307,12 @@ class ModelOutputs:
         for v in views[1:]:
             p = p + v
         return p / len(views)
+
+    def check_memorised(
+        self, loss: float, threshold: float, y: torch.Tensor, predict: Callable[[], torch.Tensor]
+    ) -> bool:
+        """The training loss at or below `threshold` (a loss that can reach 0)."""
+        return loss <= threshold
+
+    def check_goal(self, threshold: float) -> str:
+        return f"the loss at or below {threshold:g}"

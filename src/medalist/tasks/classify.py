@@ -320,7 +320,10 @@ class ClassifyTask(ModelOutputs):
             df[c] = p[:, j]
         return df
 
-    def preds_from_oof(self, oof: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    def preds_from_oof(
+        self, oof: pd.DataFrame, folds: list[list[Path]] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The table's target and prediction columns (it holds them all)."""
         preds = oof[self.pred_columns].to_numpy(dtype=np.float64)
         if self.kind == "multilabel":
             y = oof[[f"target_{c}" for c in self.classes]].to_numpy()
@@ -328,6 +331,12 @@ class ClassifyTask(ModelOutputs):
             y = oof["target"].to_numpy()
             preds = preds[:, 0] if self.kind == "regression" else preds
         return y, preds
+
+    def blend_oof(self, oof: pd.DataFrame, y: np.ndarray, preds: np.ndarray) -> pd.DataFrame:
+        """The member's rows with the blend's probabilities (or values) in its columns."""
+        out = oof[[c for c in oof.columns if c not in self.pred_columns]].copy()
+        out[self.pred_columns] = preds.reshape(len(out), -1)
+        return out
 
     def write_fold_arrays(self, fold_dir: Path, preds: np.ndarray) -> None:
         """Nothing beside the fold's oof.csv: it holds the predictions."""

@@ -13,7 +13,7 @@ one row per image: its numbers of true and predicted boxes, matches at IoU 0.5, 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -27,10 +27,12 @@ from medalist.config.schema import Config
 from medalist.data.boxes import BOXES, IMAGE_HEIGHT, IMAGE_WIDTH, LABELS, LINES, box_strata
 from medalist.errors import UserError
 from medalist.runs import layout
+from medalist.tasks import detect_ensemble
 from medalist.tasks.base import AnalysisPage
 from medalist.tasks.classify import competition_metric
 from medalist.tasks.detect_fusion import (  # noqa: F401 - input_scales: the task's geometry
     box_transform,
+    detection_rows,
     draw_boxes,
     fuse,
     input_scales,
@@ -44,6 +46,7 @@ from medalist.tasks.detect_metrics import (
     AT_THRESHOLD,
     METRICS,
     best_threshold,
+    boxes_memorised,
     match_counts,
     unpad,
     wheat_image_scores,
@@ -56,6 +59,7 @@ from medalist.tasks.detect_submission import (
 from medalist.tasks.metrics import Metric
 
 DEFAULT_THRESHOLD = 0.3  # counts boxes in oof.csv before a threshold is fitted
+CHECK_SCORE = 0.5  # medalist check: the boxes of the memorised batch score this or more
 
 
 @dataclass
@@ -74,7 +78,7 @@ class DetectTask:
     collate: ClassVar[Any] = None  # targets are padded: torch's collate stacks them
     check_caption: ClassVar[str] = " with their boxes (green)"
     analysis_thresholds: ClassVar[dict[str, float]] = {}
-    blend_objective: ClassVar[str] = "none: detection runs are not blended by weights yet"
+    blend_objective: ClassVar[str] = "the metric of the runs' boxes fused by WBF (grid search)"
     transform_sample = staticmethod(transform_boxes)
 
     # ---- construction and persistence -----------------------------------------------------
@@ -123,7 +127,7 @@ class DetectTask:
         )
 
     def target_signature(self) -> tuple[Any, ...]:
-        return (self.kind, list(self.classes))
+        return (self.kind, list(self.classes), "input", list(self.shape))  # boxes' pixels
 
     @classmethod
     def fold_table(cls, cfg: Config, train: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
@@ -211,8 +215,7 @@ class DetectTask:
     def validation_batch(
         self, model: nn.Module, loss_fn: nn.Module, x: torch.Tensor, y: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """The boxes in eval mode, and the loss dict's sum with BatchNorm kept in eval mode
-        (one pass where the detector allows it)."""
+        """Eval-mode boxes, and the loss dict's sum with BatchNorm in eval mode (one pass)."""
         from medalist.models.detector import loss_and_detections
 
         both = loss_and_detections(model, list(x), self._targets(y))
@@ -231,14 +234,7 @@ class DetectTask:
 
     def activate(self, out: Any) -> torch.Tensor:
         """torchvision's detections (a dict per image) as (N, K, 6) NaN-padded boxes."""
-        k = self.cfg.model.detections_per_image
-        rows = torch.full((len(out), k, 6), float("nan"))
-        for i, d in enumerate(out):
-            n = min(k, len(d["boxes"]))
-            rows[i, :n, :4] = d["boxes"][:n].float().cpu()
-            rows[i, :n, 4] = d["scores"][:n].float().cpu()
-            rows[i, :n, 5] = (d["labels"][:n] - self._offset).float().cpu()
-        return rows
+        return detection_rows(out, self.cfg.model.detections_per_image, self._offset)
 
     def forward_for_memory(self, model: nn.Module, x: torch.Tensor) -> Any:
         """The detector's training pass on images without boxes."""
@@ -291,24 +287,23 @@ class DetectTask:
         """The fold's boxes, compact: every image's rows one after another, and their counts."""
         save_boxes(fold_dir / layout.OOF_BOXES, preds)
 
-    def read_fold_boxes(self, fold_dir: Path) -> np.ndarray:
-        """A fold's out-of-fold boxes, padded again (rows as in its oof.csv)."""
-        return load_boxes(fold_dir / layout.OOF_BOXES, self.cfg.model.detections_per_image)
-
     def oof_boxes(self, folds: list[list[Path]]) -> tuple[list[str], np.ndarray]:
         """(ids, boxes) pooled over the folds, each fold's seeds fused."""
-        ids, parts = [], []
+        ids, parts, k = [], [], self.cfg.model.detections_per_image
         for dirs in folds:
             ids += pd.read_csv(dirs[0] / layout.FOLD_OOF)["id"].astype(str).tolist()
-            parts.append(self._fuse([self.read_fold_boxes(d) for d in dirs], None))
+            parts.append(self._fuse([load_boxes(d / layout.OOF_BOXES, k) for d in dirs], None))
         width = max(p.shape[1] for p in parts)
         return ids, np.concatenate([pad_boxes(list(map(valid_rows, p)), width) for p in parts])
 
-    def preds_from_oof(self, oof: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        raise UserError(
-            "this is a detection run: its out-of-fold predictions are boxes "
-            "(fold_*/oof_boxes.npz), and this command works on classification runs only"
-        )
+    def preds_from_oof(
+        self, oof: pd.DataFrame, folds: list[list[Path]] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The true and pooled out-of-fold boxes of `oof`'s rows (read from `folds`)."""
+        return detect_ensemble.pooled_oof(self, oof, folds)
+
+    def blend_oof(self, oof: pd.DataFrame, y: np.ndarray, preds: np.ndarray) -> pd.DataFrame:
+        return oof.assign(**self._table_columns(y, preds))  # at the fitted threshold
 
     def finish_oof(self, oof: pd.DataFrame, folds: list[list[Path]]) -> dict[str, Any]:
         """The pooled OOF boxes scored, and the score threshold of a threshold metric fitted
@@ -343,8 +338,7 @@ class DetectTask:
     def combine(
         self, preds: Iterable[np.ndarray], weights: Sequence[float] | None = None
     ) -> np.ndarray:
-        """Folds, seeds or runs fused by weighted boxes fusion (`predict.wbf_iou_thr`,
-        `predict.wbf_skip_box_thr`)."""
+        """Folds, seeds or runs (`weights`) fused by weighted boxes fusion (`predict.wbf_*`)."""
         return self._fuse(list(preds), weights)
 
     def undo_view(self, pred: torch.Tensor, view: str) -> torch.Tensor:
@@ -358,10 +352,7 @@ class DetectTask:
         return out
 
     def fit_blend_weights(self, y: np.ndarray, preds: Sequence[np.ndarray]) -> np.ndarray:
-        raise UserError(
-            "detection runs can't be blended by medalist ensemble yet: package the best run "
-            "alone (its folds, seeds and TTA views are fused already)"
-        )
+        return detect_ensemble.fit_box_weights(self, y, preds)
 
     # ---- looking at the run ---------------------------------------------------------------
     def error_analysis(self, page: AnalysisPage) -> None:
@@ -371,6 +362,15 @@ class DetectTask:
 
     def next_step_overrides(self, verdict: str) -> list[tuple[str, str]]:
         return []
+
+    def check_memorised(
+        self, loss: float, threshold: float, y: torch.Tensor, predict: Callable[[], torch.Tensor]
+    ) -> bool:
+        """Each true box found at IoU 0.5, no other box (FCOS's loss never nears 0)."""
+        return boxes_memorised(y.detach().cpu().numpy(), predict().numpy(), CHECK_SCORE)
+
+    def check_goal(self, threshold: float) -> str:
+        return f"every true box found at IoU 0.5 (score {CHECK_SCORE:g}+) and no other box"
 
     def check_rows(self, y: np.ndarray, n: int, seed: int) -> np.ndarray:
         return np.random.default_rng(seed).permutation(len(y))[:n]

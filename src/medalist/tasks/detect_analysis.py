@@ -85,6 +85,9 @@ def box_error_analysis(task: DetectTask, page: AnalysisPage) -> None:
     cfg, run_dir = page.cfg, page.run_dir
     page.skipped["per-class, precision-recall and confusion plots"] = "boxes: see ap_by_class"
     dirs = [[layout.fold_dir(run_dir, k, i) for i in range(cfg.train.seeds)] for k in page.folds]
+    if not all((d[0] / layout.FOLD_OOF).is_file() for d in dirs):  # an ensemble keeps no boxes
+        page.skipped["AP by size and class, most missed"] = "an ensemble: see its members' reports"
+        return
     order, preds = task.oof_boxes(dirs)
     train = load_train(cfg)
     at = {v: i for i, v in enumerate(train[task.id_column].astype(str))}

@@ -32,6 +32,20 @@ def pad_boxes(rows: Sequence[np.ndarray], width: int, columns: int = 6) -> np.nd
     return out
 
 
+def detection_rows(out: Sequence[dict[str, Any]], k: int, offset: int) -> Any:
+    """torchvision's detections (a dict per image) as an (N, k, 6) NaN-padded tensor of x1 y1
+    x2 y2 score class (`offset`: the detector's index of the first class)."""
+    import torch
+
+    rows = torch.full((len(out), k, 6), float("nan"))
+    for i, d in enumerate(out):
+        n = min(k, len(d["boxes"]))
+        rows[i, :n, :4] = d["boxes"][:n].float().cpu()
+        rows[i, :n, 4] = d["scores"][:n].float().cpu()
+        rows[i, :n, 5] = (d["labels"][:n] - offset).float().cpu()
+    return rows
+
+
 def valid_rows(boxes: np.ndarray) -> np.ndarray:
     """The rows of one image's (k, 6) predictions that are finite boxes of positive size."""
     finite = np.isfinite(boxes).all(axis=1)
@@ -88,6 +102,10 @@ def fuse(
     w = [1.0] * len(preds) if weights is None else [float(v) for v in weights]
     if len(w) != len(preds) or min(w) < 0 or sum(w) <= 0:
         raise ValueError(f"weights {w} for {len(preds)} predictions")
+    if min(w) == 0:  # a weight of 0 leaves the prediction out (WBF would divide by 0)
+        preds, w = [p for p, v in zip(preds, w, strict=True) if v > 0], [v for v in w if v > 0]
+        if len(preds) == 1:
+            return preds[0]
     n, k = preds[0].shape[:2]
     if any(p.shape[0] != n for p in preds):
         raise ValueError("predictions of different image sets can't be fused")

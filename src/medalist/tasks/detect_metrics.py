@@ -68,6 +68,13 @@ def match_counts(gt: np.ndarray, pred: np.ndarray, ious: np.ndarray) -> np.ndarr
     return out
 
 
+def boxes_memorised(y: np.ndarray, preds: np.ndarray, score: float) -> bool:
+    """Whether the predictions at or above `score` match every true box of every image at IoU
+    0.5, with no false box."""
+    counts = _counts(y, preds, score, np.array([0.5]))
+    return all(c[0, 1] == 0 and c[0, 2] == 0 for c in counts)
+
+
 def _counts(
     y: np.ndarray, preds: np.ndarray, threshold: float, ious: np.ndarray
 ) -> list[np.ndarray]:

@@ -276,11 +276,16 @@ class SegmentTask(ModelOutputs):
             fold_dir / layout.OOF_MASKS, lambda f: np.save(f, preds.astype(np.float16)), "wb"
         )
 
-    def preds_from_oof(self, oof: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    def preds_from_oof(
+        self, oof: pd.DataFrame, folds: list[list[Path]] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         raise UserError(
             "this is a segmentation run: its out-of-fold predictions are masks "
             "(fold_*/oof_masks.npy), and this command works on classification runs only"
         )
+
+    def blend_oof(self, oof: pd.DataFrame, y: np.ndarray, preds: np.ndarray) -> pd.DataFrame:
+        return self.preds_from_oof(oof)  # type: ignore[return-value]  # refused as above
 
     def finish_oof(self, oof: pd.DataFrame, folds: list[list[Path]]) -> dict[str, Any]:
         """Pool the folds' masks (each fold's seeds averaged, `folds[k]` its folders by seed):

@@ -1,8 +1,11 @@
 """`medalist check`: can the pipeline memorise a handful of images? If not, it has a bug.
 
 The probe trains the configured model, loss and optimizer on one fixed batch (a few images
-spread over the classes) with Lightning's `overfit_batches=1`, until the training loss stays at
-or below a threshold for a few steps in a row (PASS) or the step budget runs out (FAIL).
+spread over the classes) with Lightning's `overfit_batches=1`, until the task counts the batch
+memorised for a few steps in a row (PASS) or the step budget runs out (FAIL): the training
+loss at or below a threshold for classification and segmentation; for detection, whose loss
+has parts that never near 0, every true box found (and no other) at IoU 0.5
+(`Task.check_memorised`).
 Everything that would keep a correct pipeline from reaching zero is switched off for the probe:
 augmentation, label smoothing, dropout, drop path, EMA, the learning-rate schedule. It also
 draws a grid of augmented training inputs exactly as the model receives them (de-normalised,
@@ -70,20 +73,42 @@ class CheckResult:
 
 
 class LossProbe(Callback):
-    """Records the training loss of every step; stops once it stays at or below the threshold."""
+    """Records the training loss of every step and whether the task counts the batch memorised;
+    stops once it has been for `patience` steps in a row."""
 
-    def __init__(self, threshold: float, patience: int) -> None:
-        self.threshold, self.patience = threshold, patience
+    def __init__(self, task: Task, threshold: float, patience: int) -> None:
+        self.task, self.threshold, self.patience = task, threshold, patience
         self.losses: list[float] = []
+        self.memorised: list[bool] = []
 
     def on_train_batch_end(
         self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any, i: int
     ) -> None:
         loss = outputs["loss"] if isinstance(outputs, dict) else outputs
         self.losses.append(float(loss.detach()))
-        recent = self.losses[-self.patience :]
-        if len(recent) == self.patience and max(recent) <= self.threshold:
+        x, y = batch
+        predict = lambda: eval_predictions(pl_module, x)  # noqa: E731 - called if the task asks
+        self.memorised.append(
+            self.task.check_memorised(self.losses[-1], self.threshold, y, predict)
+        )
+        if self.passed:
             trainer.should_stop = True
+
+    @property
+    def passed(self) -> bool:
+        recent = self.memorised[-self.patience :]
+        return len(recent) == self.patience and all(recent)
+
+
+def eval_predictions(pl_module: Any, x: torch.Tensor) -> torch.Tensor:
+    """The model's predictions of a batch in eval mode; training mode again after."""
+    model = pl_module.model
+    model.eval()
+    try:
+        with torch.no_grad():
+            return pl_module.task.predict_batch(model, x)
+    finally:
+        model.train()
 
 
 def pick_rows(task: Task, y: np.ndarray, n: int, seed: int) -> np.ndarray:
@@ -194,7 +219,7 @@ def run_check(
     L.seed_everything(mix_seed(cfg.train.seed, 0, 1), workers=False, verbose=False)
     model = task.create_model(probe_cfg)
     module = FoldModule(probe_cfg, model, task.create_loss(probe_cfg, y[:n]), task, 0, 1)
-    probe = LossProbe(threshold, patience)
+    probe = LossProbe(task, threshold, patience)
     gpu = use_gpu(cfg)
     quiet_libraries(warnings_too=False)
     trainer = L.Trainer(
@@ -218,7 +243,8 @@ def run_check(
     except TrainingDiverged:
         diverged = len(probe.losses) + 1
     losses = probe.losses
-    passed = diverged is None and len(losses) >= patience and max(losses[-patience:]) <= threshold
+    passed = diverged is None and probe.passed
+    goal = task.check_goal(threshold)
     if diverged is not None:
         reason = (
             f"the loss became NaN or infinite at step {diverged}: lower train.lr "
@@ -226,13 +252,13 @@ def run_check(
         )
     elif passed:
         reason = (
-            f"the loss reached {losses[-1]:.4g} (<= {threshold:g}) after {len(losses)} steps: "
+            f"{goal}: reached after {len(losses)} steps (loss {losses[-1]:.4g}); "
             f"the pipeline can memorise {n} images"
         )
     else:
         reason = (
-            f"after {len(losses)} steps the loss is still {losses[-1]:.4g} (threshold "
-            f"{threshold:g}, started at {losses[0]:.4g}): the pipeline can't memorise {n} images. "
+            f"after {len(losses)} steps the loss is {losses[-1]:.4g} (started at {losses[0]:.4g}) "
+            f"and not yet {goal}: the pipeline can't memorise {n} images. "
             f"Check that labels match images and the inputs look right ({grid.name}), the loss "
             f"and the output layer, and train.lr (now {cfg.train.lr:g})"
         )

@@ -5,8 +5,10 @@ each of them is good on its own. What a competitor needs to trust the blend is a
 
 - Every member must have finished every fold on the same folds (same fold of every id), so
   that each out-of-fold row was predicted by models that never saw it.
-- Weights: non-negative, summing to 1, minimising a smooth loss of the blend on the OOF rows
-  (`medalist.tasks.blend`), or equal with ``--method mean``.
+- Weights: non-negative, summing to 1, fitted by the task on the OOF rows (`fit_blend_weights`:
+  a smooth loss of the blend for classification, `medalist.tasks.blend`; the metric of the
+  runs' boxes fused by weighted boxes fusion for detection), or equal with ``--method mean``.
+  The task combines the members (`combine`) and fits its post-processing on the blend.
 - Honest CV: for each fold k the weights are refitted on the other folds' rows and the blend
   is scored on fold k's rows only (nested). Weights fitted and scored on the same rows are
   reported too, marked optimistic.
@@ -50,6 +52,11 @@ class Member:
     @property
     def name(self) -> str:
         return self.run.name
+
+    def predictions(self) -> tuple[np.ndarray, np.ndarray]:
+        """(targets, predictions) of the member's OOF rows, as its task reads them."""
+        dirs = self.run.seed_fold_dirs(self.cfg.cv.n_splits, self.cfg.train.seeds)
+        return self.task.preds_from_oof(self.oof, dirs)
 
 
 @dataclass
@@ -172,9 +179,9 @@ def make_ensemble(
     members = open_members(paths)
     first = members[0]
     task, cfg = first.task, first.cfg
-    y, _ = task.preds_from_oof(first.oof)
+    loaded = [m.predictions() for m in members]
+    y, preds = loaded[0][0], [p for _, p in loaded]
     folds = first.oof["fold"].to_numpy()
-    preds = [m.task.preds_from_oof(m.oof)[1] for m in members]
     hib = bool(first.scores.get("higher_is_better", task.metric.higher_is_better))
     sign = 1.0 if hib else -1.0
 
@@ -220,10 +227,9 @@ def make_ensemble(
     write_text(run.file(layout.CONFIG), first.run.file(layout.CONFIG).read_text())
     if first.run.file(layout.FOLDS).is_file():
         write_csv(run.file(layout.FOLDS), pd.read_csv(first.run.file(layout.FOLDS)))
-    oof = first.oof[[c for c in first.oof.columns if c not in task.pred_columns]].copy()
-    oof[task.pred_columns] = blended.reshape(len(oof), -1)
     final_task = type(task).from_state(cfg, task.state())
     postprocess = final_task.fit_postprocess(y, blended)
+    oof = final_task.blend_oof(first.oof, y, blended)  # at the thresholds fitted on the blend
     write_json(run.file(layout.TASK), final_task.state())
     in_sample = float(task.score(y, blended))
     equal_folds = _fold_scores(task, y, task.combine(preds, equal), folds)
