@@ -537,3 +537,22 @@ def test_a_project_made_from_a_box_table_trains_predicts_and_packages(tmp_path: 
     r = medalist("ensemble", "runs/d", "runs/d2", cwd=project)
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert "[96, 96] against" in r.stderr and snapshot(project / "runs") == before
+
+
+def test_a_small_fcos_predicts_a_lone_small_image() -> None:
+    """32 pyramid channels at 64 px: the 1x1 top level would give GroupNorm one value per group."""
+    import torch
+
+    from medalist.models.detector import create_detector
+
+    cfg = validate_config(
+        {
+            "competition": {"task": "detect"},
+            "model": {"backbone": "test_resnet", "fpn_channels": 32},
+            "data": {"image_size": 64},
+        }
+    )
+    model = create_detector(cfg, 2, None).eval()
+    with torch.no_grad():
+        (out,) = model([torch.rand(3, 64, 64)])
+    assert out["boxes"].shape[1] == 4 and len(out["scores"]) == len(out["boxes"])

@@ -129,13 +129,21 @@ def create_detector(cfg: Config, num_classes: int, weights: Path | None) -> nn.M
             score_thresh=0.05,
             **common,
         )
-    return FCOS(
+    fcos = FCOS(
         backbone,
         num_classes=num_classes,
         detections_per_img=cfg.model.detections_per_image,
         score_thresh=0.05,
         **common,
     )
+    if ch < 64:
+        # The head normalises in 32 groups: with one channel per group, the 1x1 top level of an
+        # input up to 128 px is one value per group, which GroupNorm refuses for a lone image.
+        for convs in (fcos.head.classification_head.conv, fcos.head.regression_head.conv):
+            for i, layer in enumerate(convs):
+                if isinstance(layer, nn.GroupNorm):
+                    convs[i] = nn.GroupNorm(ch // 2, ch)
+    return fcos
 
 
 def loss_and_detections(
