@@ -172,8 +172,11 @@ class Task(Protocol):
         """What a fold keeps beside its oof.csv (segmentation: the probability masks)."""
         ...
 
-    def preds_from_oof(self, oof: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        """(targets, predictions) of a merged oof.csv, for blending and smoothing."""
+    def preds_from_oof(
+        self, oof: pd.DataFrame, run_dir: Path | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """(targets, predictions) of a merged oof.csv, for blending and smoothing; `run_dir` is
+        the run's folder, where a task whose predictions are arrays keeps them."""
         ...
 
     def finish_oof(self, oof: pd.DataFrame, folds: list[list[Path]]) -> dict[str, Any]:

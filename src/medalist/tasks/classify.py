@@ -320,7 +320,9 @@ class ClassifyTask(ModelOutputs):
             df[c] = p[:, j]
         return df
 
-    def preds_from_oof(self, oof: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    def preds_from_oof(
+        self, oof: pd.DataFrame, run_dir: Path | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         preds = oof[self.pred_columns].to_numpy(dtype=np.float64)
         if self.kind == "multilabel":
             y = oof[[f"target_{c}" for c in self.classes]].to_numpy()

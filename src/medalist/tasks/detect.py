@@ -304,10 +304,12 @@ class DetectTask:
         width = max(p.shape[1] for p in parts)
         return ids, np.concatenate([pad_boxes(list(map(valid_rows, p)), width) for p in parts])
 
-    def preds_from_oof(self, oof: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    def preds_from_oof(
+        self, oof: pd.DataFrame, run_dir: Path | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         raise UserError(
             "this is a detection run: its out-of-fold predictions are boxes "
-            "(fold_*/oof_boxes.npz), and this command works on classification runs only"
+            "(fold_*/oof_boxes.npz), and this command works on classification and segmentation runs"
         )
 
     def finish_oof(self, oof: pd.DataFrame, folds: list[list[Path]]) -> dict[str, Any]:

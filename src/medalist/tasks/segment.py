@@ -102,7 +102,6 @@ class SegmentTask(ModelOutputs):
     collate: ClassVar[Any] = None
     check_caption: ClassVar[str] = " with their masks (red)"
     analysis_thresholds: ClassVar[dict[str, float]] = {}
-    blend_objective: ClassVar[str] = "none: segmentation runs are not blended yet"
     transform_sample = staticmethod(transform_with_mask)
     _masks: tuple[tuple[str, ...], np.ndarray] | None = None
 
@@ -267,11 +266,21 @@ class SegmentTask(ModelOutputs):
             fold_dir / layout.OOF_MASKS, lambda f: np.save(f, preds.astype(np.float16)), "wb"
         )
 
-    def preds_from_oof(self, oof: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-        raise UserError(
-            "this is a segmentation run: its out-of-fold predictions are masks "
-            "(fold_*/oof_masks.npy), and this command works on classification runs only"
-        )
+    def preds_from_oof(
+        self, oof: pd.DataFrame, run_dir: Path | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """The training masks and the run's out-of-fold probability masks (seeds averaged),
+        both in the rows of its merged oof.csv (see `segment_blend`)."""
+        if run_dir is None:
+            raise ValueError("a segmentation run's OOF masks are read from its folder")
+        from medalist.data.tables import load_train
+        from medalist.tasks.segment_blend import read_oof_masks
+
+        train = load_train(self.cfg)
+        row = {v: i for i, v in enumerate(train[self.id_column].astype(str))}
+        y = self.encode(train)[[row[str(i)] for i in oof["id"]]]
+        preds = read_oof_masks(self.cfg, oof, run_dir, y.shape[-2:], len(self.classes))
+        return y, preds
 
     def finish_oof(self, oof: pd.DataFrame, folds: list[list[Path]]) -> dict[str, Any]:
         """Pool the folds' masks (each fold's seeds averaged, `folds[k]` its folders by seed):
@@ -349,16 +358,26 @@ class SegmentTask(ModelOutputs):
         self, preds: Iterable[np.ndarray], weights: Sequence[float] | None = None
     ) -> np.ndarray:
         """The mean of probability masks (summed in float32), or their weighted mean."""
-        return combine_arrays(preds, weights)
+        if weights is None:
+            return combine_arrays(preds, weights)
+        from medalist.tasks.segment_blend import weighted_masks
+
+        return weighted_masks(list(preds), weights)
 
     def undo_view(self, pred: torch.Tensor, view: str) -> torch.Tensor:
         """A mask predicted on a flipped image, flipped back to the image's orientation."""
         return pred.flip(-1 if view == "hflip" else -2)
 
+    @property
+    def blend_objective(self) -> str:
+        return f"mean {self.metric.name} at 0.5, best point of a simplex grid of weights"
+
     def fit_blend_weights(self, y: np.ndarray, preds: Sequence[np.ndarray]) -> np.ndarray:
-        raise UserError(
-            "segmentation runs can't be blended by medalist ensemble yet: their out-of-fold "
-            "predictions are masks; package the best run alone"
+        """The simplex grid point whose blended masks score best (`segment_blend`)."""
+        from medalist.tasks.segment_blend import fit_mask_weights
+
+        return fit_mask_weights(
+            lambda t, p: self._scores(t, p, [0.5] * len(self.classes)), y, preds
         )
 
     # ---- looking at the run ----------------------------------------------------------------

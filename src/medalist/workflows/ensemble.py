@@ -172,9 +172,13 @@ def make_ensemble(
     members = open_members(paths)
     first = members[0]
     task, cfg = first.task, first.cfg
-    y, _ = task.preds_from_oof(first.oof)
     folds = first.oof["fold"].to_numpy()
-    preds = [m.task.preds_from_oof(m.oof)[1] for m in members]
+    preds = []
+    for m in members:  # one member's arrays at a time (segmentation: its masks)
+        y_m, p = m.task.preds_from_oof(m.oof, m.run.path)
+        y = y_m if m is first else y
+        preds.append(p)
+        del y_m
     hib = bool(first.scores.get("higher_is_better", task.metric.higher_is_better))
     sign = 1.0 if hib else -1.0
 
@@ -220,10 +224,14 @@ def make_ensemble(
     write_text(run.file(layout.CONFIG), first.run.file(layout.CONFIG).read_text())
     if first.run.file(layout.FOLDS).is_file():
         write_csv(run.file(layout.FOLDS), pd.read_csv(first.run.file(layout.FOLDS)))
-    oof = first.oof[[c for c in first.oof.columns if c not in task.pred_columns]].copy()
-    oof[task.pred_columns] = blended.reshape(len(oof), -1)
+    # The blend's rows as the task writes them (its prediction columns last, as a run's).
+    fresh = task.oof_frame(first.oof["id"], folds, y, blended)
+    keep = [c for c in first.oof.columns if c in ("id", "fold") or c not in fresh.columns]
+    oof = first.oof[keep].copy()
+    for c in fresh.columns.drop(["id", "fold"]):
+        oof[c] = fresh[c].to_numpy()
     final_task = type(task).from_state(cfg, task.state())
-    postprocess = final_task.fit_postprocess(y, blended)
+    postprocess = final_task.fit_postprocess(y, blended, folds)
     write_json(run.file(layout.TASK), final_task.state())
     in_sample = float(task.score(y, blended))
     equal_folds = _fold_scores(task, y, task.combine(preds, equal), folds)

@@ -1,0 +1,144 @@
+"""Ensembles of segmentation runs: OOF probability masks blended with weights fitted on the
+run's mask metric, post-processing refitted on the blend, predict and package of the blend."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import medalist
+from test_segment import make_seg_project
+
+from medalist.tasks.segment_blend import (
+    fit_mask_weights,
+    read_oof_masks,
+    simplex_grid,
+    weighted_masks,
+)
+from medalist.tasks.segment_metrics import per_image_scores
+
+
+def dice_rows(y: np.ndarray, p: np.ndarray) -> np.ndarray:
+    return per_image_scores(y, p, 0.5, "dice")
+
+
+def squares(rng: np.random.Generator, n: int, size: int = 16) -> np.ndarray:
+    y = np.zeros((n, size, size), np.uint8)
+    for i in range(n):
+        y0, x0 = rng.integers(0, size // 2, 2)
+        y[i, y0 : y0 + size // 3, x0 : x0 + size // 3] = 1
+    return y
+
+
+def test_simplex_grid_points_sum_to_one_and_include_equal_weights() -> None:
+    for m in (2, 3, 4, 6):
+        grid = simplex_grid(m)
+        assert grid.shape[1] == m and len(grid) <= 121
+        assert np.allclose(grid.sum(axis=1), 1.0) and (grid >= 0).all()
+        assert any(np.allclose(g, 1.0 / m) for g in grid)
+    assert len(simplex_grid(2)) == 12  # 0, 0.1, ..., 1 and equal weights once more
+
+
+def test_fitted_mask_weights_favour_the_member_whose_masks_are_right() -> None:
+    rng = np.random.default_rng(0)
+    y = squares(rng, 150)
+    good = np.clip(y * 0.7 + rng.uniform(0, 0.35, y.shape), 0, 1).astype(np.float16)
+    noise = rng.uniform(0, 1, y.shape).astype(np.float16)
+    w = fit_mask_weights(dice_rows, y, [noise, good])
+    assert w.sum() == pytest.approx(1.0) and w[1] >= 0.8
+    fitted = dice_rows(y, weighted_masks([noise, good], w)).mean()
+    equal = dice_rows(y, weighted_masks([noise, good], [0.5, 0.5])).mean()
+    assert fitted > equal + 0.1
+    # Two members that are each half right (left and right halves): the blend beats both.
+    left, right = y.copy().astype(np.float16), y.copy().astype(np.float16)
+    left[..., 8:] = 0.3
+    right[..., :8] = 0.3
+    both = fit_mask_weights(dice_rows, y, [left, right])
+    assert both == pytest.approx([0.5, 0.5])
+
+
+def test_weighted_masks_are_the_normalised_weighted_mean_in_float32() -> None:
+    a = np.full((2, 4, 4), 0.2, np.float16)
+    b = np.full((2, 4, 4), 0.8, np.float16)
+    out = weighted_masks([a, b], [1.0, 3.0])
+    assert out.dtype == np.float32
+    assert np.allclose(out, 0.25 * np.float32(a) + 0.75 * np.float32(b))
+
+
+def test_oof_masks_are_read_fold_by_fold_into_the_rows_of_the_merged_table(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    cfg = SimpleNamespace(cv=SimpleNamespace(n_splits=2), train=SimpleNamespace(seeds=2))
+    ids = [f"i{k}" for k in range(6)]
+    rng = np.random.default_rng(1)
+    want = {i: rng.uniform(0, 1, (3, 5)).astype(np.float16) for i in ids}
+    fold_ids = [["i4", "i0", "i2"], ["i5", "i3", "i1"]]
+    for k, rows in enumerate(fold_ids):
+        for seed in range(2):
+            d = tmp_path / (f"fold_{k}" if seed == 0 else f"fold_{k}_seed{seed}")
+            d.mkdir()
+            pd.DataFrame({"id": rows}).to_csv(d / "oof.csv", index=False)
+            # seed 1 predicts 1 - p: the average over seeds is 0.5 everywhere but row i0
+            masks = np.stack([want[i] if seed == 0 else 1 - want[i] for i in rows])
+            if seed == 1 and k == 0:
+                masks[1] = want["i0"]
+            np.save(d / "oof_masks.npy", masks.astype(np.float16))
+    merged = pd.DataFrame({"id": ids, "fold": [0, 1, 0, 1, 0, 1]})
+    got = read_oof_masks(cfg, merged, tmp_path, (3, 5), 1)
+    assert got.dtype == np.float16 and got.shape == (6, 3, 5)
+    assert np.array_equal(got[0], want["i0"])
+    for r in range(1, 6):
+        mean = (want[ids[r]].astype(np.float32) + (1 - want[ids[r]]).astype(np.float32)) / 2
+        assert np.array_equal(got[r], mean.astype(np.float16))
+
+
+def test_a_run_without_its_oof_masks_is_named_and_not_blended(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from medalist.errors import UserError
+
+    cfg = SimpleNamespace(cv=SimpleNamespace(n_splits=1), train=SimpleNamespace(seeds=1))
+    (tmp_path / "fold_0").mkdir()
+    with pytest.raises(UserError, match="fold_0/oof_masks.npy is missing"):
+        read_oof_masks(cfg, pd.DataFrame({"id": ["a"]}), tmp_path, (2, 2), 1)
+
+
+@pytest.mark.slow
+def test_two_segment_runs_ensemble_predict_and_package_check(tmp_path: Path) -> None:
+    project = tmp_path / "proj"
+    cfg = make_seg_project(project, n_train=24, n_test=4)
+    for name, lr in (("a", "1.0e-2"), ("b", "3.0e-3")):
+        r = medalist("train", str(cfg), f"train.lr={lr}", "--name", name, cwd=project)
+        assert r.returncode == 0, r.stderr[-3000:]
+    r = medalist("ensemble", "a", "b", "--name", "ens", cwd=project)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert "against the best run" in r.stdout
+    ens = project / "runs" / "ens"
+    spec = json.loads((ens / "ensemble.json").read_text())
+    assert spec["members"] == ["a", "b"] and sum(spec["weights"].values()) == pytest.approx(1)
+    assert len(spec["fold_weights"]) == 2 and "dice" in spec["objective"]
+    scores = json.loads((ens / "scores.json").read_text())
+    assert len(scores["folds"]) == 2 and set(scores["members"]) == {"a", "b"}
+    assert "threshold" in scores and "postprocess" in scores
+    task = json.loads((ens / "task.json").read_text())
+    assert task["threshold"] == scores["threshold"]
+    # the blend's oof.csv: a row per image, the blended masks' areas and Dice
+    oof = pd.read_csv(ens / "oof.csv")
+    a_oof = pd.read_csv(project / "runs" / "a" / "oof.csv")
+    assert sorted(oof["id"]) == sorted(a_oof["id"])
+    assert list(oof.columns) == list(a_oof.columns)
+    assert oof["dice"].mean() == pytest.approx(scores["oof"])
+    r = medalist("predict", "runs/ens", cwd=project)
+    assert r.returncode == 0, r.stderr[-2000:]
+    sub = pd.read_csv(ens / "submission.csv", keep_default_na=False)
+    sample = pd.read_csv(project / "data" / "sample_submission.csv")
+    assert list(sub["id"]) == list(sample["id"])
+    r = medalist(
+        "package", "runs/ens", "--check", "--competition", "seg-demo", "--user", "someone",
+        cwd=project,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert "check passed" in r.stdout
