@@ -44,12 +44,19 @@ THRESHOLD_GRID = np.round(np.arange(0.2, 0.81, 0.05), 2)
 
 
 def check_input_size(cfg: Config) -> None:
-    """`data.image_size` must be a multiple of the architecture's output stride (a U-Net, and
-    most decoders, halve the image five times: 32)."""
+    """Each input the model sees (`data.image_size`, or the crop and the tile of large images)
+    must be a multiple of the architecture's output stride (a U-Net, and most decoders, halve
+    the image five times: 32)."""
+    from medalist.tasks.segment_tiles import model_inputs
+
+    for key, value, (height, width) in model_inputs(cfg):
+        _check_side(cfg, key, value, height, width)
+
+
+def _check_side(cfg: Config, key: str, value: Any, height: int, width: int) -> None:
     from medalist.models.factory import check_arch, create_segmenter
 
     check_arch(cfg.model.arch)
-    height, width = cfg.data.height_width
     if cfg.model.arch == "unet":
         stride, why = 32, "a U-Net halves the image five times"
     else:
@@ -61,7 +68,7 @@ def check_input_size(cfg: Config) -> None:
     for side in dict.fromkeys((height, width)):
         if side % stride:
             raise UserError(
-                f"data.image_size = {cfg.data.image_size}: {why}, so it takes a multiple of "
+                f"{key} = {value}: {why}, so it takes a multiple of "
                 f"{stride}; use {max(stride, side // stride * stride)} or "
                 f"{(side // stride + 1) * stride}"
                 + (f" instead of {side}" if height != width else "")
@@ -72,7 +79,7 @@ def check_input_size(cfg: Config) -> None:
                 model.eval()(torch.zeros(1, cfg.model.in_chans, height, width))
         except RuntimeError as exc:
             raise UserError(
-                f"data.image_size = {cfg.data.image_size} is too small for {cfg.model.arch} on "
+                f"{key} = {value} is too small for {cfg.model.arch} on "
                 f"{cfg.model.backbone} ({str(exc).splitlines()[0][:120]}); use a larger size"
             ) from None
 
@@ -120,6 +127,10 @@ class SegmentTask(ModelOutputs):
                 f"competition.metric = {cfg.competition.metric!r}: segmentation scores masks; "
                 f"use {' or '.join(MASK_METRICS)}"
             )
+        from medalist.tasks.segment_tiles import check_large_images, resolve_image_size
+
+        resolve_image_size(cfg, train)
+        check_large_images(cfg)
         check_input_size(cfg)
         check_loss(cfg)
         classes, columns = mask_layout(cfg, train)
@@ -173,9 +184,25 @@ class SegmentTask(ModelOutputs):
         return create_segmenter(cfg, self.num_outputs, pretrained_file(cfg))
 
     def create_transform(self, augment: list[dict[str, Any]], *, train: bool) -> Any:
+        """The configured augmentations (training: after a random `data.crop_size` crop)."""
         from medalist.data.dataset import create_transform
+        from medalist.tasks.segment_tiles import crop_augment
 
-        return create_transform(augment, train=train)
+        return create_transform(crop_augment(self.cfg) + list(augment), train=train)
+
+    def validation_batch(
+        self, model: nn.Module, loss_fn: nn.Module, x: torch.Tensor, y: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The whole image's loss and masks (in sliding windows with `predict.tile_size`)."""
+        from medalist.tasks.segment_tiles import whole_image
+
+        out = whole_image(model, x, self.cfg)
+        return loss_fn(out, y), self.activate(out)
+
+    def predict_batch(self, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        from medalist.tasks.segment_tiles import whole_image
+
+        return self.activate(whole_image(model, x, self.cfg))
 
     def chance_loss(self, cfg: Config) -> float | None:
         return None

@@ -33,9 +33,7 @@ def simplex_grid(members: int) -> np.ndarray:
         return np.ones((1, 1))
     for steps in (10, 6, 5, 4, 3, 2, 1):
         points = [
-            c
-            for c in itertools.product(range(steps + 1), repeat=members - 1)
-            if sum(c) <= steps
+            c for c in itertools.product(range(steps + 1), repeat=members - 1) if sum(c) <= steps
         ]
         if len(points) <= MAX_POINTS:
             break
@@ -56,9 +54,7 @@ def weighted_masks(preds: Sequence[np.ndarray], weights: Sequence[float]) -> np.
     return out
 
 
-def fit_mask_weights(
-    score_rows: Any, y: np.ndarray, preds: Sequence[np.ndarray]
-) -> np.ndarray:
+def fit_mask_weights(score_rows: Any, y: np.ndarray, preds: Sequence[np.ndarray]) -> np.ndarray:
     """The simplex grid point whose blend has the highest mean per-image score.
 
     `score_rows(y, p)` gives the (n, ...) per-image (and class) scores of masks `p`."""

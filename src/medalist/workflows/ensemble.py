@@ -173,12 +173,10 @@ def make_ensemble(
     first = members[0]
     task, cfg = first.task, first.cfg
     folds = first.oof["fold"].to_numpy()
-    preds = []
-    for m in members:  # one member's arrays at a time (segmentation: its masks)
-        y_m, p = m.task.preds_from_oof(m.oof, m.run.path)
-        y = y_m if m is first else y
-        preds.append(p)
-        del y_m
+    y, first_preds = task.preds_from_oof(first.oof, first.run.path)
+    preds = [first_preds]
+    for m in members[1:]:  # one member's arrays at a time (segmentation: its masks)
+        preds.append(m.task.preds_from_oof(m.oof, m.run.path)[1])
     hib = bool(first.scores.get("higher_is_better", task.metric.higher_is_better))
     sign = 1.0 if hib else -1.0
 
