@@ -10,8 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import medalist
+from PIL import Image
 from test_segment import make_seg_project
 
+from medalist.data.rle import rle_encode
 from medalist.tasks.segment_blend import (
     fit_mask_weights,
     read_oof_masks,
@@ -142,3 +144,64 @@ def test_two_segment_runs_ensemble_predict_and_package_check(tmp_path: Path) -> 
     )  # fmt: skip
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     assert "check passed" in r.stdout
+
+
+# ---- smoothing masks over video frames ------------------------------------------------------
+
+
+def fake_video_run(project: Path) -> Path:
+    """A segmentation run made by hand (no training): 3 videos of 8 frames (each video one
+    still object), 3 folds; its OOF masks right (0.9 on the mask, 0.1 off it) except frames 2
+    and 5, which are inverted and which a 3-frame average repairs."""
+    from medalist.config.load import load_config
+    from medalist.tasks.segment import SegmentTask
+
+    cfg_path = make_seg_project(project, n_train=24, n_test=2)
+    data = project / "data"
+    train = pd.read_csv(data / "train.csv", keep_default_na=False)
+    train["video"] = "v" + (np.arange(24) // 8).astype(str)
+    train["frame"] = np.arange(24) % 8
+    for i in range(24):  # 32 px frames; an object that stays put within each video
+        Image.new("RGB", (32, 32)).save(data / "train" / f"{train['id'][i]}.png")
+        mask = np.zeros((32, 32), np.uint8)
+        v = i // 8
+        mask[4 + 6 * v : 14 + 6 * v, 3 + 5 * v : 20 + 2 * v] = 1
+        train.loc[i, "rle"] = rle_encode(mask)
+    train.to_csv(data / "train.csv", index=False)
+    text = cfg_path.read_text().replace("n_splits: 2", "n_splits: 3")
+    text = text.replace("competition:\n", "competition:\n  sequence_column: video\n")
+    text = text.replace("competition:\n", "competition:\n  frame_column: frame\n")
+    cfg_path.write_text(text)
+    cfg = load_config(cfg_path)
+    task = SegmentTask.from_config(cfg, train)
+    y = task.encode(train).astype(np.float32)
+    p = 0.8 * y + 0.1
+    wrong = train["frame"].isin([2, 5]).to_numpy()
+    p[wrong] = 1 - p[wrong]
+    run = project / "runs" / "video"
+    folds = np.arange(24) % 3
+    for k in range(3):
+        (run / f"fold_{k}").mkdir(parents=True)
+        rows = np.flatnonzero(folds == k)[::-1]  # a fold's rows in its own order
+        pd.DataFrame({"id": train["id"][rows]}).to_csv(run / f"fold_{k}/oof.csv", index=False)
+        np.save(run / f"fold_{k}/oof_masks.npy", p[rows].astype(np.float16))
+    (run / "config.yaml").write_text(text)
+    (run / "task.json").write_text(json.dumps(task.state()))
+    pd.DataFrame({"id": train["id"], "fold": folds}).to_csv(run / "oof.csv", index=False)
+    return run
+
+
+def test_smooth_averages_each_pixel_over_neighbouring_frames_of_a_segment_run(
+    tmp_path: Path,
+) -> None:
+    from medalist.workflows.smooth import evaluate_smoothing
+
+    run = fake_video_run(tmp_path / "proj")
+    result = evaluate_smoothing(run, [1, 3])
+    table = result.table.set_index("window")
+    assert table.loc[1, "mean"] < 0.8  # 2 frames in 8 inverted
+    assert table.loc[3, "mean"] == pytest.approx(1.0)
+    assert table.loc[3, "verdict"] == "better" and result.best == 3
+    r = medalist("smooth", str(run), "--windows", "1,3", cwd=tmp_path / "proj")
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "best window beyond noise: 3 frames" in r.stdout

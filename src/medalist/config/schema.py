@@ -169,6 +169,14 @@ class Data(Section):
             return self.image_size, self.image_size
         return (self.image_size[0], self.image_size[-1])
 
+    @property
+    def train_height_width(self) -> tuple[int, int]:
+        """The training input's (height, width): the crop when `crop_size` is set."""
+        if self.crop_size is None:
+            return self.height_width
+        c = self.crop_size
+        return (c, c) if isinstance(c, int) else (c[0], c[-1])
+
     def scaled_size(self, factor: float) -> str:
         """An override value for `data.image_size` with each side times `factor`."""
         h, w = (max(8, int(s * factor)) for s in self.height_width)
