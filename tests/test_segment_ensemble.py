@@ -205,3 +205,20 @@ def test_smooth_averages_each_pixel_over_neighbouring_frames_of_a_segment_run(
     r = medalist("smooth", str(run), "--windows", "1,3", cwd=tmp_path / "proj")
     assert r.returncode == 0, r.stderr[-2000:]
     assert "best window beyond noise: 3 frames" in r.stdout
+
+
+def test_runs_whose_masks_differ_in_size_are_not_blended(tmp_path: Path) -> None:
+    import shutil
+
+    project = tmp_path / "proj"
+    run = fake_video_run(project)
+    (run / "scores.json").write_text(json.dumps({"metric": "dice", "higher_is_better": True}))
+    other = project / "runs" / "big"
+    shutil.copytree(run, other)
+    text = (other / "config.yaml").read_text()
+    (other / "config.yaml").write_text(text.replace("image_size: 32", "image_size: 64"))
+    r = medalist("ensemble", "video", "big", "--name", "ens", cwd=project)
+    assert r.returncode == 2, r.stderr
+    assert "64x64 px against" in r.stderr and "32x32 px" in r.stderr
+    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert not (project / "runs" / "ens").exists()

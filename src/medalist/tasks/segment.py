@@ -164,7 +164,9 @@ class SegmentTask(ModelOutputs):
         )
 
     def target_signature(self) -> tuple[Any, ...]:
-        return (self.kind, list(self.classes))
+        """The classes, and the masks' size: blended masks must be of one size."""
+        h, w = self.cfg.data.height_width
+        return (self.kind, list(self.classes), f"{h}x{w} px")
 
     @classmethod
     def fold_table(cls, cfg: Config, train: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
