@@ -135,6 +135,10 @@ def test_two_segment_runs_ensemble_predict_and_package_check(tmp_path: Path) -> 
     assert oof["dice"].mean() == pytest.approx(scores["oof"])
     r = medalist("predict", "runs/ens", cwd=project)
     assert r.returncode == 0, r.stderr[-2000:]
+    r = medalist("report", "runs/ens", cwd=project)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    r = medalist("runs", cwd=project)
+    assert r.returncode == 0 and "ensemble: a + b" in r.stdout, r.stdout[-2000:]
     sub = pd.read_csv(ens / "submission.csv", keep_default_na=False)
     sample = pd.read_csv(project / "data" / "sample_submission.csv")
     assert list(sub["id"]) == list(sample["id"])
