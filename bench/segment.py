@@ -1,18 +1,18 @@
 """Segmentation: Dice per architecture at one budget, each post-processing step on against
 off, and medalist's U-Net against a hand-written segmentation_models_pytorch loop.
 
-The set: Fashion-MNIST items (the IDX files under /usr/share/datasets/fashion-mnist) pasted on
-64x64 noisy canvases, one to three items each, some canvases empty, and small speckles of item
-brightness scattered as distractors; the mask is the items' silhouettes (pixels above 40).
+The set: Fashion-MNIST items (the IDX files under /usr/share/datasets/fashion-mnist), shrunk to
+16 px, pasted on 32x32 noisy canvases, none to three items each, and small bright speckles
+scattered as distractors; the mask is the items' silhouettes (pixels above 40).
 
-1. medalist trains `model.arch` = unet, fpn and linknet on timm's resnet18 (from scratch), the
+1. medalist trains `model.arch` = unet, fpn and linknet on timm's resnet10t (from scratch), the
    same config otherwise (3 folds, epochs, batch, lr; `medalist.workflows.train.train`, the
    code path of `medalist train`): the CV Dice at 0.5, at the fitted threshold and after the
    fitted post-processing.
 2. Post-processing of the U-Net run: each step (threshold, min_area, min_total_area) with the
    gain it measured on the pooled OOF masks and `compare`'s verdict on the per-fold
    differences (scores.json), so a step that only fits noise is switched off.
-3. A hand-written loop: smp.Unet on the same encoder (`tu-resnet18`, no weights), AdamW at
+3. A hand-written loop: smp.Unet on the same encoder (`tu-resnet10t`, no weights), AdamW at
    the same lr and weight decay with no schedule, BCE + Dice (smp's losses), no augmentation,
    the same epochs and batch on fold 0's split, Dice at 0.5 of fold 0's validation images
    after its last and its best epoch, against medalist's fold 0 (its best epoch).
@@ -80,34 +80,38 @@ def read_idx(path: Path) -> np.ndarray:
     return np.frombuffer(data, np.uint8, offset=16).reshape(n, 28, 28)
 
 
-def make_canvases(n: int, size: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(images (n, size, size, 3), masks (n, size, size)): items pasted at random places."""
-    items = read_idx(FASHION / "train-images-idx3-ubyte.gz")
+def make_canvases(n: int, size: int, item: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(images (n, size, size, 3), masks (n, size, size)): items (resized to `item` px) pasted
+    at random places."""
+    import cv2
+
+    items = read_idx(FASHION / "train-images-idx3-ubyte.gz")[:5000]
+    items = np.stack([cv2.resize(a, (item, item), interpolation=cv2.INTER_AREA) for a in items])
     rng = np.random.default_rng(seed)
     images = rng.integers(0, 60, (n, size, size, 3)).astype(np.uint8)
     masks = np.zeros((n, size, size), np.uint8)
     for i in range(n):
         for _ in range(int(rng.choice([0, 1, 1, 2, 3]))):
-            item = items[rng.integers(len(items))]
-            y0, x0 = rng.integers(0, size - 28, 2)
-            on = item > 40
-            patch = images[i, y0 : y0 + 28, x0 : x0 + 28]
-            patch[on] = np.clip(item[on, None].astype(int) + rng.integers(-20, 20, 3), 0, 255)
-            masks[i, y0 : y0 + 28, x0 : x0 + 28] |= on
+            picture = items[rng.integers(len(items))]
+            y0, x0 = rng.integers(0, size - item, 2)
+            on = picture > 40
+            patch = images[i, y0 : y0 + item, x0 : x0 + item]
+            patch[on] = np.clip(picture[on, None].astype(int) + rng.integers(-20, 20, 3), 0, 255)
+            masks[i, y0 : y0 + item, x0 : x0 + item] |= on
         for _ in range(int(rng.integers(0, 4))):  # distractor speckles, not in the mask
             y0, x0 = rng.integers(0, size - 3, 2)
             images[i, y0 : y0 + 2, x0 : x0 + 2] = rng.integers(150, 255)
     return images, masks
 
 
-def write_competition(root: Path, n_train: int, n_test: int, size: int) -> np.ndarray:
+def write_competition(root: Path, n_train: int, n_test: int, size: int, item: int) -> np.ndarray:
     """The competition in Kaggle's layout; returns the training masks."""
     import pandas as pd
     from PIL import Image
 
     from medalist.data.rle import rle_encode
 
-    images, masks = make_canvases(n_train + n_test, size, seed=0)
+    images, masks = make_canvases(n_train + n_test, size, item, seed=0)
     data = root / "data"
     for sub in ("train", "test"):
         (data / sub).mkdir(parents=True, exist_ok=True)
@@ -180,14 +184,15 @@ def plain_loop(root: Path, train_idx: np.ndarray, valid_idx: np.ndarray, args: A
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--train", type=int, default=300)
+    parser.add_argument("--train", type=int, default=240)
     parser.add_argument("--test", type=int, default=20)
-    parser.add_argument("--size", type=int, default=64)
+    parser.add_argument("--size", type=int, default=32, help="canvas side")
+    parser.add_argument("--item", type=int, default=16, help="item side on the canvas")
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--folds", type=int, default=3)
     parser.add_argument("--lr", type=float, default=3e-3)
-    parser.add_argument("--backbone", default="resnet18")
+    parser.add_argument("--backbone", default="resnet10t")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
     args = parser.parse_args()
@@ -201,7 +206,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="medalist-segment-bench-"))
     began = time.perf_counter()
     try:
-        args.masks = write_competition(work, args.train, args.test, args.size)
+        args.masks = write_competition(work, args.train, args.test, args.size, args.item)
         runs: dict[str, dict[str, Any]] = {}
         for arch in ARCHS:
             config = work / "configs" / f"{arch}.yaml"
