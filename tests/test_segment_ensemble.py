@@ -135,6 +135,13 @@ def test_two_segment_runs_ensemble_predict_and_package_check(tmp_path: Path) -> 
     assert oof["dice"].mean() == pytest.approx(scores["oof"])
     r = medalist("predict", "runs/ens", cwd=project)
     assert r.returncode == 0, r.stderr[-2000:]
+    from medalist.runs.rundir import open_run_dir
+    from medalist.workflows.inference import run_test_predictions
+    from medalist.workflows.predict import ensemble_test_predictions
+
+    members = {n: run_test_predictions(open_run_dir(project / "runs" / n)).preds for n in "ab"}
+    want = sum(spec["weights"][n] * members[n].astype(np.float32) for n in "ab")
+    assert np.allclose(ensemble_test_predictions(open_run_dir(ens)), want, atol=1e-6)
     r = medalist("report", "runs/ens", cwd=project)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     r = medalist("runs", cwd=project)
