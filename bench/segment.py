@@ -18,7 +18,9 @@ scattered as distractors; the mask is the items' silhouettes (pixels above 40).
    after its last and its best epoch, against medalist's fold 0 (its best epoch).
 
 Run: .venv/bin/python bench/segment.py  (a few minutes on two CPU cores)
-Last line: `unet X fpn Y linknet Z; medalist fold 0 A vs plain loop B (best epoch C)`.
+Fold 0 is trained again with `--seeds` - 1 more seeds by both, for the seed noise.
+
+Last line: `unet X fpn Y linknet Z; medalist fold 0 A +- s vs plain loop B (best epoch C +- s)`.
 """
 
 from __future__ import annotations
@@ -134,13 +136,15 @@ def dice_at_half(y: np.ndarray, p: np.ndarray) -> float:
     return mean_dice(y, p)
 
 
-def plain_loop(root: Path, train_idx: np.ndarray, valid_idx: np.ndarray, args: Any) -> dict:
+def plain_loop(
+    root: Path, train_idx: np.ndarray, valid_idx: np.ndarray, args: Any, seed: int = 0
+) -> dict:
     """smp.Unet on tu-<backbone>, trained as a user writes it."""
     import segmentation_models_pytorch as smp
     import torch
     from PIL import Image
 
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     names = sorted((root / "data" / "train").glob("*.png"))
     x_all = np.stack([np.asarray(Image.open(p).convert("RGB")) for p in names])
     y_all = args.masks
@@ -158,7 +162,7 @@ def plain_loop(root: Path, train_idx: np.ndarray, valid_idx: np.ndarray, args: A
     bce = torch.nn.BCEWithLogitsLoss()
     xv, _ = tensor(valid_idx)
     per_epoch = []
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed)
     start = time.process_time()
     for _ in range(args.epochs):
         model.train()
@@ -194,6 +198,7 @@ def main() -> None:
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--backbone", default="resnet10t")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seeds", type=int, default=3, help="fold 0 seeds of both loops")
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
     args = parser.parse_args()
 
@@ -259,6 +264,28 @@ def main() -> None:
         valid_idx, train_idx = np.flatnonzero(fold_of == 0), np.flatnonzero(fold_of != 0)
         plain = plain_loop(work, train_idx, valid_idx, args)
         medalist_fold0 = unet["folds"][0]
+        # Seed noise on fold 0: both trained again with other seeds (the folds fixed).
+        seeds = {"medalist": [medalist_fold0], "plain_best": [plain["best"]]}
+        seeds["plain_last"] = [plain["last"]]
+        for seed in range(1, args.seeds):
+            again = train(
+                work / "configs" / "unet.yaml", [f"train.seed={seed}"], name=f"unet-seed{seed}",
+                folds="0",
+            )  # fmt: skip
+            seeds["medalist"].append(
+                json.loads((again.run.fold_dir(0) / "result.json").read_text())["score"]
+            )
+            other = plain_loop(work, train_idx, valid_idx, args, seed=seed)
+            seeds["plain_best"].append(other["best"])
+            seeds["plain_last"].append(other["last"])
+        noise = {
+            k: {"runs": v, "mean": float(np.mean(v)), "std": float(np.std(v))}
+            for k, v in seeds.items()
+        }
+        print(
+            f"fold 0 over {args.seeds} seeds: "
+            + "; ".join(f"{k} {n['mean']:.4f} +- {n['std']:.4f}" for k, n in noise.items())
+        )
         print(
             f"fold 0: medalist unet {medalist_fold0:.4f} against the plain smp loop "
             f"{plain['last']:.4f} (last epoch), {plain['best']:.4f} (best epoch)"
@@ -268,6 +295,7 @@ def main() -> None:
             "archs": runs,
             "plain_loop": plain,
             "medalist_fold0": medalist_fold0,
+            "fold0_seeds": noise,
             "seconds": round(time.perf_counter() - began, 1),
             "machine": _common.machine(),
         }
@@ -275,8 +303,10 @@ def main() -> None:
         out.write_text(json.dumps(result, indent=2, default=str) + "\n")
         print(
             " ".join(f"{a} {runs[a]['cv_dice']:.4f}" for a in ARCHS)
-            + f"; medalist fold 0 {medalist_fold0:.4f} vs plain loop {plain['last']:.4f} "
-            f"(best epoch {plain['best']:.4f})"
+            + f"; medalist fold 0 {noise['medalist']['mean']:.4f} +- "
+            f"{noise['medalist']['std']:.4f} vs plain loop {noise['plain_last']['mean']:.4f} "
+            f"(best epoch {noise['plain_best']['mean']:.4f} +- {noise['plain_best']['std']:.4f})"
+            f" over {args.seeds} seeds"
         )
     finally:
         if args.keep:
