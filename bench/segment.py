@@ -18,7 +18,8 @@ scattered as distractors; the mask is the items' silhouettes (pixels above 40).
    after its last and its best epoch, against medalist's fold 0 (its best epoch).
 
 Run: .venv/bin/python bench/segment.py  (a few minutes on two CPU cores)
-Fold 0 is trained again with `--seeds` - 1 more seeds by both, for the seed noise.
+Fold 0 is trained again with `--seeds` - 1 more seeds by both, for the seed noise, and by
+medalist with the plain loop's recipe (no schedule, no warmup, no augmentation).
 
 Last line: `unet X fpn Y linknet Z; medalist fold 0 A +- s vs plain loop B (best epoch C +- s)`.
 """
@@ -267,6 +268,17 @@ def main() -> None:
         # Seed noise on fold 0: both trained again with other seeds (the folds fixed).
         seeds = {"medalist": [medalist_fold0], "plain_best": [plain["best"]]}
         seeds["plain_last"] = [plain["last"]]
+        # medalist with the plain loop's recipe: what the pipeline itself gives.
+        recipe = ["train.scheduler=none", "train.warmup_epochs=0", "data.augment=[]"]
+        seeds["medalist_plain_recipe"] = []
+        for seed in range(args.seeds):
+            again = train(
+                work / "configs" / "unet.yaml", [f"train.seed={seed}", *recipe],
+                name=f"unet-recipe-seed{seed}", folds="0",
+            )  # fmt: skip
+            seeds["medalist_plain_recipe"].append(
+                json.loads((again.run.fold_dir(0) / "result.json").read_text())["score"]
+            )
         for seed in range(1, args.seeds):
             again = train(
                 work / "configs" / "unet.yaml", [f"train.seed={seed}"], name=f"unet-seed{seed}",
