@@ -398,17 +398,15 @@ def test_a_segment_package_runs_offline_and_matches_medalist_predict(
 
 
 @pytest.mark.slow
-def test_commands_for_classification_outputs_refuse_a_segment_run_with_exit_2(
+def test_smoothing_a_segment_run_without_video_frames_exits_2(
     seg_copy: Path, tmp_path: Path
 ) -> None:
     project = tmp_path / "proj"
-    shutil.copytree(project / "runs" / "seg", project / "runs" / "seg_b")
     before = sorted(p.name for p in (project / "runs").iterdir())
-    for args in (["ensemble", "runs/seg", "runs/seg_b"], ["smooth", "runs/seg"]):
-        r = medalist(*args, cwd=project)
-        assert r.returncode == 2, (args, r.stderr)
-        assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
-    assert "segmentation run" in medalist("ensemble", "runs/seg", "runs/seg_b", cwd=project).stderr
+    r = medalist("smooth", "runs/seg", cwd=project)
+    assert r.returncode == 2, r.stderr
+    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1
+    assert "competition.sequence_column" in r.stderr
     assert sorted(p.name for p in (project / "runs").iterdir()) == before
 
 

@@ -117,6 +117,8 @@ def _fields_at(loc: tuple[Any, ...]) -> list[str]:
 def _describe(error: Mapping[str, Any], source: str) -> str:
     loc = tuple(p for p in error["loc"] if not str(p).startswith("function-after"))
     key = ".".join(str(p) for p in loc) or "(top level)"
+    if not loc and isinstance((error.get("ctx") or {}).get("error"), ValueError):
+        return f"{source}: {error['ctx']['error']}"  # a rule across sections names its keys
     if error["type"] == "extra_forbidden":
         valid = _fields_at(loc)
         near = difflib.get_close_matches(str(loc[-1]), valid, n=1, cutoff=0.5)

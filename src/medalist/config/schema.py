@@ -13,6 +13,7 @@ from pydantic import (
     PrivateAttr,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 MAX_AUTO_WORKERS = 8  # more DataLoader workers than this rarely feed one GPU faster
@@ -168,7 +169,11 @@ def cpu_count() -> int:
 
 
 class Data(Section):
-    image_size: int | list[int] = 64  # one side (square), or [height, width]
+    # One side (square), or [height, width]; null (segmentation): the images' own size.
+    image_size: int | list[int] | None = 64
+    # Segmentation: train on random crops of this size; validation and prediction see the
+    # whole image (`predict.tile_size` for sliding windows).
+    crop_size: int | list[int] | None = None
     keep_aspect: bool | None = None  # letterbox to the size; None: for detection only
     # 0 by default (no worker processes: the cheapest for the tiny sets of tests and benches);
     # `medalist new` writes auto (the CPUs, at most 8). Results don't depend on it.
@@ -193,9 +198,11 @@ class Data(Section):
     def _workers(cls, value: Any) -> Any:
         return number_or_auto(value, 0, 256, integer=True)
 
-    @field_validator("image_size")
+    @field_validator("image_size", "crop_size")
     @classmethod
-    def _size(cls, size: int | list[int]) -> int | list[int]:
+    def _size(cls, size: int | list[int] | None) -> int | list[int] | None:
+        if size is None:
+            return size
         sides = [size] if isinstance(size, int) else size
         if len(sides) not in (1, 2):
             raise ValueError("give one number (a square side) or [height, width]")
@@ -205,10 +212,20 @@ class Data(Section):
 
     @property
     def height_width(self) -> tuple[int, int]:
-        """The training input's (height, width) in pixels."""
+        """The images' (height, width) in pixels, as the model's input sees them whole."""
+        if self.image_size is None:
+            raise ValueError("data.image_size is null: the task sets it from the images")
         if isinstance(self.image_size, int):
             return self.image_size, self.image_size
         return (self.image_size[0], self.image_size[-1])
+
+    @property
+    def train_height_width(self) -> tuple[int, int]:
+        """The training input's (height, width): the crop when `crop_size` is set."""
+        if self.crop_size is None:
+            return self.height_width
+        c = self.crop_size
+        return (c, c) if isinstance(c, int) else (c[0], c[-1])
 
     def scaled_size(self, factor: float) -> str:
         """An override value for `data.image_size` with each side times `factor`."""
@@ -310,6 +327,10 @@ class Predict(Section):
     )
     batch_size: int | None = Field(None, ge=1)
     smooth_window: int = Field(1, ge=1, le=1001)  # centred moving average over frames; 1 = off
+    # Segmentation: predict the whole image in tiles of this size (one side or [height,
+    # width]), overlapping by tile_overlap pixels, averaged; null: the whole image at once.
+    tile_size: int | list[int] | None = None
+    tile_overlap: int = Field(0, ge=0, le=4096)
     # Detection: weighted boxes fusion of folds, TTA views, seeds and runs.
     wbf_iou_thr: float = Field(0.55, gt=0.0, lt=1.0)
     wbf_skip_box_thr: float = Field(0.0, ge=0.0, lt=1.0)
@@ -320,6 +341,16 @@ class Predict(Section):
         if window % 2 == 0:
             raise ValueError("give an odd number of frames (1 = off, 3, 5, ...), centred on each")
         return window
+
+    @field_validator("tile_size")
+    @classmethod
+    def _tile(cls, size: int | list[int] | None) -> int | list[int] | None:
+        sides = [] if size is None else [size] if isinstance(size, int) else size
+        if size is not None and len(sides) not in (1, 2):
+            raise ValueError("give one number (a square side) or [height, width]")
+        if any(not 8 <= s <= 4096 for s in sides):
+            raise ValueError("each side must be between 8 and 4096 pixels")
+        return size
 
 
 TrackerName = Literal["mlflow", "wandb", "comet", "neptune", "tensorboard", "csv", "none"]
@@ -368,6 +399,24 @@ class Config(Section):
     predict: Predict = Field(default_factory=Predict)
     track: Track = Field(default_factory=Track)
     tune: Tune = Field(default_factory=Tune)
+
+    @model_validator(mode="after")
+    def _large_images_are_segmentation(self) -> Config:
+        """The keys for large images crop and tile masks: segmentation's alone."""
+        if self.competition.task == "segment":
+            return self
+        for key, on in (
+            ("data.image_size: null", self.data.image_size is None),
+            ("data.crop_size", self.data.crop_size is not None),
+            ("predict.tile_size", self.predict.tile_size is not None),
+        ):
+            if on:
+                raise ValueError(
+                    f"{key} is for segmentation (crops of large images, predicted in tiles); "
+                    f"competition.task is {self.competition.task}: give data.image_size and "
+                    "drop it"
+                )
+        return self
 
     _root: Path = PrivateAttr(default_factory=Path.cwd)
     _source: Path | None = PrivateAttr(default=None)

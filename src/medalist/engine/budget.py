@@ -96,7 +96,7 @@ def estimate_memory(
     """The estimate for `model` at the configured batch, size, optimizer and precision."""
     from medalist.engine.fold_loop import device_count, resolve_precision
 
-    h, w = cfg.data.height_width
+    h, w = cfg.data.train_height_width
     x = torch.rand(PROBE_IMAGES, cfg.model.in_chans, h, w)
     per_image = saved_activation_bytes(model, x, forward) // PROBE_IMAGES
     precision = resolve_precision(cfg)
@@ -138,7 +138,7 @@ def batch_line(cfg: Config) -> str:
 
 def memory_lines(cfg: Config, est: MemoryEstimate) -> list[str]:
     """The estimate as the user reads it, with what to change when it won't fit."""
-    h, w = cfg.data.height_width
+    h, w = cfg.data.train_height_width
     lines = [
         f"memory: about {_size(est.total)} of {_size(est.gpu_bytes)} on {est.gpu} "
         f"(weights {_size(est.weights)}, gradients and optimizer "

@@ -44,12 +44,19 @@ THRESHOLD_GRID = np.round(np.arange(0.2, 0.81, 0.05), 2)
 
 
 def check_input_size(cfg: Config) -> None:
-    """`data.image_size` must be a multiple of the architecture's output stride (a U-Net, and
-    most decoders, halve the image five times: 32)."""
+    """Each input the model sees (`data.image_size`, or the crop and the tile of large images)
+    must be a multiple of the architecture's output stride (a U-Net, and most decoders, halve
+    the image five times: 32)."""
+    from medalist.tasks.segment_tiles import model_inputs
+
+    for key, value, (height, width) in model_inputs(cfg):
+        _check_side(cfg, key, value, height, width)
+
+
+def _check_side(cfg: Config, key: str, value: Any, height: int, width: int) -> None:
     from medalist.models.factory import check_arch, create_segmenter
 
     check_arch(cfg.model.arch)
-    height, width = cfg.data.height_width
     if cfg.model.arch == "unet":
         stride, why = 32, "a U-Net halves the image five times"
     else:
@@ -61,7 +68,7 @@ def check_input_size(cfg: Config) -> None:
     for side in dict.fromkeys((height, width)):
         if side % stride:
             raise UserError(
-                f"data.image_size = {cfg.data.image_size}: {why}, so it takes a multiple of "
+                f"{key} = {value}: {why}, so it takes a multiple of "
                 f"{stride}; use {max(stride, side // stride * stride)} or "
                 f"{(side // stride + 1) * stride}"
                 + (f" instead of {side}" if height != width else "")
@@ -72,7 +79,7 @@ def check_input_size(cfg: Config) -> None:
                 model.eval()(torch.zeros(1, cfg.model.in_chans, height, width))
         except RuntimeError as exc:
             raise UserError(
-                f"data.image_size = {cfg.data.image_size} is too small for {cfg.model.arch} on "
+                f"{key} = {value} is too small for {cfg.model.arch} on "
                 f"{cfg.model.backbone} ({str(exc).splitlines()[0][:120]}); use a larger size"
             ) from None
 
@@ -102,7 +109,6 @@ class SegmentTask(ModelOutputs):
     collate: ClassVar[Any] = None
     check_caption: ClassVar[str] = " with their masks (red)"
     analysis_thresholds: ClassVar[dict[str, float]] = {}
-    blend_objective: ClassVar[str] = "none: segmentation runs are not blended yet"
     transform_sample = staticmethod(transform_with_mask)
     _masks: tuple[tuple[str, ...], np.ndarray] | None = None
 
@@ -125,6 +131,10 @@ class SegmentTask(ModelOutputs):
                 f"competition.metric = {cfg.competition.metric!r}: segmentation scores masks; "
                 f"use {' or '.join(MASK_METRICS)}"
             )
+        from medalist.tasks.segment_tiles import check_large_images, resolve_image_size
+
+        resolve_image_size(cfg, train)
+        check_large_images(cfg)
         check_input_size(cfg)
         check_loss(cfg)
         classes, columns = mask_layout(cfg, train)
@@ -162,7 +172,9 @@ class SegmentTask(ModelOutputs):
         )
 
     def target_signature(self) -> tuple[Any, ...]:
-        return (self.kind, list(self.classes))
+        """The classes, and the masks' size: blended masks must be of one size."""
+        h, w = self.cfg.data.height_width
+        return (self.kind, list(self.classes), f"{h}x{w} px")
 
     @classmethod
     def fold_table(cls, cfg: Config, train: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
@@ -182,9 +194,25 @@ class SegmentTask(ModelOutputs):
         return create_segmenter(cfg, self.num_outputs, pretrained_file(cfg))
 
     def create_transform(self, augment: list[dict[str, Any]], *, train: bool) -> Any:
+        """The configured augmentations (training: after a random `data.crop_size` crop)."""
         from medalist.data.dataset import create_transform
+        from medalist.tasks.segment_tiles import crop_augment
 
-        return create_transform(augment, train=train)
+        return create_transform(crop_augment(self.cfg) + list(augment), train=train)
+
+    def validation_batch(
+        self, model: nn.Module, loss_fn: nn.Module, x: torch.Tensor, y: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The whole image's loss and masks (in sliding windows with `predict.tile_size`)."""
+        from medalist.tasks.segment_tiles import whole_image
+
+        out = whole_image(model, x, self.cfg)
+        return loss_fn(out, y), self.activate(out)
+
+    def predict_batch(self, model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        from medalist.tasks.segment_tiles import whole_image
+
+        return self.activate(whole_image(model, x, self.cfg))
 
     def chance_loss(self, cfg: Config) -> float | None:
         return None
@@ -279,13 +307,26 @@ class SegmentTask(ModelOutputs):
     def preds_from_oof(
         self, oof: pd.DataFrame, folds: list[list[Path]] | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
-        raise UserError(
-            "this is a segmentation run: its out-of-fold predictions are masks "
-            "(fold_*/oof_masks.npy), and this command works on classification runs only"
-        )
+        """The training masks and the run's out-of-fold probability masks (seeds averaged),
+        both in the rows of its merged oof.csv, read from `folds` (see `segment_blend`)."""
+        if folds is None:
+            raise ValueError("a segmentation run's OOF masks are read from its fold folders")
+        from medalist.data.tables import load_train
+        from medalist.tasks.segment_blend import read_oof_masks
+
+        train = load_train(self.cfg)
+        row = {v: i for i, v in enumerate(train[self.id_column].astype(str))}
+        y = self.encode(train)[[row[str(i)] for i in oof["id"]]]
+        preds = read_oof_masks(oof, folds, y.shape[-2:], len(self.classes))
+        return y, preds
 
     def blend_oof(self, oof: pd.DataFrame, y: np.ndarray, preds: np.ndarray) -> pd.DataFrame:
-        return self.preds_from_oof(oof)  # type: ignore[return-value]  # refused as above
+        """The member's rows with the blend's per-image columns (areas, scores) as a run's."""
+        fresh = self.oof_frame(oof["id"], oof["fold"].to_numpy(), y, preds)
+        out = oof[[c for c in oof.columns if c in ("id", "fold") or c not in fresh.columns]].copy()
+        for c in fresh.columns.drop(["id", "fold"]):
+            out[c] = fresh[c].to_numpy()
+        return out
 
     def finish_oof(self, oof: pd.DataFrame, folds: list[list[Path]]) -> dict[str, Any]:
         """Pool the folds' masks (each fold's seeds averaged, `folds[k]` its folders by seed):
@@ -363,16 +404,26 @@ class SegmentTask(ModelOutputs):
         self, preds: Iterable[np.ndarray], weights: Sequence[float] | None = None
     ) -> np.ndarray:
         """The mean of probability masks (summed in float32), or their weighted mean."""
-        return combine_arrays(preds, weights)
+        if weights is None:
+            return combine_arrays(preds, weights)
+        from medalist.tasks.segment_blend import weighted_masks
+
+        return weighted_masks(list(preds), weights)
 
     def undo_view(self, pred: torch.Tensor, view: str) -> torch.Tensor:
         """A mask predicted on a flipped image, flipped back to the image's orientation."""
         return pred.flip(-1 if view == "hflip" else -2)
 
+    @property
+    def blend_objective(self) -> str:
+        return f"mean {self.metric.name} at 0.5, best point of a simplex grid of weights"
+
     def fit_blend_weights(self, y: np.ndarray, preds: Sequence[np.ndarray]) -> np.ndarray:
-        raise UserError(
-            "segmentation runs can't be blended by medalist ensemble yet: their out-of-fold "
-            "predictions are masks; package the best run alone"
+        """The simplex grid point whose blended masks score best (`segment_blend`)."""
+        from medalist.tasks.segment_blend import fit_mask_weights
+
+        return fit_mask_weights(
+            lambda t, p: self._scores(t, p, [0.5] * len(self.classes)), y, preds
         )
 
     # ---- looking at the run ----------------------------------------------------------------

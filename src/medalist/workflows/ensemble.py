@@ -228,7 +228,7 @@ def make_ensemble(
     if first.run.file(layout.FOLDS).is_file():
         write_csv(run.file(layout.FOLDS), pd.read_csv(first.run.file(layout.FOLDS)))
     final_task = type(task).from_state(cfg, task.state())
-    postprocess = final_task.fit_postprocess(y, blended)
+    postprocess = final_task.fit_postprocess(y, blended, folds)
     oof = final_task.blend_oof(first.oof, y, blended)  # at the thresholds fitted on the blend
     write_json(run.file(layout.TASK), final_task.state())
     in_sample = float(task.score(y, blended))

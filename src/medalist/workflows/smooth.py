@@ -90,7 +90,7 @@ def evaluate_smoothing(
     task = load_run_task(run, cfg)
     oof = pd.read_csv(run.file(layout.OOF))
     seqs, frames = sequence_info(cfg, oof["id"], load_train(cfg), "train")
-    y, preds = task.preds_from_oof(oof)
+    y, preds = task.preds_from_oof(oof, run.seed_fold_dirs(cfg.cv.n_splits, cfg.train.seeds))
     folds = oof["fold"].to_numpy()
     hib = task.metric.higher_is_better
     sign = 1.0 if hib else -1.0
