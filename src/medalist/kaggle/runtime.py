@@ -136,6 +136,7 @@ def predict_run(
     """Fold-combined test predictions of one packaged run, and the sample submission."""
     import torch
 
+    from medalist.data.frames import stack_frames
     from medalist.data.images import config_source
     from medalist.tasks import load_task
     from medalist.workflows.inference import fold_predictions
@@ -144,7 +145,8 @@ def predict_run(
     run_dir = package / "runs" / entry["name"]
     task = load_task(cfg, read_json(run_dir / layout.TASK))
     ids, sample, paths = _test_table(cfg)
-    images = config_source(cfg, paths, ids.tolist())
+    test = load_test(cfg, sample) if cfg.data.frame_offsets is not None else None
+    images = stack_frames(cfg, config_source(cfg, paths, ids.tolist()), test, "test")
     chosen = entry["folds"] if folds is None else folds
     weights = (
         torch.load(layout.packaged_fold(run_dir, k), map_location="cpu", weights_only=True)
