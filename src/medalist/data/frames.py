@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import copy
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -20,6 +20,9 @@ import pandas as pd
 from medalist.config.schema import Config
 from medalist.data.images import ImageSource
 from medalist.errors import UserError
+
+if TYPE_CHECKING:
+    from medalist.tasks.base import Task
 
 
 def table_path(cfg: Config, what: str) -> Path:
@@ -154,7 +157,7 @@ def stack_frames(
     return FrameStack(source, table_neighbours(cfg, table, what))
 
 
-def check_frame_augment(cfg: Config, task: Any) -> None:
+def check_frame_augment(cfg: Config, task: Task) -> None:
     """Every `data.augment` step applies to a stack of frames (each with certain probability);
     a step that can't take one frame's channels is a UserError naming it."""
     if cfg.data.frame_offsets is None:
@@ -176,7 +179,7 @@ def check_frame_augment(cfg: Config, task: Any) -> None:
             ) from None
 
 
-def check_frame_inputs(cfg: Config, train: pd.DataFrame, task: Any) -> None:
+def check_frame_inputs(cfg: Config, train: pd.DataFrame, task: Task) -> None:
     """Before training: the train table's frames stack, and the augmentation applies."""
     if cfg.data.frame_offsets is None:
         return
