@@ -276,6 +276,7 @@ class Predict(Section):
     )
     batch_size: int | None = Field(None, ge=1)
     smooth_window: int = Field(1, ge=1, le=1001)  # centred moving average over frames; 1 = off
+    smooth_filter: Literal["mean", "gaussian", "median"] = "mean"  # over those frames
     # Detection: weighted boxes fusion of folds, TTA views, seeds and runs.
     wbf_iou_thr: float = Field(0.55, gt=0.0, lt=1.0)
     wbf_skip_box_thr: float = Field(0.0, ge=0.0, lt=1.0)

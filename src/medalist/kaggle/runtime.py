@@ -27,6 +27,7 @@ from medalist.workflows.inference import (
     make_submission,
     write_submission,
 )
+from medalist.workflows.smooth import use_filter
 
 MANIFEST = "medalist-package.json"
 QUICK_CHOICES = ("auto", "on", "off")
@@ -181,6 +182,7 @@ def predict_offline(
     first = results[0]
     cfg, task, ids = first.cfg, package_task(first, manifest), first.ids
     window = int(manifest.get("smooth_window") or 1)
+    use_filter(cfg, manifest.get("smooth_filter"))
     test = load_test(cfg, sample) if window > 1 else None  # video frames: `medalist smooth`'s
     _, submission = make_submission(cfg, task, ids, test, preds, sample, window)
     write_submission(out, submission)
