@@ -83,3 +83,27 @@ def test_predict_applies_the_chosen_filter_to_the_test_frames(trained_run: Path)
     r = medalist("predict", str(run), "--smooth", "3", "--smooth-filter", "mode")
     assert r.returncode == 2 and "Traceback" not in r.stderr
     assert "--smooth-filter 'mode': use one of mean, gaussian, median" in r.stderr
+
+
+def test_a_package_smooths_with_the_filter_predict_uses(
+    trained_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from medalist.kaggle.package import PackageOptions, create_package
+    from medalist.kaggle.runtime import predict_offline
+
+    monkeypatch.setenv("KAGGLE_USERNAME", "alice")
+    monkeypatch.setenv("KAGGLE_CONFIG_DIR", str(tmp_path / "kaggle-config"))
+    run = as_video(trained_run, wrong_every=None)
+    data = run.parent.parent / "data"
+    sample = pd.read_csv(data / "sample_submission.csv")[["id"]]
+    for c in ("bar_h", "bar_v", "dot"):  # probabilities per class: the filter shows in them
+        sample[c] = 0.0
+    sample.to_csv(data / "sample_submission.csv", index=False)
+    opts = PackageOptions(
+        competition="shapes-demo", smooth=3, smooth_filter="median", out=tmp_path / "pkg"
+    )
+    package = create_package([run], opts)
+    assert package.manifest["smooth_filter"] == "median"
+    got = predict_offline(package.dataset_dir, data, tmp_path / "s.csv", quick="off")
+    assert got.equals(predict(run, smooth=3, smooth_filter="median").submission)
+    assert not got.equals(predict(run, smooth=3).submission)
