@@ -245,3 +245,13 @@ def test_a_stacked_frame_project_trains_predicts_and_packages_alike(
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     assert "check passed" in r.stdout
     assert json.loads((run / "scores.json").read_text())["oof"] >= 0
+
+
+@pytest.mark.slow
+def test_check_memorises_stacked_frames_and_draws_each_rows_own_frame(tmp_path: Path) -> None:
+    project = tmp_path / "p"
+    cfg = make_video_project(project)
+    r = medalist("check", str(cfg), "--steps", "40", cwd=project)
+    assert r.returncode == 0 and "PASS" in r.stdout, r.stdout[-2000:] + r.stderr[-2000:]
+    (grid,) = project.glob("checks/*/plots/input_batch.png")
+    assert grid.stat().st_size > 0

@@ -157,6 +157,29 @@ def stack_frames(
     return FrameStack(source, table_neighbours(cfg, table, what))
 
 
+def rows_source(
+    cfg: Config, table: pd.DataFrame, paths: list[Path], rows: np.ndarray, ids: list[object]
+) -> ImageSource:
+    """The images of some `rows` of the train table (`medalist check`): with stacked frames,
+    each row's stack, its neighbours read from the whole table."""
+    from medalist.data.images import config_source
+
+    rows = np.asarray(rows)
+    if cfg.data.frame_offsets is None:
+        return config_source(cfg, [paths[i] for i in rows], ids)
+    every = config_source(cfg, paths, table[cfg.competition.id_column].tolist())
+    return FrameStack(every, table_neighbours(cfg, table, "train")[rows], ids)
+
+
+def centre_frame(cfg: Config, picture: np.ndarray) -> np.ndarray:
+    """An (H, W, channels) input's own frame (the offset 0) when frames are stacked."""
+    if cfg.data.frame_offsets is None:
+        return picture
+    ch = cfg.image_channels
+    at = cfg.data.frame_offsets.index(0) * ch
+    return picture[:, :, at : at + ch]
+
+
 def check_frame_augment(cfg: Config, task: Task) -> None:
     """Every `data.augment` step applies to a stack of frames (each with certain probability);
     a step that can't take one frame's channels is a UserError naming it."""
