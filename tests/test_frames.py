@@ -153,6 +153,22 @@ def test_one_augmentation_draw_moves_every_stacked_frame_alike() -> None:
     assert 5 < flipped < 35  # the flip was drawn both ways across samples, never per frame
 
 
+def test_a_mask_moves_with_the_stacked_frames() -> None:
+    from medalist.data.dataset import transform_with_mask
+
+    rng = np.random.default_rng(1)
+    frames = rng.integers(0, 255, (3, 8, 8, 3)).astype(np.uint8)
+    source = ImageSource([Path(f"{i}.png") for i in range(3)], 8, 3, cached=frames)
+    stack = FrameStack(source, np.array([[0, 1, 2]]))
+    mask = np.zeros((8, 8), np.uint8)
+    mask[2:4, 0:3] = 1
+    flip = create_transform([{"name": "HorizontalFlip", "p": 1.0}], train=True)
+    x, y = transform_with_mask(stack.sample_transform(flip), stack[0], mask)
+    assert np.array_equal(y.numpy(), mask[:, ::-1])
+    for k in range(3):
+        assert np.array_equal(x[3 * k : 3 * k + 3].numpy(), frames[k][:, ::-1].transpose(2, 0, 1))
+
+
 def ds_seed(ds: ImageDataset, i: int) -> int:
     from medalist.data.dataset import mix_seed
 
