@@ -103,13 +103,17 @@ class FrameStack(ImageSource):
     (the one-image-per-row source) concatenated along the channels."""
 
     def __init__(
-        self, frames: ImageSource, neighbours: np.ndarray, ids: list[object] | None = None
+        self,
+        frames: ImageSource,
+        neighbours: np.ndarray,
+        rows: np.ndarray | None = None,
     ) -> None:
+        """`rows`: the row of `frames` each stack belongs to (its id and path); None: row i."""
         self.frames = frames
         self.neighbours = np.asarray(neighbours)
-        centre = self.neighbours[:, self.neighbours.shape[1] // 2]
-        self.paths = list(frames.paths) if ids is None else [frames.paths[r] for r in centre]
-        self.ids = list(frames.ids) if ids is None else list(ids)
+        own = np.arange(len(self.neighbours)) if rows is None else np.asarray(rows)
+        self.paths = [frames.paths[r] for r in own]
+        self.ids = [frames.ids[r] for r in own]
         self.size = frames.size
         self.keep_aspect = frames.keep_aspect
         self.channels = frames.channels * self.neighbours.shape[1]
@@ -167,8 +171,8 @@ def rows_source(
     rows = np.asarray(rows)
     if cfg.data.frame_offsets is None:
         return config_source(cfg, [paths[i] for i in rows], ids)
-    every = config_source(cfg, paths, table[cfg.competition.id_column].tolist())
-    return FrameStack(every, table_neighbours(cfg, table, "train")[rows], ids)
+    every = config_source(cfg, paths, table[cfg.competition.id_column].astype(str).tolist())
+    return FrameStack(every, table_neighbours(cfg, table, "train")[rows], rows)
 
 
 def centre_frame(cfg: Config, picture: np.ndarray) -> np.ndarray:
