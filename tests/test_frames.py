@@ -132,7 +132,7 @@ def test_one_augmentation_draw_moves_every_stacked_frame_alike() -> None:
     rng = np.random.default_rng(0)
     frames = rng.integers(0, 255, (3, 16, 16, 1)).astype(np.uint8)  # three distinct frames
     source = ImageSource([Path(f"{i}.png") for i in range(3)], 16, 1, cached=frames)
-    stack = FrameStack(source, np.array([[0, 1, 2]] * 40))
+    stack = FrameStack(source, np.array([[0, 1, 2]] * 40), rows=np.ones(40, dtype=int))
     augment = [
         {"name": "HorizontalFlip", "p": 0.5},
         {"name": "Affine", "rotate": [-30, 30], "p": 1.0},
