@@ -262,6 +262,14 @@ def test_a_stacked_frame_project_trains_predicts_and_packages_alike(
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     assert "check passed" in r.stdout
     assert json.loads((run / "scores.json").read_text())["oof"] >= 0
+    # A test table without the video columns can't be stacked: one line, the old file kept.
+    test_csv = project / "data" / "test.csv"
+    pd.read_csv(test_csv)[["id", "frame"]].to_csv(test_csv, index=False)
+    before = (run / "submission.csv").read_bytes()
+    r = medalist("predict", str(run), cwd=project)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "test.csv: no column 'video' (config competition.sequence_column)" in r.stderr
+    assert (run / "submission.csv").read_bytes() == before
 
 
 @pytest.mark.slow
