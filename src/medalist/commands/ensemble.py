@@ -75,7 +75,8 @@ def smooth(
     ] = "1,3,5,9,15",
     project: Annotated[Path, typer.Option("--project", help="project folder")] = Path("."),
 ) -> None:
-    """Video frames: does a moving average of the predictions over frames beat the CV's noise?"""
+    """Video frames: does a moving average, Gaussian or median filter of the predictions over
+    frames beat the CV's noise?"""
     from rich.table import Table
 
     from medalist.commands.validation import _resolve_run
@@ -89,17 +90,20 @@ def smooth(
         raise UserError(f"--windows {windows!r}: give odd numbers, e.g. 1,3,5,9") from None
     result = evaluate_smoothing(_resolve_run(run, project), sizes)
     table = Table(title=f"{result.run.name}: {result.metric} of the OOF rows smoothed over frames")
-    for col in ("window", "CV mean +- std", "vs no smoothing", "verdict", "per fold"):
+    for col in ("filter", "window", "CV mean +- std", "vs no smoothing", "verdict", "per fold"):
         table.add_column(col)
-    for r in result.table.itertuples():
+    for r in result.filters.itertuples():
         diff = "-" if r.window == 1 else f"{r.mean_diff:+.4f} (p {r.p_value:.3g})"
-        table.add_row(str(r.window), f"{fmt(r.mean)} +- {fmt(r.std)}", diff, r.verdict, r.folds)
+        table.add_row(
+            r.filter, str(r.window), f"{fmt(r.mean)} +- {fmt(r.std)}", diff, r.verdict, r.folds
+        )
     console.print(table)
     if result.best > 1:
+        kind = "" if result.best_filter == "mean" else f" --smooth-filter {result.best_filter}"
         console.print(
-            f"best window beyond noise: {result.best} frames (chosen on these OOF rows, so "
-            f"slightly optimistic); apply it: medalist predict {result.run.path} --smooth "
-            f"{result.best}"
+            f"best window beyond noise: {result.best} frames, {result.best_filter} (chosen on "
+            f"these OOF rows, so slightly optimistic); apply it: medalist predict "
+            f"{result.run.path} --smooth {result.best}{kind}"
         )
     else:
         console.print("no window beats the CV's noise: leave the predictions unsmoothed")

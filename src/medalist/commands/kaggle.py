@@ -45,6 +45,9 @@ def package(
     smooth: Annotated[
         int | None, typer.Option(help="moving average over W video frames (medalist smooth)")
     ] = None,
+    smooth_filter: Annotated[
+        str | None, typer.Option(help="the --smooth filter: mean, gaussian or median")
+    ] = None,
     gpu: Annotated[
         bool | None, typer.Option("--gpu/--no-gpu", help="notebook accelerator (from config)")
     ] = None,
@@ -88,6 +91,7 @@ def package(
         extra_wheels=extra_wheel or [],
         weights=weights,
         smooth=smooth,
+        smooth_filter=smooth_filter,
         gpu=gpu,
         quick=quick,
         quick_rows=quick_rows,

@@ -106,6 +106,9 @@ def predict(
     smooth: Annotated[
         int | None, typer.Option(help="moving average over W video frames (see medalist smooth)")
     ] = None,
+    smooth_filter: Annotated[
+        str | None, typer.Option(help="the --smooth filter: mean, gaussian or median")
+    ] = None,
 ) -> None:
     """Average the folds' predictions on the test set into RUN/submission.csv (checked)."""
     quiet_libraries()
@@ -115,7 +118,7 @@ def predict(
     for t in tta or []:
         if t not in ("hflip", "vflip"):
             raise UserError(f"--tta {t!r}: use hflip or vflip")
-    result = run_predict(run, tta=tta, smooth=smooth)
+    result = run_predict(run, tta=tta, smooth=smooth, smooth_filter=smooth_filter)
     console.print(
         f"submission: {result.path} ({len(result.submission)} rows, checked against the sample)"
     )

@@ -129,6 +129,8 @@ def _describe(error: Mapping[str, Any], source: str) -> str:
             else (f"valid keys here: {', '.join(valid)}")
         )
         return f"{source}: unknown key {key}: {hint}"
+    if not loc:  # a check across sections says which keys
+        return f"{source}: {error['msg'].removeprefix('Value error, ')}"
     value = error.get("input")
     shown = repr(value) if not isinstance(value, dict) else "a mapping"
     return f"{source}: {key} = {shown}: {error['msg'].lower()}"

@@ -182,6 +182,21 @@ class Data(Section):
     mean: list[float] = Field(default_factory=lambda: [0.485, 0.456, 0.406])
     std: list[float] = Field(default_factory=lambda: [0.229, 0.224, 0.225])
     augment: list[dict[str, Any]] = Field(default_factory=_default_augment)
+    # Video (docs/video.md): each row's input is its own video's frames at these offsets (in
+    # frame order, 0 = the row's frame) stacked as channels; model.in_chans follows. None: one.
+    frame_offsets: list[int] | None = None
+    frames_grey: bool = False  # each stacked frame as one grey channel, else 3 colour channels
+
+    @field_validator("frame_offsets")
+    @classmethod
+    def _offsets(cls, offsets: list[int] | None) -> list[int] | None:
+        if offsets is None:
+            return None
+        if 0 not in offsets:
+            raise ValueError("include 0 (the row's own frame), e.g. [-1, 0, 1]")
+        if any(b <= a for a, b in zip(offsets, offsets[1:], strict=False)):
+            raise ValueError("give distinct offsets in increasing order, e.g. [-2, -1, 0, 1, 2]")
+        return offsets
 
     @field_validator("augment")
     @classmethod
@@ -331,6 +346,7 @@ class Predict(Section):
     # width]), overlapping by tile_overlap pixels, averaged; null: the whole image at once.
     tile_size: int | list[int] | None = None
     tile_overlap: int = Field(0, ge=0, le=4096)
+    smooth_filter: Literal["mean", "gaussian", "median"] = "mean"  # over those frames
     # Detection: weighted boxes fusion of folds, TTA views, seeds and runs.
     wbf_iou_thr: float = Field(0.55, gt=0.0, lt=1.0)
     wbf_skip_box_thr: float = Field(0.0, ge=0.0, lt=1.0)
@@ -420,6 +436,41 @@ class Config(Section):
 
     _root: Path = PrivateAttr(default_factory=Path.cwd)
     _source: Path | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _stacked_frames(self) -> Config:
+        """Stacked video frames need the video columns; model.in_chans follows the stack."""
+        offsets = self.data.frame_offsets
+        if offsets is None:
+            return self
+        comp = self.competition
+        if comp.sequence_column is None or comp.frame_column is None:
+            raise ValueError(
+                "data.frame_offsets stacks frames of a video: set competition.sequence_column "
+                "and competition.frame_column too, or remove data.frame_offsets"
+            )
+        if comp.task == "detect":
+            raise ValueError(
+                "data.frame_offsets: stacked frames are for classify and segment for now; "
+                "remove it for competition.task: detect"
+            )
+        channels = self.image_channels * len(offsets)
+        if "in_chans" in self.model.model_fields_set and self.model.in_chans != channels:
+            raise ValueError(
+                f"model.in_chans = {self.model.in_chans} but data.frame_offsets stacks "
+                f"{len(offsets)} frames of {self.image_channels} channel(s) = {channels}: remove "
+                "model.in_chans (it follows the frames)"
+            )
+        self.model.in_chans = channels
+        return self
+
+    @property
+    def image_channels(self) -> int:
+        """The channels one image file is decoded to: model.in_chans, or with stacked frames
+        one frame's (1 with data.frames_grey, else 3)."""
+        if self.data.frame_offsets is None:
+            return self.model.in_chans
+        return 1 if self.data.frames_grey else 3
 
     @property
     def root(self) -> Path:

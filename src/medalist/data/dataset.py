@@ -56,7 +56,14 @@ class InputNorm(torch.nn.Module):
 
 
 def create_input_norm(data: Any, channels: int) -> InputNorm:
-    """The InputNorm of a config's `data` section."""
+    """The InputNorm of a config's `data` section; with stacked frames (`frame_offsets`) the
+    mean and std of one frame repeated for each."""
+    frames = len(data.frame_offsets or [0])
+    if frames > 1 and len(data.mean) != channels and channels % frames == 0:
+        per = channels // frames
+        return InputNorm(
+            _norm_stats(data.mean, per) * frames, _norm_stats(data.std, per) * frames, channels
+        )
     return InputNorm(data.mean, data.std, channels)
 
 
@@ -124,7 +131,7 @@ class ImageDataset(Dataset):
         self.images = images
         self.indices = np.asarray(indices)
         self.targets = targets
-        self.transform = transform
+        self.transform = images.sample_transform(transform)  # stacked frames: one draw for all
         self.sample = sample
         self.seed = seed
         self.fold = fold

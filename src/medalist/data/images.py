@@ -204,6 +204,10 @@ class ImageSource:
             return np.array(self.cached[i])
         return load_resized(self.paths[i], self.size, self.channels, self.keep_aspect)
 
+    def sample_transform(self, transform: Any) -> Any:
+        """The transform a dataset applies to this source's images: the same one."""
+        return transform
+
     def verify(self, workers: int | None = None) -> None:
         """Decode every image once (threads), so a bad file fails before training starts."""
         with ThreadPoolExecutor(max_workers=workers or min(8, os.cpu_count() or 1)) as pool:
@@ -215,4 +219,4 @@ def config_source(
 ) -> ImageSource:
     """An ImageSource at a config's input size and fit (`data.image_size`, letterbox or not)."""
     size = cfg.data.image_size
-    return ImageSource(paths, size, cfg.model.in_chans, ids=ids, keep_aspect=cfg.keep_aspect)
+    return ImageSource(paths, size, cfg.image_channels, ids=ids, keep_aspect=cfg.keep_aspect)

@@ -204,11 +204,13 @@ def reference_submission(runs: list[Path], manifest: dict[str, Any], tmp: Path) 
         run_test_predictions,
         write_submission,
     )
+    from medalist.workflows.smooth import use_filter
 
     results = [run_test_predictions(open_run_dir(run)) for run in runs]
     preds = blend_members(results, manifest["weights"], "the package")
     first = results[0]
     window = int(manifest.get("smooth_window") or 1)
+    use_filter(first.cfg, manifest.get("smooth_filter"))
     _, sub = make_submission(
         first.cfg, package_task(first, manifest), first.ids, first.tables.test, preds,
         first.tables.sample, window,

@@ -144,6 +144,7 @@ class PackageOptions:
     extra_wheels: Sequence[str] = ()
     weights: Path | None = None
     smooth: int | None = None
+    smooth_filter: str | None = None
     gpu: bool | None = None
     quick: bool = True
     quick_rows: int | None = None
@@ -236,6 +237,10 @@ def create_package(runs: Sequence[Path], opts: PackageOptions | None = None) -> 
         from medalist.workflows.predict import check_window
 
         check_window(opts.smooth)
+    if opts.smooth_filter is not None:
+        from medalist.workflows.smooth import check_filter
+
+        check_filter(opts.smooth_filter)
     runs, blend_weights, blend_task = expand_ensemble(runs, opts.weights)
     opened = _open_runs(runs)
     first_run, cfg, _ = opened[0]
@@ -277,6 +282,7 @@ def create_package(runs: Sequence[Path], opts: PackageOptions | None = None) -> 
             "weights": {n: w / sum(weights.values()) for n, w in weights.items()},
             "task": blend_task,
             "smooth_window": opts.smooth if opts.smooth is not None else cfg.predict.smooth_window,
+            "smooth_filter": opts.smooth_filter or cfg.predict.smooth_filter,
             "extra_packages": extra_names,
             "data": data_rel,
             "quick": {

@@ -27,6 +27,7 @@ from medalist.workflows.inference import (
     make_submission,
     write_submission,
 )
+from medalist.workflows.smooth import use_filter
 
 MANIFEST = "medalist-package.json"
 QUICK_CHOICES = ("auto", "on", "off")
@@ -136,6 +137,7 @@ def predict_run(
     """Fold-combined test predictions of one packaged run, and the sample submission."""
     import torch
 
+    from medalist.data.frames import stack_frames
     from medalist.data.images import config_source
     from medalist.tasks import load_task
     from medalist.workflows.inference import fold_predictions
@@ -144,7 +146,8 @@ def predict_run(
     run_dir = package / "runs" / entry["name"]
     task = load_task(cfg, read_json(run_dir / layout.TASK))
     ids, sample, paths = _test_table(cfg)
-    images = config_source(cfg, paths, ids.tolist())
+    test = load_test(cfg, sample) if cfg.data.frame_offsets is not None else None
+    images = stack_frames(cfg, config_source(cfg, paths, ids.tolist()), test, "test")
     chosen = entry["folds"] if folds is None else folds
     weights = (
         torch.load(layout.packaged_fold(run_dir, k), map_location="cpu", weights_only=True)
@@ -179,6 +182,7 @@ def predict_offline(
     first = results[0]
     cfg, task, ids = first.cfg, package_task(first, manifest), first.ids
     window = int(manifest.get("smooth_window") or 1)
+    use_filter(cfg, manifest.get("smooth_filter"))
     test = load_test(cfg, sample) if window > 1 else None  # video frames: `medalist smooth`'s
     _, submission = make_submission(cfg, task, ids, test, preds, sample, window)
     write_submission(out, submission)

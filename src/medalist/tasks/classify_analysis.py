@@ -237,7 +237,7 @@ def classify_error_analysis(task: ClassifyTask, page: AnalysisPage) -> None:
     worst = worst_predictions(oof, kind, classes, N_WORST, thresholds)
     table("worst_predictions.csv", worst)
     images = [
-        _thumbnail(page.lookup.get(str(i)), cfg.model.in_chans) for i in worst["id"].astype(str)
+        _thumbnail(page.lookup.get(str(i)), cfg.image_channels) for i in worst["id"].astype(str)
     ]
     conf = [f" ({c:.2f})" if c == c else "" for c in worst["confidence"]]
     titles = [

@@ -30,7 +30,8 @@ from lightning.pytorch.callbacks import Callback
 
 from medalist.config import Config, load_config
 from medalist.data.dataset import ImageDataset, mix_seed
-from medalist.data.images import ImageSource, config_source
+from medalist.data.frames import centre_frame, check_frame_inputs, rows_source
+from medalist.data.images import ImageSource
 from medalist.errors import TrainingDiverged, UserError
 from medalist.io import write_json
 from medalist.logs import quiet_libraries
@@ -137,7 +138,7 @@ def draw_input_batch(
     pics, titles = [], []
     for i in range(len(ds)):
         x, target = ds[i]
-        pics.append(task.draw_target(as_picture(x), target.numpy()))
+        pics.append(task.draw_target(centre_frame(cfg, as_picture(x)), target.numpy()))
         titles.append(f"{images.ids[i]}\n{task.describe_target(target.numpy())}")
     steps = ", ".join(s["name"] for s in d.augment) or "no augmentation"
     return plot_image_grid(
@@ -192,20 +193,21 @@ def run_check(
     train = load_train(cfg)
     task = task_type.from_config(cfg, train)
     task.create_transform(cfg.data.augment, train=True)
+    check_frame_inputs(cfg, train, task)
     y_all = task.encode(train)
     rows = pick_rows(task, y_all, max(n_images, GRID_IMAGES), cfg.train.seed)
     ids = train[cfg.competition.id_column].astype(str).to_numpy()[rows].tolist()
     all_paths = image_paths(cfg, train, cfg.path(cfg.competition.image_dir))
     paths = [all_paths[i] for i in rows]
     check_images_exist(paths, "training", "competition.image_dir")
-    images = config_source(cfg, paths, ids)
+    images = rows_source(cfg, train, all_paths, rows, ids)
     y = y_all[rows]
     out = check_dir(cfg.root)
     grid = draw_input_batch(cfg, task, images, y, out / "plots" / "input_batch.png")
 
     start = time.perf_counter()
     n = min(n_images, len(rows))
-    probe_images = config_source(cfg, paths[:n], ids[:n])
+    probe_images = rows_source(cfg, train, all_paths, rows[:n], ids[:n])
     dataset = ImageDataset(
         probe_images,
         np.arange(n),

@@ -133,7 +133,7 @@ def run_test_predictions(run: RunDir, *, tta: list[str] | None = None) -> TestPr
     for folder in folders:  # before the test images are decoded (and cached)
         check_checkpoint(folder / layout.BEST_CKPT)
     ids = tables.test[cfg.competition.id_column]
-    images = image_source(cfg, tables.test_paths, ids)
+    images = image_source(cfg, tables.test_paths, ids, tables.test, "test")
 
     def weights() -> Iterator[dict]:
         for folder in folders:

@@ -91,7 +91,7 @@ def embed_images(cfg: Config, paths: list[Path], batch_size: int = 64) -> np.nda
     from medalist.models.factory import create_model
 
     model = create_model(cfg, 0).eval()
-    chans = cfg.model.in_chans
+    chans = cfg.image_channels
     source = ImageSource(paths, cfg.data.image_size, chans)
     tf = create_transform([], train=False)
     norm = create_input_norm(cfg.data, chans)

@@ -135,7 +135,7 @@ def lr_command(config: str | Path, overrides: list[str] = (), plot: Path | None 
         torch.set_num_threads(cfg.train.threads)
     prepared = prepare(cfg)
     ids = prepared.tables.train[cfg.competition.id_column]
-    prepared.images = image_source(cfg, prepared.tables.train_paths, ids)
+    prepared.images = image_source(cfg, prepared.tables.train_paths, ids, prepared.tables.train)
     return find_lr(cfg, prepared, plot=plot or cfg.root / "plots" / "lr_find.png")
 
 

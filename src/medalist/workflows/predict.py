@@ -52,12 +52,17 @@ def predict(
     tta: list[str] | None = None,
     out: Path | None = None,
     smooth: int | None = None,
+    smooth_filter: str | None = None,
 ) -> PredictResult:
     """Fold-averaged test predictions of a run (an ensemble: its members' blend), smoothed over
     video frames when `smooth` (else `predict.smooth_window`) is above 1, written as
     `RUN/submission.csv`."""
+    from medalist.workflows.smooth import check_filter, use_filter
+
     if smooth is not None:
         check_window(smooth)
+    if smooth_filter is not None:
+        check_filter(smooth_filter)
     run = open_run_dir(run_path)
     if run.ensemble() is not None:
         cfg = run.config()
@@ -71,6 +76,7 @@ def predict(
             result.cfg, result.task, result.tables, result.ids, result.preds
         )  # fmt: skip
     window = smooth if smooth is not None else cfg.predict.smooth_window
+    use_filter(cfg, smooth_filter)
     preds, sub = make_submission(cfg, task, ids, tables.test, preds, tables.sample, window)
     path = write_submission(out or run.file(layout.SUBMISSION), sub)
     return PredictResult(run, sub, path, preds)

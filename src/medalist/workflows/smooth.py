@@ -1,11 +1,12 @@
-"""`medalist smooth RUN`: does a moving average over video frames improve the CV, and by how much?
+"""`medalist smooth RUN`: does a filter over video frames improve the CV, and by how much?
 
-For each window the run's out-of-fold predictions are smoothed within each sequence
-(`medalist.tasks.postprocess`) and scored per fold; each window is judged against no smoothing
+For each filter (moving average, Gaussian window, median) and window the run's out-of-fold
+predictions are smoothed within each sequence (`medalist.tasks.postprocess`) and scored per
+fold; each is judged against no smoothing
 with `medalist compare`'s rule on the paired per-fold differences. The best window that beats
-noise is recommended; `medalist predict RUN --smooth W` and `medalist package RUN --smooth W`
-apply it to the test set. Choosing the window on the OOF rows is itself a (small) fit: the
-printout says so.
+noise is recommended; `medalist predict RUN --smooth W [--smooth-filter F]` and `medalist
+package RUN --smooth W [--smooth-filter F]` apply it to the test set. Choosing the window on
+the OOF rows is itself a (small) fit: the printout says so.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from medalist.errors import UserError
 from medalist.io import write_csv
 from medalist.runs import layout
 from medalist.runs.rundir import RunDir, open_run_dir
-from medalist.tasks.postprocess import smooth_sequences
+from medalist.tasks.postprocess import FILTERS, smooth_sequences
 
 DEFAULT_WINDOWS = (1, 3, 5, 9, 15)
 
@@ -30,9 +31,11 @@ DEFAULT_WINDOWS = (1, 3, 5, 9, 15)
 class SmoothingResult:
     run: RunDir
     metric: str
-    table: pd.DataFrame  # window, mean, std, mean_diff, p_value, verdict, folds
+    table: pd.DataFrame  # the moving average: window, mean, std, mean_diff, p_value, verdict, folds
     best: int
     plot: Path
+    filters: pd.DataFrame | None = None  # every filter's rows, with a `filter` column
+    best_filter: str = "mean"
 
 
 def sequence_info(cfg: Any, ids: pd.Series, table: pd.DataFrame, what: str) -> tuple:
@@ -59,6 +62,19 @@ def sequence_info(cfg: Any, ids: pd.Series, table: pd.DataFrame, what: str) -> t
     return rows[seq].to_numpy(), pd.to_numeric(rows[frame]).to_numpy()
 
 
+def check_filter(kind: str, option: str = "--smooth-filter") -> str:
+    """`kind` when it is one of the filters, else a UserError naming them."""
+    if kind not in FILTERS:
+        raise UserError(f"{option} {kind!r}: use one of {', '.join(FILTERS)}")
+    return kind
+
+
+def use_filter(cfg: Any, kind: str | None) -> None:
+    """The test predictions are smoothed with `kind` (None: the config's own filter)."""
+    if kind is not None:
+        cfg.predict.smooth_filter = check_filter(kind)
+
+
 def smooth_test_predictions(
     cfg: Any, ids: pd.Series, test: pd.DataFrame, preds: np.ndarray, window: int
 ) -> np.ndarray:
@@ -66,7 +82,7 @@ def smooth_test_predictions(
     if window <= 1:
         return preds
     seqs, frames = sequence_info(cfg, ids, test, "test")
-    return smooth_sequences(preds, seqs, frames, window)
+    return smooth_sequences(preds, seqs, frames, window, cfg.predict.smooth_filter)
 
 
 def evaluate_smoothing(
@@ -101,8 +117,10 @@ def evaluate_smoothing(
     base = per_fold(preds)
     seed_std = (run.scores() or {}).get("seed_std")
     rows = []
-    for w in windows:
-        scores = per_fold(smooth_sequences(preds, seqs, frames, w))
+    for kind, w in [("mean", w) for w in windows] + [
+        (k, w) for k in FILTERS if k != "mean" for w in windows if w > 1
+    ]:
+        scores = per_fold(smooth_sequences(preds, seqs, frames, w, kind))
         if w == 1:
             mean_diff, p_value, verdict = 0.0, float("nan"), "baseline"
         else:
@@ -111,6 +129,7 @@ def evaluate_smoothing(
             verdict, _ = judge(mean_diff, p_value, seed_std)
         rows.append(
             {
+                "filter": kind if w > 1 else "none",
                 "window": w,
                 "mean": float(np.mean(scores)),
                 "std": float(np.std(scores)),
@@ -120,12 +139,16 @@ def evaluate_smoothing(
                 "folds": " ".join(f"{s:.4f}" for s in scores),
             }
         )
-    table = pd.DataFrame(rows)
-    better = table[table["verdict"] == "better"]
-    best = int(better.loc[better["mean_diff"].idxmax(), "window"]) if len(better) else 1
-    write_csv(run.file("analysis/smoothing.csv"), table)
-    plot = _plot(table, task.metric.name, run.file("plots/smoothing.png"))
-    return SmoothingResult(run, task.metric.name, table, best, plot)
+    every = pd.DataFrame(rows)
+    table = every[every["filter"].isin(["none", "mean"])].drop(columns="filter")
+    better = every[every["verdict"] == "better"]
+    best, best_filter = 1, "mean"
+    if len(better):
+        top = better.loc[better["mean_diff"].idxmax()]
+        best, best_filter = int(top["window"]), str(top["filter"])
+    write_csv(run.file("analysis/smoothing.csv"), every)
+    plot = _plot(every, task.metric.name, run.file("plots/smoothing.png"))
+    return SmoothingResult(run, task.metric.name, table, best, plot, every, best_filter)
 
 
 def _plot(table: pd.DataFrame, metric: str, path: Path) -> Path:
@@ -133,10 +156,17 @@ def _plot(table: pd.DataFrame, metric: str, path: Path) -> Path:
 
     fig = new_figure(6, 3.5)
     ax = fig.add_subplot()
-    ax.errorbar(table["window"], table["mean"], yerr=table["std"], marker="o", capsize=3)
+    base = table[table["window"] == 1]
+    for kind, rows in table[table["window"] > 1].groupby("filter", sort=False):
+        rows = pd.concat([base, rows])
+        ax.errorbar(
+            rows["window"], rows["mean"], yerr=rows["std"], marker="o", capsize=3, label=kind
+        )
     for _, r in table[table["verdict"] == "better"].iterrows():
         ax.annotate("better", (r["window"], r["mean"]), textcoords="offset points", xytext=(4, 6))
-    ax.set_xlabel("moving-average window (frames)")
+    if (table["window"] > 1).any():
+        ax.legend(title="filter")
+    ax.set_xlabel("window (frames)")
     ax.set_ylabel(f"CV {metric} (mean +- fold std)")
     ax.set_title("smoothing out-of-fold predictions over frames")
     ax.grid(alpha=0.3)

@@ -19,6 +19,7 @@ import pandas as pd
 from medalist.config import Config, load_config
 from medalist.console import console, err_console, progress
 from medalist.data.folds import read_folds, write_folds
+from medalist.data.frames import check_frame_inputs, stack_frames
 from medalist.data.images import ImageSource, build_cache, config_source
 from medalist.data.tables import Tables, load_tables
 from medalist.errors import UserError
@@ -74,17 +75,25 @@ def prepare(cfg: Config, *, need_test: bool = False) -> Prepared:
     pretrained_file(cfg)
     check_backbone(cfg.model.backbone)
     task.create_transform(cfg.data.augment, train=True)
+    check_frame_inputs(cfg, tables.train, task)
     task.create_mixer(cfg)
     folds = get_folds(cfg, tables.train, save=False)
     return Prepared(cfg, tables, task, folds)
 
 
-def image_source(cfg: Config, paths: list[Path], ids: pd.Series) -> ImageSource:
-    """Images for training or prediction, through the decoded-image cache when enabled."""
+def image_source(
+    cfg: Config,
+    paths: list[Path],
+    ids: pd.Series,
+    table: pd.DataFrame | None = None,
+    what: str = "train",
+) -> ImageSource:
+    """Images for training or prediction, through the decoded-image cache when enabled; with
+    `data.frame_offsets` each row's stack of video frames from `table` (frames cached once)."""
     source = config_source(cfg, paths, ids.tolist())
     if not cfg.data.cache:
         source.verify()
-        return source
+        return stack_frames(cfg, source, table, what)
     with progress("caching images", len(paths)) as advance:
         source.cached = build_cache(
             paths,
@@ -94,7 +103,7 @@ def image_source(cfg: Config, paths: list[Path], ids: pd.Series) -> ImageSource:
             progress=advance,
             keep_aspect=source.keep_aspect,
         )
-    return source
+    return stack_frames(cfg, source, table, what)
 
 
 def print_epoch(label: str, epochs: int, metric: str, r: dict[str, float]) -> None:
@@ -241,7 +250,7 @@ def train(
     plan_run(cfg, prepared)
     # Decoding every image (into the cache) is the last check before the run directory exists.
     ids = prepared.tables.train[cfg.competition.id_column]
-    prepared.images = image_source(cfg, prepared.tables.train_paths, ids)
+    prepared.images = image_source(cfg, prepared.tables.train_paths, ids, prepared.tables.train)
     if cfg.train.lr == "auto":
         from medalist.workflows.lr import resolve_auto_lr
 
@@ -269,7 +278,7 @@ def train_in_run(
 
     task, train_df = prepared.task, prepared.tables.train
     images = prepared.images or image_source(
-        cfg, prepared.tables.train_paths, train_df[cfg.competition.id_column]
+        cfg, prepared.tables.train_paths, train_df[cfg.competition.id_column], train_df
     )
     y = task.encode(train_df)
     tracker = create_tracker(cfg, run)

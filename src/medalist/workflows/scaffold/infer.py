@@ -14,6 +14,7 @@ import pandas as pd
 from medalist.errors import UserError
 from medalist.workflows.scaffold.found import DataPath, Found, rel
 from medalist.workflows.scaffold.images import first_values, image_suffix, infer_images
+from medalist.workflows.scaffold.video import infer_video
 
 # Column names, in order of preference, compared without case, "_", "-" or spaces.
 ID_NAMES = (
@@ -54,6 +55,7 @@ def infer(data_dir: Path) -> Found:
     reserved = {id_col, *([image_col] if image_col else [])}
     targets, classes = _target_columns(found, train, sub, reserved)
     group_col = _group_column(found, columns, reserved, targets)
+    group_col = infer_video(found, train, _named_like, {*reserved, *targets}, group_col)
     if not targets:
         targets = _guess_target(found, columns, reserved, group_col)
     if classes is None:

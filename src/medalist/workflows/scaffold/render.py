@@ -14,6 +14,7 @@ from medalist.config.load import validate_config
 from medalist.errors import UserError
 from medalist.models.hub import pretrained_default
 from medalist.workflows.scaffold.found import DataPath, Found
+from medalist.workflows.scaffold.video import scheme_comment, video_lines
 
 GROUP_COMMENT = "# patient, photographer, date...: kept in one fold"
 
@@ -26,7 +27,7 @@ KEY_ORDER = (
             "sample_submission", "id_column", "image_column", "image_ext", "target_column",
             "classes", "group_column", "metric", "mask_dir", "rle_order", "class_column",
             "mask_mode", "ignore_index", "mask_pattern", "id_class_separator",
-            "box_format", "box_normalized",
+            "box_format", "box_normalized", "sequence_column", "frame_column",
         )
     ),
     "cv.scheme",
@@ -142,6 +143,7 @@ def render_config(found: Found, name: str, prefix: str) -> str:
             if found.groups is not None
             else [line(c + "group_column", None, GROUP_COMMENT)]
         ),
+        *video_lines(found, line),
         line(c + "metric", "accuracy", "# accuracy | f1 | roc_auc | log_loss | qwk | rmse"),
         *(
             [
@@ -178,7 +180,7 @@ def render_config(found: Found, name: str, prefix: str) -> str:
         line(
             "cv.scheme",
             "stratified",
-            "# kfold | stratified | group | stratified_group | multilabel",
+            scheme_comment(found, "# kfold | stratified | group | stratified_group | multilabel"),
         ),
         _line("n_splits", 5),
         _line("seed", 42),
