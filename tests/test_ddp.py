@@ -56,3 +56,28 @@ def test_merge_with_folds_missing_names_them(tmp_path: Path) -> None:
     proc = medalist("train", "--merge", str(part.run.path))
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "fold 0" in proc.stderr and "fold 2" in proc.stderr
+
+
+@pytest.mark.slow
+def test_a_detection_run_on_two_cpu_processes_keeps_every_validation_image_once(
+    tmp_path: Path,
+) -> None:
+    """DDP gathers each process's NaN-padded box arrays: every validation image gets its boxes
+    once, in one process's order, and the fold scores them."""
+    from detect_data import make_detect_project
+
+    from medalist.runs import layout
+
+    config = make_detect_project(tmp_path / "p")
+    base = ["model.freeze_bn=true", "train.batch_size=4"]
+    one = train(config, base, name="one", folds="0")
+    two = train(config, [*base, "train.devices=2", "train.accelerator=cpu"], name="two", folds="0")
+    a = pd.read_csv(one.run.path / "fold_0" / layout.FOLD_OOF)
+    b = pd.read_csv(two.run.path / "fold_0" / layout.FOLD_OOF)
+    assert list(a["id"]) == list(b["id"]), "every validation image once, in the same order"
+    assert list(a["n_true"]) == list(b["n_true"])
+    with np.load(two.run.path / "fold_0" / layout.OOF_BOXES) as boxes:
+        counts = {k: boxes[k].shape for k in boxes.files}
+    assert any(shape and shape[0] >= len(b) for shape in counts.values()), counts
+    result = json.loads((two.run.path / "fold_0" / "result.json").read_text())
+    assert np.isfinite(result["score"]), result

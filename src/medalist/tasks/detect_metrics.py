@@ -18,6 +18,7 @@ A threshold metric called with two arguments scores at the best score threshold 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import numpy as np
@@ -157,20 +158,24 @@ def coco_summary(
     return {k: v.numpy() if v.ndim else float(v) for k, v in out.items()}
 
 
-def _map_key(key: str) -> Callable[[np.ndarray, np.ndarray], float]:
-    def fn(y: np.ndarray, preds: np.ndarray) -> float:
-        if not any(len(g) for g in unpad(y)):
-            return 0.0  # no true box in these images: COCO's AP is undefined
-        return max(0.0, float(coco_summary(y, preds)[key]))
+def _coco_value(key: str, y: np.ndarray, preds: np.ndarray) -> float:
+    if not any(len(g) for g in unpad(y)):
+        return 0.0  # no true box in these images: COCO's AP is undefined
+    return max(0.0, float(coco_summary(y, preds)[key]))
 
-    return fn
+
+def _map_key(key: str) -> Callable[[np.ndarray, np.ndarray], float]:
+    """COCO's `key` as a metric function (a partial, so DDP's spawned processes can pickle it)."""
+    return functools.partial(_coco_value, key)
+
+
+def _best_value(name: str, y: np.ndarray, preds: np.ndarray) -> float:
+    return best_threshold(name, y, preds)[1]
 
 
 def _best(name: str) -> Callable[[np.ndarray, np.ndarray], float]:
-    def fn(y: np.ndarray, preds: np.ndarray) -> float:
-        return best_threshold(name, y, preds)[1]
-
-    return fn
+    """A threshold metric at its best score threshold (a picklable partial)."""
+    return functools.partial(_best_value, name)
 
 
 METRICS: dict[str, tuple[Callable[[np.ndarray, np.ndarray], float], bool]] = {
