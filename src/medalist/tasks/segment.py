@@ -84,6 +84,16 @@ def _check_side(cfg: Config, key: str, value: Any, height: int, width: int) -> N
             ) from None
 
 
+def sample_images(sample: pd.DataFrame, id_column: str, known: set[str]) -> pd.Series:
+    """The sample submission's image ids as text; one that no test image has is an error."""
+    image = sample[id_column].astype(str)
+    missing = ~image.isin(known)
+    if missing.any():
+        first = sample[id_column][missing].iloc[0]
+        raise UserError(f"sample_submission id {first!r} is not among the test images")
+    return image
+
+
 def _by_class(a: np.ndarray, classes: int) -> np.ndarray:
     """(n, H, W) masks as (n, 1, H, W); (n, C, H, W) as they are."""
     return a[:, None] if classes == 1 else a
@@ -513,11 +523,7 @@ class SegmentTask(ModelOutputs):
         """The sample with its mask cells replaced by the predictions."""
         comp, where = self.cfg.competition, self.cfg.competition.sample_submission
         sub = sample.copy()
-        image = sample[self.id_column].astype(str)
-        missing = ~image.isin(known)
-        if missing.any():
-            first = sample[self.id_column][missing].iloc[0]
-            raise UserError(f"sample_submission id {first!r} is not among the test images")
+        image = sample_images(sample, self.id_column, known)
         if comp.class_column is not None:  # long: a row per image and class
             cls = sample[comp.class_column].astype(str)
             rest = [c for c in sample.columns if c not in (self.id_column, comp.class_column)]

@@ -29,7 +29,8 @@ from medalist.data.rle import rle_encode
 from medalist.errors import UserError
 from medalist.tasks.base import AnalysisPage
 from medalist.tasks.classify import competition_metric
-from medalist.tasks.segment import MASK_METRICS, SegmentTask, check_input_size
+from medalist.tasks.segment import MASK_METRICS, SegmentTask, check_input_size, sample_images
+from medalist.tasks.segment_metrics import overlap_scores
 
 INDEX_LOSSES = ("auto", "ce_dice", "dice", "focal", "lovasz", "tversky", "jaccard")
 
@@ -44,15 +45,7 @@ def index_scores(y: np.ndarray, probs: np.ndarray, classes: int, kind: str = "di
         p = np.asarray(probs[start : start + len(t)]).reshape(len(t), classes, -1).argmax(axis=1)
         p = np.where(t == IGNORE, IGNORE, p)  # the prediction on a void pixel is not scored
         for k in range(classes):
-            a, b = t == k, p == k
-            inter = np.logical_and(a, b).sum(axis=1).astype(np.float64)
-            sums = a.sum(axis=1) + b.sum(axis=1).astype(np.float64)
-            if kind == "dice":
-                s = np.where(sums > 0, 2 * inter / np.maximum(sums, 1), 1.0)
-            else:
-                union = sums - inter
-                s = np.where(union > 0, inter / np.maximum(union, 1), 1.0)
-            out[start : start + len(t), k] = s
+            out[start : start + len(t), k] = overlap_scores(t == k, p == k, kind)
     return out
 
 
@@ -296,11 +289,7 @@ def fill_index_submission(
     column per class); the sample may list a subset of the classes."""
     comp, where = task.cfg.competition, task.cfg.competition.sample_submission
     sub = sample.copy()
-    image = sample[task.id_column].astype(str)
-    missing = ~image.isin(known)
-    if missing.any():
-        first = sample[task.id_column][missing].iloc[0]
-        raise UserError(f"sample_submission id {first!r} is not among the test images")
+    image = sample_images(sample, task.id_column, known)
     names = [str(c) for c in task.classes]
     if comp.class_column is not None:
         cls = sample[comp.class_column].astype(str)

@@ -13,15 +13,18 @@ def per_image_scores(
     for start in range(0, len(y_true), 256):  # chunks bound the boolean copies' memory
         t = y_true[start : start + 256].reshape(len(y_true[start : start + 256]), -1) > 0
         p = y_pred[start : start + 256].reshape(len(t), -1) >= threshold
-        inter = np.logical_and(t, p).sum(axis=1).astype(np.float64)
-        sums = t.sum(axis=1) + p.sum(axis=1).astype(np.float64)
-        if kind == "dice":
-            s = np.where(sums > 0, 2 * inter / np.maximum(sums, 1), 1.0)
-        else:
-            union = sums - inter
-            s = np.where(union > 0, inter / np.maximum(union, 1), 1.0)
-        scores[start : start + len(t)] = s
+        scores[start : start + len(t)] = overlap_scores(t, p, kind)
     return scores
+
+
+def overlap_scores(t: np.ndarray, p: np.ndarray, kind: str) -> np.ndarray:
+    """Dice or IoU of each row of two boolean (n, pixels) arrays; 1 when both rows are empty."""
+    inter = np.logical_and(t, p).sum(axis=1).astype(np.float64)
+    sums = t.sum(axis=1) + p.sum(axis=1).astype(np.float64)
+    if kind == "dice":
+        return np.where(sums > 0, 2 * inter / np.maximum(sums, 1), 1.0)
+    union = sums - inter
+    return np.where(union > 0, inter / np.maximum(union, 1), 1.0)
 
 
 def _mask_pairs(a: np.ndarray) -> np.ndarray:
