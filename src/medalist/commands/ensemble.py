@@ -76,7 +76,8 @@ def smooth(
     project: Annotated[Path, typer.Option("--project", help="project folder")] = Path("."),
 ) -> None:
     """Video frames: does a moving average, Gaussian or median filter of the predictions over
-    frames beat the CV's noise?"""
+    frames (for detection: boosting the boxes neighbouring frames confirm) beat the CV's
+    noise?"""
     from rich.table import Table
 
     from medalist.commands.validation import _resolve_run

@@ -46,7 +46,8 @@ def package(
         int | None, typer.Option(help="moving average over W video frames (medalist smooth)")
     ] = None,
     smooth_filter: Annotated[
-        str | None, typer.Option(help="the --smooth filter: mean, gaussian or median")
+        str | None,
+        typer.Option(help="the --smooth filter: mean, gaussian or median; boost for detect"),
     ] = None,
     gpu: Annotated[
         bool | None, typer.Option("--gpu/--no-gpu", help="notebook accelerator (from config)")

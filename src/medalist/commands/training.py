@@ -107,7 +107,8 @@ def predict(
         int | None, typer.Option(help="moving average over W video frames (see medalist smooth)")
     ] = None,
     smooth_filter: Annotated[
-        str | None, typer.Option(help="the --smooth filter: mean, gaussian or median")
+        str | None,
+        typer.Option(help="the --smooth filter: mean, gaussian or median; boost for detect"),
     ] = None,
 ) -> None:
     """Average the folds' predictions on the test set into RUN/submission.csv (checked)."""

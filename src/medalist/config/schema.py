@@ -346,7 +346,10 @@ class Predict(Section):
     # width]), overlapping by tile_overlap pixels, averaged; null: the whole image at once.
     tile_size: int | list[int] | None = None
     tile_overlap: int = Field(0, ge=0, le=4096)
-    smooth_filter: Literal["mean", "gaussian", "median"] = "mean"  # over those frames
+    # Over those frames: mean, gaussian, median (classify, segment) or boost (detect: boxes
+    # that neighbouring frames confirm score higher); null: mean, or boost for detect.
+    smooth_filter: Literal["mean", "gaussian", "median", "boost"] | None = None
+    boost_floor: float = Field(0.3, ge=0.0, le=1.0)  # boost drops unconfirmed boxes under this
     # Detection: weighted boxes fusion of folds, TTA views, seeds and runs.
     wbf_iou_thr: float = Field(0.55, gt=0.0, lt=1.0)
     wbf_skip_box_thr: float = Field(0.0, ge=0.0, lt=1.0)
@@ -436,6 +439,18 @@ class Config(Section):
 
     _root: Path = PrivateAttr(default_factory=Path.cwd)
     _source: Path | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _smooth_filter(self) -> Config:
+        """Boxes are boosted over frames, arrays are filtered: the filter suits the task."""
+        kind, task = self.predict.smooth_filter, self.competition.task
+        if kind is not None and (kind == "boost") != (task == "detect"):
+            fits = "boost" if task == "detect" else "mean, gaussian or median"
+            raise ValueError(
+                f"predict.smooth_filter = {kind!r} does not suit competition.task: {task}; "
+                f"use {fits} (or leave it out)"
+            )
+        return self
 
     @model_validator(mode="after")
     def _stacked_frames(self) -> Config:

@@ -244,6 +244,11 @@ def create_package(runs: Sequence[Path], opts: PackageOptions | None = None) -> 
     runs, blend_weights, blend_task = expand_ensemble(runs, opts.weights)
     opened = _open_runs(runs)
     first_run, cfg, _ = opened[0]
+    if opts.smooth_filter is not None:
+        from medalist.tasks import load_run_task
+        from medalist.workflows.smooth import check_filter
+
+        check_filter(opts.smooth_filter, load_run_task(first_run, cfg))
     competition, user, slug, title = _names(opts, cfg)
     data_root, data_rel = competition_data_root(cfg, opts.data_dir)
     names = [r.name for r, _, _ in opened]

@@ -196,6 +196,16 @@ class Task(Protocol):
         row's fold, to judge a step against noise); its scores.json keys."""
         ...
 
+    # ---- video frames ---------------------------------------------------------------------
+    smooth_filters: ClassVar[tuple[str, ...]]  # `medalist smooth`'s filters; the first: default
+
+    def smooth_frames(
+        self, preds: Any, sequences: np.ndarray, frames: np.ndarray, window: int, kind: str
+    ) -> Any:
+        """Predictions filtered over the `window` frames centred on each row within its
+        sequence (`kind`: one of `smooth_filters`); the row order is kept."""
+        ...
+
     # ---- combining predictions ------------------------------------------------------------
     def combine(self, preds: Sequence[np.ndarray], weights: Sequence[float] | None = None) -> Any:
         """One prediction from several (folds, TTA views, seeds, runs): the weighted mean."""
@@ -275,10 +285,24 @@ class Task(Protocol):
         ...
 
 
-class ModelOutputs:
+class FrameFilters:
+    """Smoothing over video frames of predictions that are arrays (probabilities, masks): a
+    moving average, a Gaussian window or a median (`medalist.tasks.postprocess`)."""
+
+    smooth_filters: ClassVar[tuple[str, ...]] = ("mean", "gaussian", "median")
+
+    def smooth_frames(
+        self, preds: Any, sequences: np.ndarray, frames: np.ndarray, window: int, kind: str
+    ) -> Any:
+        from medalist.tasks.postprocess import smooth_sequences
+
+        return smooth_sequences(preds, sequences, frames, window, kind)
+
+
+class ModelOutputs(FrameFilters):
     """The members of a task whose model maps a batch to outputs and a loss function scores
     them (classification, segmentation): the loss of the outputs, their activation, the mean
-    of the views."""
+    of the views, and smoothing of those arrays over video frames."""
 
     def training_loss(
         self, model: nn.Module, loss_fn: nn.Module, x: torch.Tensor, y: torch.Tensor

@@ -56,6 +56,7 @@ from medalist.tasks.detect_submission import (
     SEVERAL_CLASSES_FORMAT,
     check_format,
 )
+from medalist.tasks.detect_temporal import BOOST_FILTERS, boost_sequences
 from medalist.tasks.metrics import Metric
 
 DEFAULT_THRESHOLD = 0.3  # counts boxes in oof.csv before a threshold is fitted
@@ -329,6 +330,16 @@ class DetectTask:
             self.score_threshold, score = best_threshold(self.metric.name, y, preds)
             return {"oof": score, "score_threshold": self.score_threshold}
         return {"oof": self.score(y, preds)}
+
+    # ---- video frames -----------------------------------------------------------------------
+    smooth_filters: ClassVar[tuple[str, ...]] = BOOST_FILTERS
+
+    def smooth_frames(
+        self, preds: np.ndarray, sequences: np.ndarray, frames: np.ndarray, window: int, kind: str
+    ) -> np.ndarray:
+        """Boxes that neighbouring frames confirm boosted, isolated ones under
+        `predict.boost_floor` dropped (`medalist.tasks.detect_temporal`)."""
+        return boost_sequences(preds, sequences, frames, window, self.cfg.predict.boost_floor)
 
     # ---- combining predictions ------------------------------------------------------------
     def _fuse(self, preds: Sequence[np.ndarray], weights: Sequence[float] | None) -> np.ndarray:

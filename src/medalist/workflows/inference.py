@@ -179,7 +179,7 @@ def make_submission(
     sample's shape, checked by the task)."""
     from medalist.workflows.smooth import smooth_test_predictions
 
-    preds = smooth_test_predictions(cfg, ids, test, preds, window)
+    preds = smooth_test_predictions(cfg, task, ids, test, preds, window)
     return preds, task.format_submission(ids, preds, sample)
 
 

@@ -64,6 +64,8 @@ def predict(
     if smooth_filter is not None:
         check_filter(smooth_filter)
     run = open_run_dir(run_path)
+    if smooth_filter is not None:  # before the test images are read
+        check_filter(smooth_filter, load_run_task(run, run.config()))
     if run.ensemble() is not None:
         cfg = run.config()
         tables = test_tables(cfg)

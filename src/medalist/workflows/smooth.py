@@ -1,12 +1,14 @@
 """`medalist smooth RUN`: does a filter over video frames improve the CV, and by how much?
 
-For each filter (moving average, Gaussian window, median) and window the run's out-of-fold
-predictions are smoothed within each sequence (`medalist.tasks.postprocess`) and scored per
-fold; each is judged against no smoothing
-with `medalist compare`'s rule on the paired per-fold differences. The best window that beats
-noise is recommended; `medalist predict RUN --smooth W [--smooth-filter F]` and `medalist
-package RUN --smooth W [--smooth-filter F]` apply it to the test set. Choosing the window on
-the OOF rows is itself a (small) fit: the printout says so.
+For each of the task's filters (`Task.smooth_filters`: a moving average, Gaussian window or
+median of arrays, `medalist.tasks.postprocess`; detection's boost of the boxes neighbouring
+frames confirm, `medalist.tasks.detect_temporal`) and window the run's out-of-fold predictions
+are smoothed within each sequence by the task (`Task.smooth_frames`) and scored per fold; each
+is judged against no smoothing with `medalist compare`'s rule on the paired per-fold
+differences. The best window that beats noise is recommended; `medalist predict RUN --smooth
+W [--smooth-filter F]` and `medalist package RUN --smooth W [--smooth-filter F]` apply it to
+the test set. Choosing the window on the OOF rows is itself a (small) fit: the printout says
+so.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ from medalist.errors import UserError
 from medalist.io import write_csv
 from medalist.runs import layout
 from medalist.runs.rundir import RunDir, open_run_dir
-from medalist.tasks.postprocess import FILTERS, smooth_sequences
+from medalist.tasks.detect_temporal import BOOST_FILTERS
+from medalist.tasks.postprocess import FILTERS
 
 DEFAULT_WINDOWS = (1, 3, 5, 9, 15)
 
@@ -31,7 +34,9 @@ DEFAULT_WINDOWS = (1, 3, 5, 9, 15)
 class SmoothingResult:
     run: RunDir
     metric: str
-    table: pd.DataFrame  # the moving average: window, mean, std, mean_diff, p_value, verdict, folds
+    table: (
+        pd.DataFrame
+    )  # the task's first filter: window, mean, std, mean_diff, p_value, verdict, folds
     best: int
     plot: Path
     filters: pd.DataFrame | None = None  # every filter's rows, with a `filter` column
@@ -62,10 +67,17 @@ def sequence_info(cfg: Any, ids: pd.Series, table: pd.DataFrame, what: str) -> t
     return rows[seq].to_numpy(), pd.to_numeric(rows[frame]).to_numpy()
 
 
-def check_filter(kind: str, option: str = "--smooth-filter") -> str:
-    """`kind` when it is one of the filters, else a UserError naming them."""
-    if kind not in FILTERS:
-        raise UserError(f"{option} {kind!r}: use one of {', '.join(FILTERS)}")
+def check_filter(kind: str, task: Any = None, option: str = "--smooth-filter") -> str:
+    """`kind` when it is one of the filters (of `task`, when given), else a UserError naming
+    those that fit."""
+    every = (*FILTERS, *BOOST_FILTERS)
+    if kind not in every:
+        raise UserError(f"{option} {kind!r}: use one of {', '.join(every)}")
+    if task is not None and kind not in task.smooth_filters:
+        raise UserError(
+            f"{option} {kind!r} is not a filter of a {task.name} run; use "
+            f"{' or '.join(task.smooth_filters)}"
+        )
     return kind
 
 
@@ -76,13 +88,15 @@ def use_filter(cfg: Any, kind: str | None) -> None:
 
 
 def smooth_test_predictions(
-    cfg: Any, ids: pd.Series, test: pd.DataFrame, preds: np.ndarray, window: int
-) -> np.ndarray:
-    """Test predictions averaged over `window` frames of their sequences (1: unchanged)."""
+    cfg: Any, task: Any, ids: pd.Series, test: pd.DataFrame, preds: Any, window: int
+) -> Any:
+    """Test predictions filtered by the task over `window` frames of their sequences (1:
+    unchanged) with `predict.smooth_filter` (None: the task's first filter)."""
     if window <= 1:
         return preds
+    kind = check_filter(cfg.predict.smooth_filter or task.smooth_filters[0], task)
     seqs, frames = sequence_info(cfg, ids, test, "test")
-    return smooth_sequences(preds, seqs, frames, window, cfg.predict.smooth_filter)
+    return task.smooth_frames(preds, seqs, frames, window, kind)
 
 
 def evaluate_smoothing(
@@ -117,10 +131,11 @@ def evaluate_smoothing(
     base = per_fold(preds)
     seed_std = (run.scores() or {}).get("seed_std")
     rows = []
-    for kind, w in [("mean", w) for w in windows] + [
-        (k, w) for k in FILTERS if k != "mean" for w in windows if w > 1
+    first, *others = task.smooth_filters
+    for kind, w in [(first, w) for w in windows] + [
+        (k, w) for k in others for w in windows if w > 1
     ]:
-        scores = per_fold(smooth_sequences(preds, seqs, frames, w, kind))
+        scores = per_fold(task.smooth_frames(preds, seqs, frames, w, kind))
         if w == 1:
             mean_diff, p_value, verdict = 0.0, float("nan"), "baseline"
         else:
@@ -140,9 +155,9 @@ def evaluate_smoothing(
             }
         )
     every = pd.DataFrame(rows)
-    table = every[every["filter"].isin(["none", "mean"])].drop(columns="filter")
+    table = every[every["filter"].isin(["none", first])].drop(columns="filter")
     better = every[every["verdict"] == "better"]
-    best, best_filter = 1, "mean"
+    best, best_filter = 1, first
     if len(better):
         top = better.loc[better["mean_diff"].idxmax()]
         best, best_filter = int(top["window"]), str(top["filter"])
