@@ -9,10 +9,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from conftest import medalist
 from detect_data import DETECT_CONFIG
 from PIL import Image
 
+from medalist.data.dataset import ImageDataset
+from medalist.data.frames import FrameStack
+from medalist.data.images import ImageSource
 from medalist.tasks.detect_temporal import boost_sequences
 
 NAN = [np.nan] * 6
@@ -112,14 +116,73 @@ def test_a_one_frame_video_keeps_its_boxes() -> None:
     assert np.array_equal(boost_sequences(preds, np.array(["v"]), np.array([3]), 3, 0.3), preds)
 
 
+# ---- stacked frames as the detector's input -----------------------------------------------------
+def test_one_augmentation_draw_moves_every_stacked_frame_and_the_boxes_alike() -> None:
+    from medalist.data.dataset import mix_seed
+    from medalist.tasks.detect_fusion import box_transform, transform_boxes
+
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 255, (3, 48, 64, 3)).astype(np.uint8)  # three distinct frames
+    source = ImageSource([Path(f"{i}.png") for i in range(3)], (48, 64), 3, cached=frames)
+    stack = FrameStack(source, np.array([[0, 1, 2]] * 12), rows=np.ones(12, dtype=int))
+    target = np.array([[8, 6, 30, 20, 0], [40, 10, 60, 40, 1], [np.nan] * 5], np.float32)
+    augment = [
+        {"name": "HorizontalFlip", "p": 0.5},
+        {"name": "Affine", "scale": [0.7, 1.3], "translate_percent": [-0.1, 0.1], "p": 1.0},
+        {"name": "RandomBrightnessContrast", "p": 1.0},
+    ]
+    train = box_transform(augment, (64, 64), train=True)
+    ds = ImageDataset(stack, np.arange(12), np.stack([target] * 12), train, seed=3,
+                      sample=transform_boxes)  # fmt: skip
+    moved = 0
+    for i in range(12):
+        x, y = ds[i]
+        assert x.shape == (9, 64, 64) and y.shape == target.shape
+        plain = box_transform(augment, (64, 64), train=True)
+        for k in range(3):  # each frame and the boxes under the sample's one draw
+            plain.set_random_seed(mix_seed(ds.seed, ds.fold, ds.epoch, int(ds.indices[i]), 7))
+            want_x, want_y = transform_boxes(plain, frames[k], target)
+            assert np.array_equal(x[3 * k : 3 * k + 3].numpy(), want_x.numpy()), (i, k)
+            assert np.array_equal(y.numpy(), want_y.numpy(), equal_nan=True), (i, k)
+        moved += int(not np.allclose(y[0, :4].numpy(), target[0, :4]))
+    assert moved == 12  # the boxes moved with every draw (the scale is never exactly 1)
+
+
+def test_in_chans_and_the_detectors_normalisation_follow_the_stacked_frames(
+    tmp_path: Path,
+) -> None:
+    import torch
+
+    from medalist.config import load_config
+    from medalist.data.dataset import create_input_norm
+    from medalist.models.detector import create_detector
+
+    path = make_detect_video_project(tmp_path / "p", videos=2, frames=2)
+    cfg = load_config(path, ["data.frame_offsets=[-1,0,1]"])
+    assert cfg.model.in_chans == 9 and cfg.image_channels == 3
+    norm = create_input_norm(cfg.data, cfg.model.in_chans)
+    assert np.allclose(norm.mean.flatten().numpy() / 255, [0.485, 0.456, 0.406] * 3)
+    model = create_detector(cfg, 1, None).eval()
+    assert model.transform.image_mean == [0.0] * 9 and model.transform.image_std == [1.0] * 9
+    with torch.no_grad():
+        out = model([torch.rand(9, 64, 64)])
+    assert out[0]["boxes"].shape[1] == 4
+    grey = load_config(path, ["data.frame_offsets=[-2,-1,0,1,2]", "data.frames_grey=true"])
+    assert grey.model.in_chans == 5 and grey.image_channels == 1
+
+
 # ---- the commands on a tiny detection video ------------------------------------------------------
 @pytest.mark.slow
-def test_smooth_predict_and_package_boost_a_detection_video(tmp_path: Path) -> None:
+def test_a_stacked_frame_detector_trains_smooths_predicts_and_packages_alike(
+    tmp_path: Path,
+) -> None:
     project = tmp_path / "p"
     cfg = make_detect_video_project(project)
-    r = medalist("train", str(cfg), "--name", "d", cwd=project)
+    r = medalist("train", str(cfg), "--name", "d", "data.frame_offsets=[-1,0,1]", cwd=project)
     assert r.returncode == 0, r.stderr[-3000:]
     run = project / "runs" / "d"
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    assert saved["model"]["in_chans"] == 9 and saved["data"]["frame_offsets"] == [-1, 0, 1]
     r = medalist("smooth", str(run), "--windows", "1,3", cwd=project)
     assert r.returncode == 0, r.stderr[-3000:]
     table = pd.read_csv(run / "analysis" / "smoothing.csv")
@@ -145,3 +208,52 @@ def test_smooth_predict_and_package_boost_a_detection_video(tmp_path: Path) -> N
     )  # fmt: skip
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
     assert "check passed" in r.stdout
+    # The notebook stacked the test frames as predict does (the check compared the strings);
+    # a test table without the video column can't be stacked: one line, the file kept.
+    test_csv = project / "data" / "test.csv"
+    pd.read_csv(test_csv)[["image_id", "frame"]].to_csv(test_csv, index=False)
+    before = (run / "submission.csv").read_bytes()
+    r = medalist("predict", str(run), cwd=project)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "test.csv: no column 'video' (config competition.sequence_column)" in r.stderr
+    assert (run / "submission.csv").read_bytes() == before
+
+
+# ---- wrong input: exit 2 with one line, as for classify and segment ------------------------------
+def _edit_train(project: Path, edit) -> None:
+    path = project / "data" / "train.csv"
+    edit(pd.read_csv(path)).to_csv(path, index=False)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "edit", "needle"),
+    [
+        (["competition.sequence_column=null", "competition.frame_column=null",
+          "cv.scheme=stratified", "competition.group_column=null"], None,
+         "data.frame_offsets stacks frames of a video: set competition.sequence_column"),
+        (["data.frame_offsets=[-1,1]"], None, "include 0"),
+        (["data.frame_offsets=[1,0]"], None, "increasing order"),
+        (["model.in_chans=3"], None, "remove model.in_chans"),
+        ([], lambda df: df.assign(frame=df["frame"].where(df.index != 2, 0)),
+         "has frame 0 twice"),
+        ([], lambda df: df.assign(frame=df["frame"].astype(object).where(df.index != 3, "x")),
+         "needs a number on every row"),
+        (["data.frames_grey=true", "data.augment=[{name: ISONoise, p: 0.5}]"], None,
+         "data.augment[0] (ISONoise) can't be applied to stacked frames of 1 channel"),
+        (["predict.smooth_filter=median"], None,
+         "predict.smooth_filter = 'median' does not suit competition.task: detect; use boost"),
+    ],
+)  # fmt: skip
+def test_wrong_detection_frame_input_exits_2_with_one_line(
+    tmp_path: Path, overrides: list[str], edit, needle: str
+) -> None:
+    project = tmp_path / "p"
+    cfg = make_detect_video_project(project, videos=2, frames=3)
+    if edit is not None:
+        _edit_train(project, edit)
+    r = medalist("train", str(cfg), "data.frame_offsets=[-1,0,1]", *overrides, cwd=project)
+    assert r.returncode == 2, r.stderr[-2000:]
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
+    assert needle in lines[0], lines[0]
+    assert not (project / "runs").exists() or not any((project / "runs").iterdir())

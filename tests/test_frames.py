@@ -211,7 +211,6 @@ def _edit_table(project: Path, edit) -> None:
           "cv.scheme=stratified", "competition.group_column=null"], None,
          "data.frame_offsets stacks frames of a video: set competition.sequence_column"),
         (["data.frame_offsets=[-1,1]"], None, "include 0"),
-        (["competition.task=detect"], None, "stacked frames are for classify and segment"),
         (["data.frame_offsets=[1,0]"], None, "increasing order"),
         (["model.in_chans=3"], None, "remove model.in_chans"),
         ([], lambda df: df.assign(frame=df["frame"].where(df.index != 4, 0)),

@@ -464,11 +464,6 @@ class Config(Section):
                 "data.frame_offsets stacks frames of a video: set competition.sequence_column "
                 "and competition.frame_column too, or remove data.frame_offsets"
             )
-        if comp.task == "detect":
-            raise ValueError(
-                "data.frame_offsets: stacked frames are for classify and segment for now; "
-                "remove it for competition.task: detect"
-            )
         channels = self.image_channels * len(offsets)
         if "in_chans" in self.model.model_fields_set and self.model.in_chans != channels:
             raise ValueError(

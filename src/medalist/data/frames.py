@@ -197,7 +197,7 @@ def check_frame_augment(cfg: Config, task: Task) -> None:
         for step in compose.transforms:
             step.p = 1.0
         try:
-            FrameTransform(compose, k, ch)(image=stack)
+            task.transform_sample(FrameTransform(compose, k, ch), stack, None)
         except Exception as exc:  # noqa: BLE001 - albumentations raises many kinds
             fix = " or set data.frames_grey: false" if cfg.data.frames_grey else ""
             raise UserError(
