@@ -217,6 +217,11 @@ def test_a_stacked_frame_detector_trains_smooths_predicts_and_packages_alike(
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert "test.csv: no column 'video' (config competition.sequence_column)" in r.stderr
     assert (run / "submission.csv").read_bytes() == before
+    # A fold without its out-of-fold boxes (an ensemble keeps none): one line, not a traceback.
+    (run / "fold_1" / "oof_boxes.npz").unlink()
+    r = medalist("smooth", str(run), "--windows", "1,3", cwd=project)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "oof_boxes.npz is missing" in r.stderr and "member runs" in r.stderr
 
 
 # ---- wrong input: exit 2 with one line, as for classify and segment ------------------------------

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from medalist.errors import UserError
+from medalist.runs import layout
 
 if TYPE_CHECKING:
     from medalist.tasks.detect import DetectTask
@@ -38,6 +39,15 @@ def pooled_oof(
         raise UserError(
             "this is a detection run: its out-of-fold predictions are boxes "
             "(fold_*/oof_boxes.npz), and this command works on classification runs only"
+        )
+    missing = next(
+        (d for dirs in folds for d in dirs if not (d / layout.OOF_BOXES).is_file()), None
+    )
+    if missing is not None:
+        raise UserError(
+            f"{missing / layout.OOF_BOXES} is missing: an ensemble of detection runs keeps no "
+            "boxes of its own (use its member runs), and a fold without it was not trained to "
+            "the end (medalist train --resume)"
         )
     order, preds = task.oof_boxes(folds)
     train = load_train(task.cfg)
