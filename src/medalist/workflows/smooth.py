@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -26,6 +26,9 @@ from medalist.runs import layout
 from medalist.runs.rundir import RunDir, open_run_dir
 from medalist.tasks.detect_temporal import BOOST_FILTERS
 from medalist.tasks.postprocess import FILTERS
+
+if TYPE_CHECKING:
+    from medalist.tasks.base import Task
 
 DEFAULT_WINDOWS = (1, 3, 5, 9, 15)
 
@@ -67,7 +70,7 @@ def sequence_info(cfg: Any, ids: pd.Series, table: pd.DataFrame, what: str) -> t
     return rows[seq].to_numpy(), pd.to_numeric(rows[frame]).to_numpy()
 
 
-def check_filter(kind: str, task: Any = None, option: str = "--smooth-filter") -> str:
+def check_filter(kind: str, task: Task | None = None, option: str = "--smooth-filter") -> str:
     """`kind` when it is one of the filters (of `task`, when given), else a UserError naming
     those that fit."""
     every = (*FILTERS, *BOOST_FILTERS)
@@ -88,7 +91,7 @@ def use_filter(cfg: Any, kind: str | None) -> None:
 
 
 def smooth_test_predictions(
-    cfg: Any, task: Any, ids: pd.Series, test: pd.DataFrame, preds: Any, window: int
+    cfg: Any, task: Task, ids: pd.Series, test: pd.DataFrame, preds: Any, window: int
 ) -> Any:
     """Test predictions filtered by the task over `window` frames of their sequences (1:
     unchanged) with `predict.smooth_filter` (None: the task's first filter)."""
