@@ -111,6 +111,23 @@ def test_a_flickering_true_box_is_recovered_and_an_isolated_false_box_dropped() 
     assert wide[0, 0, 4] == pytest.approx(0.2 + 0.8 * 0.9)
 
 
+def test_a_neighbours_box_confirms_one_box_so_a_duplicate_is_not_boosted() -> None:
+    # Frame 1 has the object twice (NMS left a looser box at 0.15, IoU 0.75 with the good
+    # one); frames 0 and 2 have it once. Only the better box is confirmed; the duplicate,
+    # confirmed by nothing, is under the floor and goes.
+    one = [[10, 10, 30, 30, 0.8, 0]]
+    preds = np.array(
+        [one + [NAN], [[10, 10, 30, 30, 0.6, 0], [10, 10, 30, 25, 0.15, 0]], one + [NAN]],
+        np.float32,
+    )
+    out = boost_sequences(preds, np.zeros(3), np.arange(3), 3, floor=0.3)
+    assert out[1, 0, 4] == pytest.approx(0.6 + 0.4 * 0.8)
+    assert np.isnan(out[1, 1]).all()
+    # Above the floor the duplicate stays, at its own score.
+    kept = boost_sequences(preds, np.zeros(3), np.arange(3), 3, floor=0.1)
+    assert kept[1, 1, 4] == pytest.approx(0.15)
+
+
 def test_a_one_frame_video_keeps_its_boxes() -> None:
     preds = np.array([[[0, 0, 5, 5, 0.1, 0]]], np.float32)
     assert np.array_equal(boost_sequences(preds, np.array(["v"]), np.array([3]), 3, 0.3), preds)

@@ -1,10 +1,12 @@
 """Boxes over video frames: a box that neighbouring frames confirm is kept with a higher score,
 an isolated low-score box is dropped (the Great Barrier Reef winners' temporal boost).
 
-`boost_sequences` takes each frame's boxes and, for each of the other frames within the
-`window` frames centred on it (same sequence, in frame order; fewer at the ends), the highest
-score of a box of the same class that overlaps it at IoU >= 0.5 (0 when none does). With `c`
-the mean of those over the neighbouring frames, a box of score `s` becomes
+`boost_sequences` matches each frame's boxes to those of each of the other frames within the
+`window` frames centred on it (same sequence, in frame order; fewer at the ends): by descending
+score, each box takes the unmatched box of the same class it overlaps most at IoU >= 0.5, and
+gets that box's score (0 when none is left; one neighbour box confirms one box, so a duplicate
+beside a better box is not confirmed). With `c` the mean of those over the neighbouring frames,
+a box of score `s` becomes
 
     s + (1 - s) * c          (stays in [0, 1]; unchanged when no neighbour confirms it)
 
@@ -26,16 +28,25 @@ BOOST_FILTERS = ("boost",)  # predict.smooth_filter for detection
 
 
 def confirmation(boxes: np.ndarray, neighbours: list[np.ndarray]) -> np.ndarray:
-    """Per box of `boxes` (k, 6), the mean over `neighbours` (their (m, 6) boxes) of the highest
-    score of a box of the same class at IoU >= BOOST_IOU (0 where none)."""
+    """Per box of `boxes` (k, 6), the mean over `neighbours` (their (m, 6) boxes) of the score
+    of the box it is matched to: boxes by descending score each take the unmatched box of the
+    same class they overlap most, at IoU >= BOOST_IOU (0 where none is left). One neighbour
+    box confirms one box, so a duplicate the detector's NMS left beside a better box finds
+    its match taken."""
     total = np.zeros(len(boxes))
+    order = np.argsort(-boxes[:, 4], kind="stable")
     for other in neighbours:
         if not len(boxes) or not len(other):
             continue
         iou = iou_matrix(boxes[:, :4], other[:, :4])
-        same = boxes[:, 5][:, None] == other[:, 5][None, :]
-        hit = (iou >= BOOST_IOU) & same
-        total += np.where(hit, other[:, 4][None, :], 0.0).max(axis=1)
+        iou[boxes[:, 5][:, None] != other[:, 5][None, :]] = 0.0
+        taken = np.zeros(len(other), dtype=bool)
+        for i in order:
+            free = np.where(taken, 0.0, iou[i])
+            j = int(np.argmax(free))
+            if free[j] >= BOOST_IOU:
+                taken[j] = True
+                total[i] += other[j, 4]
     return total / max(len(neighbours), 1)
 
 
