@@ -15,6 +15,7 @@ import pandas as pd
 
 from medalist.config.schema import Config
 from medalist.errors import UserError
+from medalist.io import read_user_csv
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
 
@@ -25,10 +26,7 @@ def read_csv(path: Path | None, what: str, key: str) -> pd.DataFrame:
         raise UserError(f"{key} is not set: name the {what} file in the config")
     if not path.is_file():
         raise UserError(f"{what} {path} not found: fix {key} in the config or add the file")
-    try:
-        return pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise UserError(f"{what} {path}: not a readable CSV ({str(exc).splitlines()[0]})") from None
+    return read_user_csv(path, f"{what} {path}")
 
 
 def _require_columns(df: pd.DataFrame, columns: list[str], path: Path, key: str) -> None:

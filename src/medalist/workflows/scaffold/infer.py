@@ -12,6 +12,7 @@ from typing import Any
 import pandas as pd
 
 from medalist.errors import UserError
+from medalist.io import read_user_csv
 from medalist.workflows.scaffold.found import DataPath, Found, rel
 from medalist.workflows.scaffold.images import first_values, image_suffix, infer_images
 from medalist.workflows.scaffold.video import infer_video
@@ -71,11 +72,7 @@ def infer(data_dir: Path) -> Found:
 
 def read_csv(path: Path, nrows: int | None = None) -> pd.DataFrame:
     """A CSV with text column names; UserError when it can't be parsed."""
-    try:
-        frame = pd.read_csv(path, nrows=nrows)
-    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
-        raise UserError(f"{path}: not a readable CSV ({reason}): check the file") from None
+    frame = read_user_csv(path, str(path), "check the file", nrows=nrows)
     frame.columns = [str(c) for c in frame.columns]
     return frame
 
