@@ -624,3 +624,59 @@ def test_layout_keys_that_cannot_work_together_are_config_errors(
     cfg = make_index_project(tmp_path / "proj", n_train=2, n_test=1)
     with pytest.raises(UserError, match=re.escape(says)):
         load_config(cfg, overrides)
+
+
+# ---- post-processing fitted on the OOF index masks -----------------------------------------
+def _noisy_index_oof(n: int = 20) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """32x32 index masks: an 8x8 square of class 1, a 6x6 one of class 2 and a void row; the
+    prediction is the truth plus, on every image, a 2x2 blob of class 1 in the background (4
+    pixels) and a 2x2 blob of class 2 on the void row (never scored)."""
+    y = np.zeros((n, 32, 32), dtype=np.uint8)
+    y[:, 4:12, 4:12] = 1
+    y[:, 16:22, 16:22] = 2
+    y[:, 30, :] = VOID
+    label = np.where(y == VOID, 0, y)
+    label[:, 24:26, 4:6] = 1  # a false class-1 blob of 4 pixels
+    label[:, 30, 8:10] = 2  # class 2 on the void row
+    label[:, 29, 8:10] = 2  # ... a component of 4 pixels, half of it scored
+    probs = np.eye(3, dtype=np.float16)[label].transpose(0, 3, 1, 2)
+    return y, probs, np.arange(n) % 4
+
+
+def test_index_min_area_is_fitted_on_the_oof_masks_and_recovered_exactly(tmp_path: Path) -> None:
+    task = _index_task(make_index_project(tmp_path / "proj", n_train=2, n_test=1))
+    y, probs, folds = _noisy_index_oof()
+    out = task.fit_postprocess(y, probs, folds)
+    # 1024 pixels: the grid is 0, 1, 3, 5, 10, 20, 51, 102; 5 is the first that drops the
+    # 4-pixel blobs (the 36- and 64-pixel squares stay up to 20).
+    assert out["postprocess"]["1"]["min_area"] == 5
+    assert out["postprocess"]["1"]["min_area_verdict"] == "better"
+    assert out["postprocess"]["2"]["min_area"] == 5  # its blob's 2 scored pixels count
+    assert (task.min_areas, task.min_total_areas) == ([0, 5, 5], [0, 0, 0])
+    assert out["oof"] < 1.0 and out["oof_postprocessed"] == 1.0
+    assert set(out["postprocess"]) == {"1", "2"}  # background is what they turn into
+    # task.json keeps them, and the submission drops the blobs (the test image: 32x32 too).
+    again = type(task).from_state(task.cfg, task.state())
+    assert (again.min_areas, again.min_total_areas) == ([0, 5, 5], [0, 0, 0])
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(
+        tmp_path / "proj" / "data" / "test" / "t_000.png"
+    )
+    sample = pd.DataFrame([{"id": "t_000", "class": c, "rle": ""} for c in (1, 2)])
+    task.cfg.data.image_size = 32
+    sub = again.format_submission(pd.Series(["t_000"]), probs[:1], sample)
+    got = decode_by_hand(sub["rle"].iloc[0], 32, 32)
+    assert np.array_equal(got, (y[0] == 1).astype(np.uint8))
+    plain = _index_task(tmp_path / "proj" / "configs" / "baseline.yaml", ["data.image_size=32"])
+    raw = plain.format_submission(pd.Series(["t_000"]), probs[:1], sample)
+    assert decode_by_hand(raw["rle"].iloc[0], 32, 32).sum() == 64 + 4  # without: the blob
+
+
+def test_index_postprocess_stays_off_when_nothing_is_to_gain_or_not_asked(tmp_path: Path) -> None:
+    cfg = make_index_project(tmp_path / "proj", n_train=2, n_test=1)
+    y, probs, folds = _noisy_index_oof()
+    clean = np.eye(3, dtype=np.float16)[np.where(y == VOID, 0, y)].transpose(0, 3, 1, 2)
+    out = _index_task(cfg).fit_postprocess(y, clean, folds)
+    assert [out["postprocess"][c]["min_area"] for c in "12"] == [0, 0]
+    off = _index_task(cfg, ["predict.postprocess=[]"])
+    assert "postprocess" not in off.fit_postprocess(y, probs, folds)
+    assert off.min_areas == [0, 0, 0]

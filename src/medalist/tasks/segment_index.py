@@ -49,6 +49,14 @@ def index_scores(y: np.ndarray, probs: np.ndarray, classes: int, kind: str = "di
     return out
 
 
+def argmax_labels(probs: np.ndarray) -> np.ndarray:
+    """(n, H, W) predicted channels of (n, K, H, W) class probabilities, a chunk at a time."""
+    out = np.empty((len(probs), *probs.shape[2:]), dtype=np.uint8)
+    for start in range(0, len(probs), 64):
+        out[start : start + 64] = np.asarray(probs[start : start + 64]).argmax(axis=1)
+    return out
+
+
 class IndexMaskLoss(nn.Module):
     """Cross-entropy (torch's) plus an smp loss in multiclass mode, void pixels ignored by
     both; either part may be absent."""
@@ -130,6 +138,8 @@ class IndexSegmentTask(SegmentTask):
             "classes": self.classes,
             "values": self.values,
             "void": self.void,
+            "min_areas": self.min_areas,
+            "min_total_areas": self.min_total_areas,
         }
 
     @classmethod
@@ -141,6 +151,8 @@ class IndexSegmentTask(SegmentTask):
             list(state["classes"]),
             values=[int(v) for v in state["values"]],
             void=state.get("void"),
+            min_areas=[int(a) for a in state.get("min_areas") or []],
+            min_total_areas=[int(a) for a in state.get("min_total_areas") or []],
         )
 
     @property
@@ -211,10 +223,64 @@ class IndexSegmentTask(SegmentTask):
     def fit_postprocess(
         self, y: np.ndarray, preds: np.ndarray, folds: np.ndarray | None = None
     ) -> dict[str, Any]:
-        """The pooled OOF score and each class's; the argmax needs no threshold."""
+        """The pooled OOF score and each class's (the argmax needs no threshold); with the
+        rows' folds, each class's minimum component and total area (`predict.postprocess`),
+        each kept only where it beats noise."""
         scores = index_scores(y, preds, len(self.classes), self._kind())
         per_class = dict(zip(map(str, self.classes), scores.mean(axis=0).tolist(), strict=True))
-        return {"oof": float(scores.mean()), f"oof_{self.metric.name}_per_class": per_class}
+        out = {"oof": float(scores.mean()), f"oof_{self.metric.name}_per_class": per_class}
+        steps = list(self.cfg.predict.postprocess)
+        if folds is not None and steps:
+            out.update(self._fit_areas(y, preds, folds, steps))
+        return out
+
+    def _fit_areas(
+        self, y: np.ndarray, preds: np.ndarray, folds: np.ndarray, steps: list[str]
+    ) -> dict[str, Any]:
+        """Per class but the first (background): the minimum component and total areas of
+        its argmax pixels, fitted on the pooled OOF masks against its own score, void pixels
+        counted for no class (`segment_postprocess.fit_class`); what they drop becomes
+        background. `oof_postprocessed` is the mean score with all of them applied."""
+        from medalist.tasks import segment_postprocess as postprocess
+
+        label = argmax_labels(preds)
+        valid = y != IGNORE
+        fitted = {
+            str(name): postprocess.fit_class(
+                y == j, label == j, folds, self._kind(), steps, valid
+            )
+            for j, name in enumerate(self.classes)
+            if j > 0
+        }
+        self.min_areas = [0, *(int(f["min_area"]) for f in fitted.values())]
+        self.min_total_areas = [0, *(int(f["min_total_area"]) for f in fitted.values())]
+        kept = np.stack([self.postprocess_labels(lab) for lab in label])
+        one_hot = np.eye(len(self.classes), dtype=np.float16)[kept].transpose(0, 3, 1, 2)
+        after = index_scores(y, one_hot, len(self.classes), self._kind())
+        return {"postprocess": fitted, "oof_postprocessed": float(after.mean())}
+
+    def postprocess_labels(self, label: np.ndarray) -> np.ndarray:
+        """A class-index map with the fitted minimum areas applied (dropped pixels become the
+        first class, background)."""
+        from medalist.tasks.segment_postprocess import apply_labels
+
+        return apply_labels(label, self.min_areas, self.min_total_areas)
+
+    def label_map(self, prob: np.ndarray, width: int, height: int) -> np.ndarray:
+        """An image's (H, W) channel indices at its own size: the post-processing at the
+        training size (dropped pixels made background with certainty), the class
+        probabilities resized (linear), the argmax."""
+        import cv2
+
+        planes = np.asarray(prob, dtype=np.float32)
+        label = planes.argmax(axis=0)
+        dropped = self.postprocess_labels(label) != label
+        if dropped.any():
+            planes = planes.copy()
+            planes[:, dropped] = 0.0
+            planes[0, dropped] = 1.0
+        big = cv2.resize(planes.transpose(1, 2, 0), (width, height), interpolation=cv2.INTER_LINEAR)
+        return big.reshape(height, width, -1).argmax(axis=2)
 
     def drawn_masks(self, truth: np.ndarray, prob: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Where the truth and the argmax are a class other than the first (background)."""
@@ -259,8 +325,6 @@ class IndexSegmentTask(SegmentTask):
     ) -> pd.DataFrame:
         """The class probabilities resized to each test image's own size (linear), the argmax,
         and a run-length mask per image and class in the sample's rows and columns."""
-        import cv2
-
         from medalist.data.images import image_size
         from medalist.data.joined_ids import join_ids, split_ids
         from medalist.data.tables import image_paths
@@ -270,10 +334,7 @@ class IndexSegmentTask(SegmentTask):
         paths = image_paths(cfg, frame, cfg.path(comp.test_image_dir))
         texts: dict[tuple[str, str], str] = {}
         for i, p, path in zip(ids.astype(str), preds, paths, strict=True):
-            w, h = image_size(path)
-            planes = np.asarray(p, dtype=np.float32).transpose(1, 2, 0)  # (H, W, K)
-            big = cv2.resize(planes, (w, h), interpolation=cv2.INTER_LINEAR)
-            label = big.reshape(h, w, -1).argmax(axis=2)
+            label = self.label_map(p, *image_size(path))
             for j, name in enumerate(self.classes):
                 texts[(i, str(name))] = rle_encode(label == j, comp.rle_order)
         split = split_ids(cfg, sample, comp.sample_submission)
