@@ -680,3 +680,106 @@ def test_index_postprocess_stays_off_when_nothing_is_to_gain_or_not_asked(tmp_pa
     off = _index_task(cfg, ["predict.postprocess=[]"])
     assert "postprocess" not in off.fit_postprocess(y, probs, folds)
     assert off.min_areas == [0, 0, 0]
+
+
+# ---- a submission of PNG masks --------------------------------------------------------------
+def png_sample(root: Path, kind: str) -> str:
+    """Replace the project's sample by one that asks for PNG masks of the test images: a
+    folder of blank masks, a zip of them, or a CSV naming a file per image; its config key."""
+    import zipfile
+
+    data = root / "data"
+    ids = pd.read_csv(data / "test.csv")["id"].astype(str).tolist()[::-1]
+    blank = np.zeros((40, 32), np.uint8)  # the test images are 40 high, 32 wide
+    if kind == "folder":
+        (data / "sample_submission").mkdir()
+        for t in ids:
+            Image.fromarray(blank).save(data / "sample_submission" / f"{t}.png")
+        return "data/sample_submission"
+    if kind == "zip":
+        from medalist.data.mask_files import encode_png
+
+        with zipfile.ZipFile(data / "sample_submission.zip", "w") as z:
+            for t in ids:
+                z.writestr(f"masks/{t}.png", encode_png(blank))
+        return "data/sample_submission.zip"
+    pd.DataFrame({"id": ids, "mask_file": [f"pred/{t}.png" for t in ids]}).to_csv(
+        data / "sample_submission.csv", index=False
+    )
+    return "data/sample_submission.csv"
+
+
+PNG_NAMES = {"folder": "{}.png", "zip": "masks/{}.png", "csv": "pred/{}.png"}
+
+
+@pytest.mark.parametrize("kind", ["folder", "zip", "csv"])
+def test_a_sample_of_png_masks_gets_a_zip_of_index_pngs_at_each_image_size(
+    tmp_path: Path, kind: str
+) -> None:
+    from medalist.data.mask_files import read_mask_zip
+    from medalist.data.tables import load_sample_submission
+    from medalist.workflows.inference import write_submission
+
+    cfg_path = make_index_project(tmp_path / "proj", n_train=2, n_test=3)
+    key = png_sample(tmp_path / "proj", kind)
+    over = [f"competition.sample_submission={key}", "competition.class_column=null"]
+    task = _index_task(cfg_path, [*over, "data.image_size=[40,32]"])
+    ids = pd.Series(["t_000", "t_001", "t_002"])
+    truth = {t: np.asarray(Image.open(tmp_path / "proj" / "truth" / f"{t}.png")) for t in ids}
+    label = {t: np.where(m == VOID, 0, m) for t, m in truth.items()}
+    probs = np.stack([np.eye(3, dtype=np.float16)[label[t]].transpose(2, 0, 1) for t in ids])
+    sample = load_sample_submission(task.cfg)
+    sub = task.format_submission(ids, probs, sample)
+    path = write_submission(tmp_path / "out" / "submission.csv", sub)
+    assert path.name == "submission.zip" and not (tmp_path / "out" / "submission.csv").exists()
+    table, masks = read_mask_zip(path)
+    assert sorted(masks) == sorted(PNG_NAMES[kind].format(t) for t in ids)
+    for t in ids:
+        got = masks[PNG_NAMES[kind].format(t)]
+        assert got.dtype == np.uint8 and np.array_equal(got, label[t].astype(np.uint8))
+    if kind == "csv":  # the table that names the files comes with them, in the sample's order
+        assert table is not None and table.equals(pd.read_csv(tmp_path / "proj" / key))
+    else:
+        assert table is None
+
+
+def test_png_masks_hold_the_training_masks_values_and_can_be_asked_for_by_key(
+    tmp_path: Path,
+) -> None:
+    from medalist.config import load_config
+    from medalist.data.mask_files import read_mask_zip
+    from medalist.tasks.segment import SegmentTask
+    from medalist.workflows.inference import write_submission
+
+    cfg_path = make_index_project(tmp_path / "proj", n_train=2, n_test=1)
+    # masks of 0 (void), 10 and 20: channel j writes the value it was read from
+    cfg = load_config(cfg_path, ["predict.mask_format=png", "data.image_size=[40,32]"])
+    state = {"kind": "index", "classes": ["10", "20"], "values": [10, 20], "void": 0}
+    task = SegmentTask.from_state(cfg, state)
+    label = np.zeros((40, 32), np.int64)
+    label[5:9, 3:20] = 1
+    probs = np.eye(2, dtype=np.float16)[label].transpose(2, 0, 1)[None]
+    sample = pd.DataFrame([{"id": "t_000", "class": c, "rle": ""} for c in (10, 20)])  # long
+    sub = task.format_submission(pd.Series(["t_000"]), probs, sample)
+    table, masks = read_mask_zip(write_submission(tmp_path / "submission.csv", sub))
+    assert table is None and list(masks) == ["t_000.png"]  # one per image, not per row
+    assert np.array_equal(masks["t_000.png"], np.where(label == 1, 20, 10))
+    rle = SegmentTask.from_state(load_config(cfg_path, ["predict.mask_format=rle"]), state)
+    assert list(rle.format_submission(pd.Series(["t_000"]), probs, sample).columns) == [
+        "id", "class", "rle",
+    ]  # fmt: skip
+
+
+def test_a_sample_mask_of_another_size_than_its_test_image_is_refused(tmp_path: Path) -> None:
+    from medalist.data.tables import load_sample_submission
+    from medalist.errors import UserError
+
+    cfg_path = make_index_project(tmp_path / "proj", n_train=2, n_test=2)
+    key = png_sample(tmp_path / "proj", "folder")
+    Image.fromarray(np.zeros((32, 40), np.uint8)).save(tmp_path / "proj" / key / "t_001.png")
+    task = _index_task(cfg_path, [f"competition.sample_submission={key}", "data.image_size=32"])
+    probs = np.full((2, 3, 32, 32), 1 / 3, dtype=np.float16)
+    with pytest.raises(UserError, match=r"t_001.png is 32x40 but test image .*t_001.png is 40x32"):
+        task.format_submission(
+            pd.Series(["t_000", "t_001"]), probs, load_sample_submission(task.cfg)
+        )

@@ -246,9 +246,7 @@ class IndexSegmentTask(SegmentTask):
         label = argmax_labels(preds)
         valid = y != IGNORE
         fitted = {
-            str(name): postprocess.fit_class(
-                y == j, label == j, folds, self._kind(), steps, valid
-            )
+            str(name): postprocess.fit_class(y == j, label == j, folds, self._kind(), steps, valid)
             for j, name in enumerate(self.classes)
             if j > 0
         }
@@ -324,7 +322,12 @@ class IndexSegmentTask(SegmentTask):
         self, ids: pd.Series, preds: np.ndarray, sample: pd.DataFrame
     ) -> pd.DataFrame:
         """The class probabilities resized to each test image's own size (linear), the argmax,
-        and a run-length mask per image and class in the sample's rows and columns."""
+        and a run-length mask per image and class in the sample's rows and columns; or, when
+        the sample asks for files (`predict.mask_format`), a PNG mask per image."""
+        from medalist.data.mask_files import wants_png
+
+        if wants_png(self.cfg, sample):
+            return self._png_submission(ids, preds, sample)
         from medalist.data.images import image_size
         from medalist.data.joined_ids import join_ids, split_ids
         from medalist.data.tables import image_paths
@@ -341,6 +344,29 @@ class IndexSegmentTask(SegmentTask):
         sub = join_ids(cfg, fill_index_submission(self, split, texts, set(ids.astype(str))), sample)
         self.check_submission(sub, sample)
         return sub
+
+    def _png_submission(
+        self, ids: pd.Series, preds: np.ndarray, sample: pd.DataFrame
+    ) -> pd.DataFrame:
+        """A PNG of the training masks' class values per sample row, at its test image's size
+        (the size of the sample's own mask, when the sample is files: checked)."""
+        from medalist.data import mask_files
+        from medalist.data.tables import image_paths
+
+        cfg, comp = self.cfg, self.cfg.competition
+        image = sample_images(sample, self.id_column, set(ids.astype(str)))
+        frame = pd.DataFrame({self.id_column: ids.to_numpy()})
+        found = image_paths(cfg, frame, cfg.path(comp.test_image_dir))
+        paths = dict(zip(ids.astype(str), found, strict=True))
+        which, names, sizes, column = mask_files.mask_targets(cfg, sample, image, paths)
+        row = {v: k for k, v in enumerate(ids.astype(str))}
+        values = np.asarray(self.values, dtype=np.uint8)
+        masks = {
+            name: values[self.label_map(preds[row[i]], w, h)]
+            for i, name, (w, h) in zip(which, names, sizes, strict=True)
+        }
+        with_table = column is not None and column != mask_files.FILE_COLUMN
+        return mask_files.mask_files(sample.copy(), masks, with_table)
 
 
 def fill_index_submission(
