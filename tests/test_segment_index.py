@@ -783,3 +783,93 @@ def test_a_sample_mask_of_another_size_than_its_test_image_is_refused(tmp_path: 
         task.format_submission(
             pd.Series(["t_000", "t_001"]), probs, load_sample_submission(task.cfg)
         )
+
+
+SMALL = [
+    "model.backbone=test_resnet", "data.image_size=32", "cv.n_splits=2", "train.epochs=1",
+    "train.batch_size=8", "train.threads=1", "data.num_workers=0", "track.backends=[none]",
+]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_an_index_project_with_a_png_sample_trains_predicts_and_packages(tmp_path: Path) -> None:
+    """A folder of PNG masks as the sample: predict writes submission.zip of index PNGs at each
+    test image's size, and the offline notebook's zip equals it pixel for pixel."""
+    from medalist.data.mask_files import read_mask_zip
+
+    project = tmp_path / "proj"
+    cfg = str(make_index_project(project, n_train=8, n_test=3))
+    key = png_sample(project, "folder")
+    over = [*SMALL, f"competition.sample_submission={key}", "competition.class_column=null"]
+    r = medalist("train", cfg, *over, "--name", "png", cwd=project)
+    assert r.returncode == 0, r.stderr[-3000:]
+    run = project / "runs" / "png"
+    scores = json.loads((run / "scores.json").read_text())
+    assert set(scores["postprocess"]) == {"1", "2"}  # fitted on the OOF masks, per class
+    r = medalist("predict", "runs/png", cwd=project)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "submission.zip (3 rows" in r.stdout.replace("\n", "")
+    table, masks = read_mask_zip(run / "submission.zip")
+    assert table is None and sorted(masks) == ["t_000.png", "t_001.png", "t_002.png"]
+    assert all(m.shape == (40, 32) and set(np.unique(m)) <= {0, 1, 2} for m in masks.values())
+    r = medalist(
+        "package", "runs/png", "--check", "--competition", "png", "--user", "u", cwd=project
+    )
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert "check passed" in r.stdout and "quick path: valid (3 masks)" in r.stdout
+    manifest = json.loads(next(project.rglob("medalist-package.json")).read_text())
+    assert manifest["submission_file"] == "submission.zip"
+
+    # Wrong input: a sample mask of another size than its image; nothing is written.
+    (run / "submission.zip").unlink()
+    Image.fromarray(np.zeros((32, 40), np.uint8)).save(project / key / "t_001.png")
+    err = _exits_2(project, "predict", "runs/png")
+    assert "t_001.png is 32x40 but test image" in err and "40x32 (height x width)" in err
+    assert not (run / "submission.zip").exists()
+
+
+@pytest.mark.parametrize(
+    ("setup", "args", "says"),
+    [
+        ("sigmoid", ["predict.mask_format=png"], "they need competition.mask_mode: index"),
+        ("bad_zip", [], "is not a readable zip"),
+        ("empty_folder", [], "holds no .png masks"),
+    ],
+)
+def test_a_png_submission_that_cannot_be_written_exits_2(
+    tmp_path: Path, setup: str, args: list[str], says: str
+) -> None:
+    project = tmp_path / "proj"
+    cfg = str(make_index_project(project, n_train=4, n_test=1))
+    extra = ["competition.class_column=null"]
+    if setup == "sigmoid":  # the long sample as it is
+        extra = ["competition.mask_mode=sigmoid", "competition.ignore_index=null"]
+    elif setup == "bad_zip":
+        (project / "data" / "sample_submission.zip").write_text("not a zip")
+        extra.append("competition.sample_submission=data/sample_submission.zip")
+    else:
+        (project / "data" / "sample_submission").mkdir()
+        extra.append("competition.sample_submission=data/sample_submission")
+    err = _exits_2(project, "train", cfg, *SMALL, *extra, *args)
+    assert says in err
+    assert not (project / "runs").exists()
+
+
+def test_package_check_compares_mask_zips_pixel_for_pixel(tmp_path: Path) -> None:
+    from medalist.data.mask_files import mask_files
+    from medalist.kaggle.check import CheckFailed, compare_mask_zips
+
+    masks = {"a.png": np.zeros((4, 5), np.uint8), "b.png": np.full((4, 5), 2, np.uint8)}
+    want = mask_files(pd.DataFrame({"id": ["a", "b"]}), masks, False).write(tmp_path / "w.csv")
+    same = mask_files(pd.DataFrame({"id": ["a", "b"]}), dict(masks), False)
+    assert compare_mask_zips(same.write(tmp_path / "s.csv"), want)["file"].tolist() == [
+        "a.png", "b.png",
+    ]  # fmt: skip
+    one = {**masks, "b.png": masks["b.png"].copy()}
+    one["b.png"][3, 4] = 1
+    got = mask_files(pd.DataFrame({"id": ["a", "b"]}), one, False).write(tmp_path / "g.csv")
+    with pytest.raises(CheckFailed, match="mask b.png: 1 of 20 pixels differ"):
+        compare_mask_zips(got, want)
+    fewer = mask_files(pd.DataFrame({"id": ["a"]}), {"a.png": masks["a.png"]}, False)
+    with pytest.raises(CheckFailed, match="first not in both: b.png"):
+        compare_mask_zips(fewer.write(tmp_path / "f.csv"), want)
