@@ -873,3 +873,49 @@ def test_package_check_compares_mask_zips_pixel_for_pixel(tmp_path: Path) -> Non
     fewer = mask_files(pd.DataFrame({"id": ["a"]}), {"a.png": masks["a.png"]}, False)
     with pytest.raises(CheckFailed, match="first not in both: b.png"):
         compare_mask_zips(fewer.write(tmp_path / "f.csv"), want)
+
+
+# ---- medalist labels on index masks ---------------------------------------------------------
+def test_labels_ranks_the_index_masks_the_softmax_contradicts_and_leaves_void_out(
+    tmp_path: Path,
+) -> None:
+    """The model is sure of the true classes and says class 2 on every void pixel; two masks
+    are made wrong: one's class-1 rectangle erased, one's relabelled class 2. Only those two
+    images are suspects (void counted, the clean images with a void band would be too)."""
+    project = tmp_path / "proj"
+    cfg_path = make_index_project(project, n_train=12, n_test=1)
+    task = _index_task(cfg_path)
+    masks = {p.stem: np.asarray(Image.open(p)) for p in sorted((project / "data/masks").iterdir())}
+    ids = sorted(masks)
+    has_1 = [i for i in ids if (masks[i] == 1).any()]
+    voids = [i for i in ids if (masks[i] == VOID).any()]
+    assert len(has_1) >= 3 and voids  # the fixture's draw: cases of both kinds
+    true = np.stack([masks[i] for i in ids])
+    label = np.where(true == VOID, 2, true)
+    probs = (np.eye(3)[label] * 0.94 + 0.02).transpose(0, 3, 1, 2).astype(np.float16)
+    erased, relabelled = has_1[0], has_1[1]
+    for i, new in ((erased, 0), (relabelled, 2)):
+        m = masks[i].copy()
+        m[m == 1] = new
+        Image.fromarray(m).save(project / "data" / "masks" / f"{i}.png")
+    run = project / "runs" / "idx"
+    for k in range(2):
+        rows = np.arange(len(ids))[np.arange(len(ids)) % 2 == k]
+        (run / f"fold_{k}").mkdir(parents=True)
+        pd.DataFrame({"id": [ids[r] for r in rows], "fold": k}).to_csv(
+            run / f"fold_{k}" / "oof.csv", index=False
+        )
+        np.save(run / f"fold_{k}" / "oof_masks.npy", probs[rows])
+    text = cfg_path.read_text().replace("image_size: 32", "image_size: [32, 40]")  # as is
+    (run / "config.yaml").write_text(text)
+    (run / "task.json").write_text(json.dumps(task.state()))
+    r = medalist("labels", "runs/idx", cwd=project)
+    assert r.returncode == 0, r.stderr[-2000:]
+    found = pd.read_csv(run / "analysis" / "label_issues.csv")
+    assert set(found["id"]) == {erased, relabelled}
+    pairs = set(zip(found["id"], found["class"].astype(str), strict=True))
+    assert {(erased, "1"), (relabelled, "1")} <= pairs
+    worst = found.set_index(["id", found["class"].astype(str)])["disagreement"]
+    assert worst[(erased, "1")] == 1.0 and worst[(relabelled, "1")] == 1.0
+    page = (run / "analysis" / "label_issues.html").read_text()
+    assert len(re.findall(r'src="data:image/png;base64,', page)) == len(found)

@@ -473,6 +473,11 @@ class SegmentTask(ModelOutputs):
         return pic
 
     # ---- labels that look wrong ------------------------------------------------------------
+    def class_truth(self, y: np.ndarray, j: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """Class j's given masks of encoded targets `y`, and the pixels that count (None:
+        all): a sigmoid run's channel j."""
+        return _by_class(y, len(self.classes))[:, j], None
+
     def find_label_issues(self, run_dir: Path, cfg: Config, filter_by: str, rank_by: str) -> Any:
         from medalist.tasks.segment_labels import mask_issues
 

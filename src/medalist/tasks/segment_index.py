@@ -14,7 +14,6 @@ may list a subset of the classes (background is rarely submitted).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -312,11 +311,10 @@ class IndexSegmentTask(SegmentTask):
         ]
         page.table("per_class.csv", pd.DataFrame(rows))
 
-    def find_label_issues(self, run_dir: Path, cfg: Config, filter_by: str, rank_by: str) -> Any:
-        raise UserError(
-            "medalist labels does not rank index masks yet: it works on runs with "
-            "competition.mask_mode: sigmoid"
-        )
+    def class_truth(self, y: np.ndarray, j: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """The pixels given class j, and the scored (non-void) pixels: `medalist labels`
+        ranks each image-class pair on its softmax share, void left out."""
+        return y == j, y != IGNORE
 
     def format_submission(
         self, ids: pd.Series, preds: np.ndarray, sample: pd.DataFrame
