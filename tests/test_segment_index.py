@@ -919,3 +919,22 @@ def test_labels_ranks_the_index_masks_the_softmax_contradicts_and_leaves_void_ou
     assert worst[(erased, "1")] == 1.0 and worst[(relabelled, "1")] == 1.0
     page = (run / "analysis" / "label_issues.html").read_text()
     assert len(re.findall(r'src="data:image/png;base64,', page)) == len(found)
+
+
+@pytest.mark.parametrize("kind", ["folder", "zip", "csv"])
+def test_new_takes_a_sample_folder_or_zip_of_png_masks(tmp_path: Path, kind: str) -> None:
+    from medalist.config import load_config
+    from medalist.data.tables import load_sample_submission
+    from medalist.workflows.scaffold import create_project
+
+    make_index_project(tmp_path / "comp", n_train=6, n_test=2)
+    (tmp_path / "comp" / "data" / "sample_submission.csv").unlink()
+    key = png_sample(tmp_path / "comp", kind)
+    report = create_project(tmp_path / "proj", tmp_path / "comp" / "data")
+    cfg = load_config(report.config_path)
+    assert cfg.competition.sample_submission.endswith(key.removeprefix("data/"))
+    assert cfg.competition.mask_mode == "index"
+    sample = load_sample_submission(cfg)
+    assert sorted(sample["id"]) == ["t_000", "t_001"]
+    # a sample that names files lists no classes: 1 and 2 stay classes, 255 is void
+    assert (cfg.competition.classes, cfg.competition.ignore_index) == ([0, 1, 2], 255)
