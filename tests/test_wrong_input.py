@@ -349,6 +349,11 @@ CASES = [
          damage=remove("seg/data/masks/img_5.png"), slow=True),
     case("train", SEG_MASKS, says=("img_3.png", "10x10", "40x36"), damage=small_mask("img_3.png"),
          slow=True),
+    case("train", SEG, "predict.mask_format=png", says=("predict.mask_format", "mask_mode: index"),
+         slow=True),
+    case("train", SEG, "competition.sample_submission=data/sub.zip",
+         says=("sub.zip", "not a readable zip"), damage=write("seg/data/sub.zip", "not a zip"),
+         slow=True),
 ]
 # fmt: on
 

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from medalist.config.schema import Config
+from medalist.data.mask_files import is_file_sample, read_file_sample
 from medalist.errors import UserError
 from medalist.io import read_user_csv
 
@@ -229,6 +230,8 @@ def load_sample_submission(cfg: Config) -> pd.DataFrame | None:
     if comp.sample_submission is None:
         return None
     path = cfg.path(comp.sample_submission)
+    if comp.task == "segment" and is_file_sample(path):  # a folder or zip of mask files
+        return read_file_sample(path, comp.id_column)
     df = read_csv(path, "sample submission", "competition.sample_submission")
     _require_columns(df, [comp.id_column], path, "competition.id_column")
     if comp.task == "segment" and comp.class_column is not None and not comp.id_class_separator:

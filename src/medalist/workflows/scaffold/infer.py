@@ -96,11 +96,30 @@ def _read_tables(
         found.ok(C + "test_csv", DataPath("test.csv"), "found")
     else:
         found.ok(C + "test_csv", None, "no test.csv: sample_submission.csv lists the test ids")
+    masks = _mask_file_sample(data_dir) if sub is None else None
     if sub is not None:
         found.ok(C + "sample_submission", DataPath("sample_submission.csv"), "found")
+    elif masks is not None:
+        why = "a folder or zip of PNG masks: the submission is PNG masks (predict.mask_format)"
+        found.ok(C + "sample_submission", DataPath(masks), why)
     else:
         found.ok(C + "sample_submission", None, "no sample_submission.csv")
     return train, test, sub
+
+
+def _mask_file_sample(data_dir: Path) -> str | None:
+    """`sample_submission/` or `sample_submission.zip` when it holds PNG masks."""
+    from medalist.data.mask_files import read_file_sample
+    from medalist.errors import UserError
+
+    for name in ("sample_submission", "sample_submission.zip"):
+        if (data_dir / name).exists():
+            try:
+                read_file_sample(data_dir / name, "id")
+            except UserError:
+                continue
+            return name
+    return None
 
 
 def _norm(name: object) -> str:
