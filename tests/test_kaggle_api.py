@@ -157,6 +157,24 @@ def test_submit_a_run_uploads_its_file_described_by_run_and_cv(
     assert create.body["competitionName"] == COMP
 
 
+def test_submit_a_run_takes_its_zip_of_mask_files_when_predict_wrote_it_last(
+    fake: FakeKaggle, project: Path
+) -> None:
+    import os
+
+    run = project / "runs" / "base"
+    zipped = run / "submission.zip"
+    zipped.write_bytes(b"PK\x05\x06" + bytes(18))  # an empty zip, newer than the CSV
+    later = (run / "submission.csv").stat().st_mtime + 10
+    os.utime(zipped, (later, later))
+    try:
+        r = kaggle("submit", str(run), "--competition", COMP)
+        assert r.returncode == 0, r.stderr
+        assert fake.uploads["submission.zip"] == zipped.read_bytes()
+    finally:
+        zipped.unlink()
+
+
 def test_submit_a_package_makes_a_code_submission(fake: FakeKaggle, package: Path) -> None:
     r = kaggle("submit", str(package), "--version", "3")
     assert r.returncode == 0, r.stderr

@@ -624,3 +624,317 @@ def test_layout_keys_that_cannot_work_together_are_config_errors(
     cfg = make_index_project(tmp_path / "proj", n_train=2, n_test=1)
     with pytest.raises(UserError, match=re.escape(says)):
         load_config(cfg, overrides)
+
+
+# ---- post-processing fitted on the OOF index masks -----------------------------------------
+def _noisy_index_oof(n: int = 20) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """32x32 index masks: an 8x8 square of class 1, a 6x6 one of class 2 and a void row; the
+    prediction is the truth plus, on every image, a 2x2 blob of class 1 in the background (4
+    pixels) and a 2x2 blob of class 2 on the void row (never scored)."""
+    y = np.zeros((n, 32, 32), dtype=np.uint8)
+    y[:, 4:12, 4:12] = 1
+    y[:, 16:22, 16:22] = 2
+    y[:, 30, :] = VOID
+    label = np.where(y == VOID, 0, y)
+    label[:, 24:26, 4:6] = 1  # a false class-1 blob of 4 pixels
+    label[:, 30, 8:10] = 2  # class 2 on the void row
+    label[:, 29, 8:10] = 2  # ... a component of 4 pixels, half of it scored
+    probs = np.eye(3, dtype=np.float16)[label].transpose(0, 3, 1, 2)
+    return y, probs, np.arange(n) % 4
+
+
+def test_index_min_area_is_fitted_on_the_oof_masks_and_recovered_exactly(tmp_path: Path) -> None:
+    task = _index_task(make_index_project(tmp_path / "proj", n_train=2, n_test=1))
+    y, probs, folds = _noisy_index_oof()
+    out = task.fit_postprocess(y, probs, folds)
+    # 1024 pixels: the grid is 0, 1, 3, 5, 10, 20, 51, 102; 5 is the first that drops the
+    # 4-pixel blobs (the 36- and 64-pixel squares stay up to 20).
+    assert out["postprocess"]["1"]["min_area"] == 5
+    assert out["postprocess"]["1"]["min_area_verdict"] == "better"
+    assert out["postprocess"]["2"]["min_area"] == 5  # its blob's 2 scored pixels count
+    assert (task.min_areas, task.min_total_areas) == ([0, 5, 5], [0, 0, 0])
+    assert out["oof"] < 1.0 and out["oof_postprocessed"] == 1.0
+    assert set(out["postprocess"]) == {"1", "2"}  # background is what they turn into
+    # task.json keeps them, and the submission drops the blobs (the test image: 32x32 too).
+    again = type(task).from_state(task.cfg, task.state())
+    assert (again.min_areas, again.min_total_areas) == ([0, 5, 5], [0, 0, 0])
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(
+        tmp_path / "proj" / "data" / "test" / "t_000.png"
+    )
+    sample = pd.DataFrame([{"id": "t_000", "class": c, "rle": ""} for c in (1, 2)])
+    task.cfg.data.image_size = 32
+    sub = again.format_submission(pd.Series(["t_000"]), probs[:1], sample)
+    got = decode_by_hand(sub["rle"].iloc[0], 32, 32)
+    assert np.array_equal(got, (y[0] == 1).astype(np.uint8))
+    plain = _index_task(tmp_path / "proj" / "configs" / "baseline.yaml", ["data.image_size=32"])
+    raw = plain.format_submission(pd.Series(["t_000"]), probs[:1], sample)
+    assert decode_by_hand(raw["rle"].iloc[0], 32, 32).sum() == 64 + 4  # without: the blob
+
+
+def test_index_postprocess_stays_off_when_nothing_is_to_gain_or_not_asked(tmp_path: Path) -> None:
+    cfg = make_index_project(tmp_path / "proj", n_train=2, n_test=1)
+    y, probs, folds = _noisy_index_oof()
+    clean = np.eye(3, dtype=np.float16)[np.where(y == VOID, 0, y)].transpose(0, 3, 1, 2)
+    out = _index_task(cfg).fit_postprocess(y, clean, folds)
+    assert [out["postprocess"][c]["min_area"] for c in "12"] == [0, 0]
+    off = _index_task(cfg, ["predict.postprocess=[]"])
+    assert "postprocess" not in off.fit_postprocess(y, probs, folds)
+    assert off.min_areas == [0, 0, 0]
+
+
+# ---- a submission of PNG masks --------------------------------------------------------------
+def png_sample(root: Path, kind: str) -> str:
+    """Replace the project's sample by one that asks for PNG masks of the test images: a
+    folder of blank masks, a zip of them, or a CSV naming a file per image; its config key."""
+    import zipfile
+
+    data = root / "data"
+    ids = pd.read_csv(data / "test.csv")["id"].astype(str).tolist()[::-1]
+    blank = np.zeros((40, 32), np.uint8)  # the test images are 40 high, 32 wide
+    if kind == "folder":
+        (data / "sample_submission").mkdir()
+        for t in ids:
+            Image.fromarray(blank).save(data / "sample_submission" / f"{t}.png")
+        return "data/sample_submission"
+    if kind == "zip":
+        from medalist.data.mask_files import encode_png
+
+        with zipfile.ZipFile(data / "sample_submission.zip", "w") as z:
+            for t in ids:
+                z.writestr(f"masks/{t}.png", encode_png(blank))
+        return "data/sample_submission.zip"
+    pd.DataFrame({"id": ids, "mask_file": [f"pred/{t}.png" for t in ids]}).to_csv(
+        data / "sample_submission.csv", index=False
+    )
+    return "data/sample_submission.csv"
+
+
+PNG_NAMES = {"folder": "{}.png", "zip": "masks/{}.png", "csv": "pred/{}.png"}
+
+
+@pytest.mark.parametrize("kind", ["folder", "zip", "csv"])
+def test_a_sample_of_png_masks_gets_a_zip_of_index_pngs_at_each_image_size(
+    tmp_path: Path, kind: str
+) -> None:
+    from medalist.data.mask_files import read_mask_zip
+    from medalist.data.tables import load_sample_submission
+    from medalist.workflows.inference import write_submission
+
+    cfg_path = make_index_project(tmp_path / "proj", n_train=2, n_test=3)
+    key = png_sample(tmp_path / "proj", kind)
+    over = [f"competition.sample_submission={key}", "competition.class_column=null"]
+    task = _index_task(cfg_path, [*over, "data.image_size=[40,32]"])
+    ids = pd.Series(["t_000", "t_001", "t_002"])
+    truth = {t: np.asarray(Image.open(tmp_path / "proj" / "truth" / f"{t}.png")) for t in ids}
+    label = {t: np.where(m == VOID, 0, m) for t, m in truth.items()}
+    probs = np.stack([np.eye(3, dtype=np.float16)[label[t]].transpose(2, 0, 1) for t in ids])
+    sample = load_sample_submission(task.cfg)
+    sub = task.format_submission(ids, probs, sample)
+    path = write_submission(tmp_path / "out" / "submission.csv", sub)
+    assert path.name == "submission.zip" and not (tmp_path / "out" / "submission.csv").exists()
+    table, masks = read_mask_zip(path)
+    assert sorted(masks) == sorted(PNG_NAMES[kind].format(t) for t in ids)
+    for t in ids:
+        got = masks[PNG_NAMES[kind].format(t)]
+        assert got.dtype == np.uint8 and np.array_equal(got, label[t].astype(np.uint8))
+    if kind == "csv":  # the table that names the files comes with them, in the sample's order
+        assert table is not None and table.equals(pd.read_csv(tmp_path / "proj" / key))
+    else:
+        assert table is None
+
+
+def test_png_masks_hold_the_training_masks_values_and_can_be_asked_for_by_key(
+    tmp_path: Path,
+) -> None:
+    from medalist.config import load_config
+    from medalist.data.mask_files import read_mask_zip
+    from medalist.tasks.segment import SegmentTask
+    from medalist.workflows.inference import write_submission
+
+    cfg_path = make_index_project(tmp_path / "proj", n_train=2, n_test=1)
+    # masks of 0 (void), 10 and 20: channel j writes the value it was read from
+    cfg = load_config(cfg_path, ["predict.mask_format=png", "data.image_size=[40,32]"])
+    state = {"kind": "index", "classes": ["10", "20"], "values": [10, 20], "void": 0}
+    task = SegmentTask.from_state(cfg, state)
+    label = np.zeros((40, 32), np.int64)
+    label[5:9, 3:20] = 1
+    probs = np.eye(2, dtype=np.float16)[label].transpose(2, 0, 1)[None]
+    sample = pd.DataFrame([{"id": "t_000", "class": c, "rle": ""} for c in (10, 20)])  # long
+    sub = task.format_submission(pd.Series(["t_000"]), probs, sample)
+    table, masks = read_mask_zip(write_submission(tmp_path / "submission.csv", sub))
+    assert table is None and list(masks) == ["t_000.png"]  # one per image, not per row
+    assert np.array_equal(masks["t_000.png"], np.where(label == 1, 20, 10))
+    rle = SegmentTask.from_state(load_config(cfg_path, ["predict.mask_format=rle"]), state)
+    assert list(rle.format_submission(pd.Series(["t_000"]), probs, sample).columns) == [
+        "id", "class", "rle",
+    ]  # fmt: skip
+
+
+def test_a_sample_mask_of_another_size_than_its_test_image_is_refused(tmp_path: Path) -> None:
+    from medalist.data.tables import load_sample_submission
+    from medalist.errors import UserError
+
+    cfg_path = make_index_project(tmp_path / "proj", n_train=2, n_test=2)
+    key = png_sample(tmp_path / "proj", "folder")
+    Image.fromarray(np.zeros((32, 40), np.uint8)).save(tmp_path / "proj" / key / "t_001.png")
+    task = _index_task(cfg_path, [f"competition.sample_submission={key}", "data.image_size=32"])
+    probs = np.full((2, 3, 32, 32), 1 / 3, dtype=np.float16)
+    with pytest.raises(UserError, match=r"t_001.png is 32x40 but test image .*t_001.png is 40x32"):
+        task.format_submission(
+            pd.Series(["t_000", "t_001"]), probs, load_sample_submission(task.cfg)
+        )
+
+
+SMALL = [
+    "model.backbone=test_resnet", "data.image_size=32", "cv.n_splits=2", "train.epochs=1",
+    "train.batch_size=8", "train.threads=1", "data.num_workers=0", "track.backends=[none]",
+]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_an_index_project_with_a_png_sample_trains_predicts_and_packages(tmp_path: Path) -> None:
+    """A folder of PNG masks as the sample: predict writes submission.zip of index PNGs at each
+    test image's size, and the offline notebook's zip equals it pixel for pixel."""
+    from medalist.data.mask_files import read_mask_zip
+
+    project = tmp_path / "proj"
+    cfg = str(make_index_project(project, n_train=8, n_test=3))
+    key = png_sample(project, "folder")
+    over = [*SMALL, f"competition.sample_submission={key}", "competition.class_column=null"]
+    r = medalist("train", cfg, *over, "--name", "png", cwd=project)
+    assert r.returncode == 0, r.stderr[-3000:]
+    run = project / "runs" / "png"
+    scores = json.loads((run / "scores.json").read_text())
+    assert set(scores["postprocess"]) == {"1", "2"}  # fitted on the OOF masks, per class
+    r = medalist("predict", "runs/png", cwd=project)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "submission.zip (3 rows" in r.stdout.replace("\n", "")
+    table, masks = read_mask_zip(run / "submission.zip")
+    assert table is None and sorted(masks) == ["t_000.png", "t_001.png", "t_002.png"]
+    assert all(m.shape == (40, 32) and set(np.unique(m)) <= {0, 1, 2} for m in masks.values())
+    r = medalist(
+        "package", "runs/png", "--check", "--competition", "png", "--user", "u", cwd=project
+    )
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert "check passed" in r.stdout and "quick path: valid (3 masks)" in r.stdout
+    manifest = json.loads(next(project.rglob("medalist-package.json")).read_text())
+    assert manifest["submission_file"] == "submission.zip"
+
+    # Wrong input: a sample mask of another size than its image; nothing is written.
+    (run / "submission.zip").unlink()
+    Image.fromarray(np.zeros((32, 40), np.uint8)).save(project / key / "t_001.png")
+    err = _exits_2(project, "predict", "runs/png")
+    assert "t_001.png is 32x40 but test image" in err and "40x32 (height x width)" in err
+    assert not (run / "submission.zip").exists()
+
+
+@pytest.mark.parametrize(
+    ("setup", "args", "says"),
+    [
+        ("sigmoid", ["predict.mask_format=png"], "they need competition.mask_mode: index"),
+        ("bad_zip", [], "is not a readable zip"),
+        ("empty_folder", [], "holds no .png masks"),
+    ],
+)
+def test_a_png_submission_that_cannot_be_written_exits_2(
+    tmp_path: Path, setup: str, args: list[str], says: str
+) -> None:
+    project = tmp_path / "proj"
+    cfg = str(make_index_project(project, n_train=4, n_test=1))
+    extra = ["competition.class_column=null"]
+    if setup == "sigmoid":  # the long sample as it is
+        extra = ["competition.mask_mode=sigmoid", "competition.ignore_index=null"]
+    elif setup == "bad_zip":
+        (project / "data" / "sample_submission.zip").write_text("not a zip")
+        extra.append("competition.sample_submission=data/sample_submission.zip")
+    else:
+        (project / "data" / "sample_submission").mkdir()
+        extra.append("competition.sample_submission=data/sample_submission")
+    err = _exits_2(project, "train", cfg, *SMALL, *extra, *args)
+    assert says in err
+    assert not (project / "runs").exists()
+
+
+def test_package_check_compares_mask_zips_pixel_for_pixel(tmp_path: Path) -> None:
+    from medalist.data.mask_files import mask_files
+    from medalist.kaggle.check import CheckFailed, compare_mask_zips
+
+    masks = {"a.png": np.zeros((4, 5), np.uint8), "b.png": np.full((4, 5), 2, np.uint8)}
+    want = mask_files(pd.DataFrame({"id": ["a", "b"]}), masks, False).write(tmp_path / "w.csv")
+    same = mask_files(pd.DataFrame({"id": ["a", "b"]}), dict(masks), False)
+    assert compare_mask_zips(same.write(tmp_path / "s.csv"), want)["file"].tolist() == [
+        "a.png", "b.png",
+    ]  # fmt: skip
+    one = {**masks, "b.png": masks["b.png"].copy()}
+    one["b.png"][3, 4] = 1
+    got = mask_files(pd.DataFrame({"id": ["a", "b"]}), one, False).write(tmp_path / "g.csv")
+    with pytest.raises(CheckFailed, match="mask b.png: 1 of 20 pixels differ"):
+        compare_mask_zips(got, want)
+    fewer = mask_files(pd.DataFrame({"id": ["a"]}), {"a.png": masks["a.png"]}, False)
+    with pytest.raises(CheckFailed, match="first not in both: b.png"):
+        compare_mask_zips(fewer.write(tmp_path / "f.csv"), want)
+
+
+# ---- medalist labels on index masks ---------------------------------------------------------
+def test_labels_ranks_the_index_masks_the_softmax_contradicts_and_leaves_void_out(
+    tmp_path: Path,
+) -> None:
+    """The model is sure of the true classes and says class 2 on every void pixel; two masks
+    are made wrong: one's class-1 rectangle erased, one's relabelled class 2. Only those two
+    images are suspects (void counted, the clean images with a void band would be too)."""
+    project = tmp_path / "proj"
+    cfg_path = make_index_project(project, n_train=12, n_test=1)
+    task = _index_task(cfg_path)
+    masks = {p.stem: np.asarray(Image.open(p)) for p in sorted((project / "data/masks").iterdir())}
+    ids = sorted(masks)
+    has_1 = [i for i in ids if (masks[i] == 1).any()]
+    voids = [i for i in ids if (masks[i] == VOID).any()]
+    assert len(has_1) >= 3 and voids  # the fixture's draw: cases of both kinds
+    true = np.stack([masks[i] for i in ids])
+    label = np.where(true == VOID, 2, true)
+    probs = (np.eye(3)[label] * 0.94 + 0.02).transpose(0, 3, 1, 2).astype(np.float16)
+    erased, relabelled = has_1[0], has_1[1]
+    for i, new in ((erased, 0), (relabelled, 2)):
+        m = masks[i].copy()
+        m[m == 1] = new
+        Image.fromarray(m).save(project / "data" / "masks" / f"{i}.png")
+    run = project / "runs" / "idx"
+    for k in range(2):
+        rows = np.arange(len(ids))[np.arange(len(ids)) % 2 == k]
+        (run / f"fold_{k}").mkdir(parents=True)
+        pd.DataFrame({"id": [ids[r] for r in rows], "fold": k}).to_csv(
+            run / f"fold_{k}" / "oof.csv", index=False
+        )
+        np.save(run / f"fold_{k}" / "oof_masks.npy", probs[rows])
+    text = cfg_path.read_text().replace("image_size: 32", "image_size: [32, 40]")  # as is
+    (run / "config.yaml").write_text(text)
+    (run / "task.json").write_text(json.dumps(task.state()))
+    r = medalist("labels", "runs/idx", cwd=project)
+    assert r.returncode == 0, r.stderr[-2000:]
+    found = pd.read_csv(run / "analysis" / "label_issues.csv")
+    assert set(found["id"]) == {erased, relabelled}
+    pairs = set(zip(found["id"], found["class"].astype(str), strict=True))
+    assert {(erased, "1"), (relabelled, "1")} <= pairs
+    worst = found.set_index(["id", found["class"].astype(str)])["disagreement"]
+    assert worst[(erased, "1")] == 1.0 and worst[(relabelled, "1")] == 1.0
+    page = (run / "analysis" / "label_issues.html").read_text()
+    assert len(re.findall(r'src="data:image/png;base64,', page)) == len(found)
+
+
+@pytest.mark.parametrize("kind", ["folder", "zip", "csv"])
+def test_new_takes_a_sample_folder_or_zip_of_png_masks(tmp_path: Path, kind: str) -> None:
+    from medalist.config import load_config
+    from medalist.data.tables import load_sample_submission
+    from medalist.workflows.scaffold import create_project
+
+    make_index_project(tmp_path / "comp", n_train=6, n_test=2)
+    (tmp_path / "comp" / "data" / "sample_submission.csv").unlink()
+    key = png_sample(tmp_path / "comp", kind)
+    report = create_project(tmp_path / "proj", tmp_path / "comp" / "data")
+    cfg = load_config(report.config_path)
+    assert cfg.competition.sample_submission.endswith(key.removeprefix("data/"))
+    assert cfg.competition.mask_mode == "index"
+    sample = load_sample_submission(cfg)
+    assert sorted(sample["id"]) == ["t_000", "t_001"]
+    # a sample that names files lists no classes: 1 and 2 stay classes, 255 is void
+    assert (cfg.competition.classes, cfg.competition.ignore_index) == ([0, 1, 2], 255)

@@ -63,6 +63,20 @@ def read_json(path: Path) -> Any:
         ) from None
 
 
+def read_user_csv(path: Path, label: str, fix: str = "", **read_csv_kwargs: Any) -> pd.DataFrame:
+    """`pd.read_csv(path, **read_csv_kwargs)` of a file the user gave; one that pandas can't parse
+    (empty, ragged rows, not text) is a one-line UserError: "<label>: not a readable CSV
+    (<pandas' first line>)" and then "; <fix>" when a fix is given."""
+    try:
+        return pd.read_csv(path, **read_csv_kwargs)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        from medalist.errors import UserError
+
+        reason = str(exc).splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+        advice = f"; {fix}" if fix else ""
+        raise UserError(f"{label}: not a readable CSV ({reason}){advice}") from None
+
+
 def _jsonable(value: Any) -> Any:
     if hasattr(value, "item"):
         return value.item()

@@ -318,11 +318,21 @@ def submit(
         description = f"{description} | {message}"
     k = _connect()
     if manifest is not None:
-        reply = submit_code(k, comp, kernel, version, description)
+        name = manifest.get("submission_file") or "submission.csv"
+        reply = submit_code(k, comp, kernel, version, description, file_name=name)
     else:
-        reply = submit_file(k, comp, file or run.file(layout.SUBMISSION), description)
+        reply = submit_file(k, comp, file or _run_submission(run), description)
     console.print(f"submitted to {comp}: {description}", markup=False)
     console.print(f"Kaggle: {reply}", markup=False)
+
+
+def _run_submission(run: Any) -> Path:
+    """The run's submission.csv, or its submission.zip of mask files where only that (or a
+    newer one) was written by `medalist predict`."""
+    csv, files = run.file(layout.SUBMISSION), run.file(layout.SUBMISSION_FILES)
+    if files.is_file() and (not csv.is_file() or files.stat().st_mtime > csv.stat().st_mtime):
+        return files
+    return csv
 
 
 def _competition(competition: str | None, project: Path) -> str:

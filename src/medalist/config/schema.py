@@ -340,6 +340,10 @@ class Predict(Section):
     postprocess: list[Literal["min_area", "min_total_area"]] = Field(
         default_factory=lambda: ["min_area", "min_total_area"]
     )
+    # Segmentation with index masks: run-length text (rle), or a zip of PNG masks of class
+    # indices (png); auto: png when the sample submission is a folder or zip of PNGs, or a
+    # CSV whose column holds .png file names.
+    mask_format: Literal["auto", "rle", "png"] = "auto"
     batch_size: int | None = Field(None, ge=1)
     smooth_window: int = Field(1, ge=1, le=1001)  # centred moving average over frames; 1 = off
     # Segmentation: predict the whole image in tiles of this size (one side or [height,

@@ -43,7 +43,7 @@ import pandas as pd
 from rich.table import Table
 
 from medalist.errors import UserError
-from medalist.io import write_csv
+from medalist.io import read_user_csv, write_csv
 
 SCHEMES = ("kfold", "stratified", "group", "stratified_group", "multilabel")
 GROUP_SCHEMES = ("group", "stratified_group")
@@ -380,10 +380,7 @@ def read_folds(path: Path, ids: pd.Series, id_column_name: str) -> np.ndarray:
     rerun = "rerun `medalist folds CONFIG` to make them again"
     if not path.is_file():
         raise UserError(f"{path}: folds file not found; {rerun}")
-    try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise UserError(f"{path}: not a readable folds CSV ({exc}); {rerun}") from None
+    frame = read_user_csv(path, f"folds file {path}", rerun, dtype=str, keep_default_na=False)
     id_col = "id" if "id" in frame.columns else id_column_name
     if id_col not in frame.columns or "fold" not in frame.columns:
         raise UserError(

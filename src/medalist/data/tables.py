@@ -14,7 +14,9 @@ import numpy as np
 import pandas as pd
 
 from medalist.config.schema import Config
+from medalist.data.mask_files import is_file_sample, read_file_sample
 from medalist.errors import UserError
+from medalist.io import read_user_csv
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
 
@@ -25,10 +27,7 @@ def read_csv(path: Path | None, what: str, key: str) -> pd.DataFrame:
         raise UserError(f"{key} is not set: name the {what} file in the config")
     if not path.is_file():
         raise UserError(f"{what} {path} not found: fix {key} in the config or add the file")
-    try:
-        return pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise UserError(f"{what} {path}: not a readable CSV ({str(exc).splitlines()[0]})") from None
+    return read_user_csv(path, f"{what} {path}")
 
 
 def _require_columns(df: pd.DataFrame, columns: list[str], path: Path, key: str) -> None:
@@ -231,6 +230,8 @@ def load_sample_submission(cfg: Config) -> pd.DataFrame | None:
     if comp.sample_submission is None:
         return None
     path = cfg.path(comp.sample_submission)
+    if comp.task == "segment" and is_file_sample(path):  # a folder or zip of mask files
+        return read_file_sample(path, comp.id_column)
     df = read_csv(path, "sample submission", "competition.sample_submission")
     _require_columns(df, [comp.id_column], path, "competition.id_column")
     if comp.task == "segment" and comp.class_column is not None and not comp.id_class_separator:

@@ -35,6 +35,7 @@ import pandas as pd
 
 from medalist.errors import UserError
 from medalist.io import read_json, write_json, write_text
+from medalist.kaggle.notebook import submission_file
 from medalist.kaggle.runtime import read_manifest
 from medalist.runs import layout
 
@@ -196,6 +197,12 @@ def _last_error_line(exc: Exception) -> str:
 def reference_submission(runs: list[Path], manifest: dict[str, Any], tmp: Path) -> pd.DataFrame:
     """What `medalist predict` gives for the package's runs, blended with its weights, read back
     from a file as the notebook's is."""
+    return pd.read_csv(reference_file(runs, manifest, tmp))
+
+
+def reference_file(runs: list[Path], manifest: dict[str, Any], tmp: Path) -> Path:
+    """`medalist predict`'s submission file for the package's runs, blended with its weights:
+    `tmp/reference.csv`, or `tmp/reference.zip` of mask files."""
     from medalist.kaggle.runtime import package_task
     from medalist.runs.rundir import open_run_dir
     from medalist.workflows.inference import (
@@ -215,7 +222,35 @@ def reference_submission(runs: list[Path], manifest: dict[str, Any], tmp: Path) 
         first.cfg, package_task(first, manifest), first.ids, first.tables.test, preds,
         first.tables.sample, window,
     )  # fmt: skip
-    return pd.read_csv(write_submission(tmp / "reference.csv", sub))
+    return write_submission(tmp / "reference.csv", sub)
+
+
+def compare_mask_zips(got_path: Path, want_path: Path) -> pd.DataFrame:
+    """The notebook's zip of mask files against `medalist predict`'s: the same files, each
+    mask equal pixel for pixel (the argmax of the same probabilities), the same table; the
+    table (or the file names) for the report. CheckFailed otherwise."""
+    from medalist.data.mask_files import read_mask_zip
+
+    got_table, got = read_mask_zip(got_path)
+    want_table, want = read_mask_zip(want_path)
+    if sorted(got) != sorted(want):
+        extra = sorted(set(got) ^ set(want))
+        raise CheckFailed(
+            f"the notebook's mask files differ from medalist predict's ({len(got)} vs "
+            f"{len(want)}; first not in both: {extra[0] if extra else '-'})"
+        )
+    for name, mask in want.items():
+        if got[name].shape != mask.shape or not np.array_equal(got[name], mask):
+            bad = int((got[name] != mask).sum()) if got[name].shape == mask.shape else mask.size
+            raise CheckFailed(
+                f"mask {name}: {bad} of {mask.size} pixels differ from medalist predict's "
+                "(they must be equal)"
+            )
+    if (got_table is None) != (want_table is None) or (
+        want_table is not None and not got_table.astype(str).equals(want_table.astype(str))
+    ):
+        raise CheckFailed("the notebook's submission.csv inside the zip differs from predict's")
+    return want_table if want_table is not None else pd.DataFrame({"file": sorted(want)})
 
 
 MASK_TOLERANCE = 0.01  # of a run-length mask's pixels (those in either mask)
@@ -296,6 +331,22 @@ def _check_quick_submission(path: Path, sample: pd.DataFrame) -> str:
     return f"valid ({len(sub)} rows)"
 
 
+def _check_quick_files(path: Path, want: Path) -> str:
+    """The quick path's zip holds the same files (and table ids) as the full one's."""
+    from medalist.data.mask_files import read_mask_zip
+
+    if not path.is_file():
+        raise CheckFailed(f"the quick path wrote no {path.name}")
+    table, masks = read_mask_zip(path)
+    want_table, want_masks = read_mask_zip(want)
+    shapes = {n: m.shape for n, m in masks.items()}
+    if shapes != {n: m.shape for n, m in want_masks.items()} or (table is None) != (
+        want_table is None
+    ):
+        raise CheckFailed(f"the quick path's {path.name} does not hold the sample's mask files")
+    return f"valid ({len(masks)} masks)"
+
+
 def _in_background(fn: Callable[..., Any], *args: Any) -> Callable[[], Any]:
     """Start `fn(*args)` in a daemon thread; the returned function waits for its result.
 
@@ -355,21 +406,29 @@ def check_package(
         data_root = Path(local["data_root"])
         kaggle_root = kaggle_layout(tmp, dataset, data_root, meta["competition_sources"][0])
         python = create_kernel_venv(tmp / "venv")
-        reference = _in_background(reference_submission, runs, manifest, tmp)
+        reference = _in_background(reference_file, runs, manifest, tmp)
         executed = root / "check" / notebook.name
         nb = execute_notebook(notebook, python, prefix, tmp, kaggle_root, "off", timeout, executed)
         write_text(executed, nbformat.writes(nb))
         want = reference()
-        out = kaggle_root / "working" / "submission.csv"
-        got = pd.read_csv(out)
-        worst = compare_submissions(got, want, atol)
+        out = kaggle_root / "working" / submission_file(manifest)
+        if not out.is_file():
+            raise CheckFailed(f"the notebook wrote no {out.name}")
+        if out.suffix == ".zip":  # mask files: equal to predict's, pixel for pixel
+            got, worst = compare_mask_zips(out, want), 0.0
+        else:
+            got = pd.read_csv(out)
+            worst = compare_submissions(got, pd.read_csv(want), atol)
         quick = "off in this package"
         if manifest["quick"].get("enabled"):
             out.unlink()
             quick_nb = executed.with_name(f"{executed.stem}-quick.ipynb")
             execute_notebook(notebook, python, prefix, tmp, kaggle_root, "auto", timeout, quick_nb)
-            sample = pd.read_csv(data_root / manifest["data"]["sample_submission"])
-            quick = _check_quick_submission(out, sample)
+            if out.suffix == ".zip":
+                quick = _check_quick_files(out, want)
+            else:
+                sample = pd.read_csv(data_root / manifest["data"]["sample_submission"])
+                quick = _check_quick_submission(out, sample)
     finally:
         if not keep:
             shutil.rmtree(tmp, ignore_errors=True)

@@ -46,6 +46,11 @@ def _quick_markdown(rule: dict[str, Any]) -> str:
     )
 
 
+def submission_file(manifest: dict[str, Any]) -> str:
+    """The file the notebook writes: submission.csv, or submission.zip of mask files."""
+    return str(manifest.get("submission_file") or "submission.csv")
+
+
 def create_notebook(manifest: dict[str, Any], *, slug: str, competition: str) -> Any:
     """The inference notebook (nbformat v4) for a package: a markdown cell before each step."""
     import nbformat
@@ -70,7 +75,7 @@ def create_notebook(manifest: dict[str, Any], *, slug: str, competition: str) ->
             f'PACKAGE = KAGGLE_ROOT / "input" / "{slug}"\n'
             f'COMPETITION = KAGGLE_ROOT / "input" / "{competition}"\n'
             'WHEELS = PACKAGE / "wheels"\n'
-            'SUBMISSION = KAGGLE_ROOT / "working" / "submission.csv"\n'
+            f'SUBMISSION = KAGGLE_ROOT / "working" / "{submission_file(manifest)}"\n'
             "# auto: the package's quick-path rule; on / off: force it\n"
             'QUICK = os.environ.get("MEDALIST_QUICK", "auto")'
         ),
@@ -92,7 +97,7 @@ def create_notebook(manifest: dict[str, Any], *, slug: str, competition: str) ->
             "print(test_set)"
         ),
         new_markdown_cell(
-            "## Predict and write submission.csv\n\n"
+            f"## Predict and write {submission_file(manifest)}\n\n"
             "Each run's folds are averaged (with the run's TTA), runs are averaged with the "
             "weights above, and the file is checked against the sample submission: same ids in the "
             "same order, same columns, no missing values."

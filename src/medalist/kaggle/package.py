@@ -88,7 +88,7 @@ def competition_data_root(cfg: Any, given: Path | None) -> tuple[Path, dict[str,
                 f"competition.{key} {p} is outside the competition folder {root}: pass "
                 "--data-dir with the folder that holds the competition's files"
             ) from None
-    if not paths["sample_submission"].is_file():
+    if not paths["sample_submission"].exists():  # a table, or a folder or zip of masks
         raise UserError(f"sample submission {paths['sample_submission']} not found: fix the config")
     return root, rel
 
@@ -290,6 +290,7 @@ def create_package(runs: Sequence[Path], opts: PackageOptions | None = None) -> 
             "smooth_filter": opts.smooth_filter or cfg.predict.smooth_filter,
             "extra_packages": extra_names,
             "data": data_rel,
+            "submission_file": _submission_name(cfg),
             "quick": {
                 "enabled": opts.quick,
                 "mode": opts.quick_mode,
@@ -327,3 +328,11 @@ def _public_copy(cfg: Any) -> dict[str, Any]:
 
     ids = load_test(cfg, load_sample_submission(cfg))[cfg.competition.id_column]
     return {"public_rows": len(ids), "public_ids_sha1": ids_fingerprint(ids)}
+
+
+def _submission_name(cfg: Any) -> str:
+    """What the notebook writes: submission.csv, or submission.zip of mask files."""
+    from medalist.data.mask_files import submission_name
+    from medalist.data.tables import load_sample_submission
+
+    return submission_name(cfg, load_sample_submission(cfg))

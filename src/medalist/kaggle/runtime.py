@@ -171,7 +171,15 @@ def predict_offline(
     entries = manifest["runs"]
     if test_set.quick and manifest["quick"].get("mode", "sample") == "sample":
         cfg = run_config(package, competition, manifest, entries[0]["name"])
-        _, sample, _ = _test_table(cfg)
+        ids, sample, paths = _test_table(cfg)
+        if Path(out).suffix == ".zip":  # mask files: every pixel the first class's value
+            from medalist.data.mask_files import blank_submission
+
+            state = read_json(package / "runs" / entries[0]["name"] / layout.TASK)
+            lookup = dict(zip(ids.astype(str), paths, strict=True))
+            blank = blank_submission(cfg, sample, lookup, int(state.get("values", [0])[0]))
+            write_submission(out, blank)
+            return blank
         write_csv(out, sample)
         return sample
     if test_set.quick:  # one-fold: the first fold of the first run, a cheap real prediction

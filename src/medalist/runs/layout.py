@@ -29,6 +29,7 @@ OOF = "oof.csv"
 SCORES = "scores.json"
 DIAGNOSIS = "diagnosis.json"
 SUBMISSION = "submission.csv"
+SUBMISSION_FILES = "submission.zip"  # mask files, where the sample asks for them
 ENSEMBLE = "ensemble.json"
 TRIAL = "trial.json"
 PLOTS = "plots"

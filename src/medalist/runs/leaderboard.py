@@ -18,7 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from medalist.errors import UserError
-from medalist.io import write_csv
+from medalist.io import read_user_csv, write_csv
 
 LEADERBOARD_FILE = "leaderboard.csv"
 COLUMNS = ["run", "public", "private", "date", "comment", "source"]
@@ -40,12 +40,8 @@ def read_leaderboard(project: Path) -> pd.DataFrame:
     path = leaderboard_path(project)
     if not path.is_file():
         return pd.DataFrame({c: pd.Series(dtype=object) for c in COLUMNS})
-    try:
-        df = pd.read_csv(path, dtype={"run": str, "comment": str, "source": str, "date": str})
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise UserError(
-            f"{path}: not a readable CSV ({str(exc).splitlines()[0]}); fix or remove the file"
-        ) from None
+    text = {"run": str, "comment": str, "source": str, "date": str}
+    df = read_user_csv(path, f"ledger {path}", "fix or remove the file", dtype=text)
     missing = [c for c in COLUMNS if c not in df.columns]
     if missing:
         raise UserError(f"{path}: no column {missing[0]!r}; the ledger needs {', '.join(COLUMNS)}")
@@ -149,10 +145,13 @@ def import_submissions(project: Path, csv_path: Path) -> ImportResult:
     csv_path = Path(csv_path)
     if not csv_path.is_file():
         raise UserError(f"--import {csv_path}: file not found")
-    try:
-        subs = pd.read_csv(csv_path, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise UserError(f"--import {csv_path}: not a readable CSV ({exc})") from None
+    subs = read_user_csv(
+        csv_path,
+        f"--import {csv_path}",
+        "give the CSV of `kaggle competitions submissions -v`",
+        dtype=str,
+        keep_default_na=False,
+    )
     need = ["description", "publicScore"]
     missing = [c for c in need if c not in subs.columns]
     if missing:

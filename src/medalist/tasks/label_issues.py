@@ -245,14 +245,17 @@ class MaskThresholds:
     background_sum: float = 0.0
     background_count: int = 0
 
-    def add(self, given: np.ndarray, probs: np.ndarray) -> None:
-        """Count a batch of given masks (0/1) and their probability masks."""
+    def add(self, given: np.ndarray, probs: np.ndarray, valid: np.ndarray | None = None) -> None:
+        """Count a batch of given masks (0/1) and their probability masks (`valid`: the
+        pixels to count, index masks' non-void ones; None: all)."""
         on = given > 0
+        off = ~on if valid is None else ~on & valid
+        on = on if valid is None else on & valid
         p = probs.astype(np.float64)
         self.object_sum += float(p[on].sum())
         self.object_count += int(on.sum())
-        self.background_sum += float((1.0 - p[~on]).sum())
-        self.background_count += int((~on).sum())
+        self.background_sum += float((1.0 - p[off]).sum())
+        self.background_count += int(off.sum())
 
     @property
     def values(self) -> tuple[float, float]:
@@ -275,27 +278,41 @@ def confident_pixels(
 
 
 def mask_disagreement(
-    given: np.ndarray, probs: np.ndarray, thresholds: tuple[float, float]
+    given: np.ndarray,
+    probs: np.ndarray,
+    thresholds: tuple[float, float],
+    valid: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Per image of (n, H, W) given masks and probability masks: the given and the confidently
     predicted area (fractions of the image), the fraction of confident pixels, their Dice and
     the disagreement 1 - Dice, and the confident pixels whose given class the model contradicts
-    (a fraction of the image)."""
+    (a fraction of the image). With `valid` (n, H, W), only those pixels count (index masks'
+    void pixels are left out), and the fractions are of them."""
     n = len(given)
     g = given.reshape(n, -1) > 0
     confident, predicted = confident_pixels(probs.reshape(n, -1), thresholds)
+    if valid is not None:
+        v = valid.reshape(n, -1)
+        g, confident = g & v, confident & v
     g_c, p_c = g & confident, predicted & confident
     both = (g_c & p_c).sum(axis=1)
     size = g_c.sum(axis=1) + p_c.sum(axis=1)
     dice = np.divide(2.0 * both, size, out=np.ones(n), where=size > 0)
+
+    def share(a: np.ndarray) -> np.ndarray:
+        if valid is None:
+            return a.mean(axis=1)
+        counted = v.sum(axis=1)
+        return np.divide(a.sum(axis=1), counted, out=np.zeros(n), where=counted > 0)
+
     return pd.DataFrame(
         {
-            "given_area": g.mean(axis=1),
-            "suggested_area": p_c.mean(axis=1),
-            "confident_fraction": confident.mean(axis=1),
+            "given_area": share(g),
+            "suggested_area": share(p_c),
+            "confident_fraction": share(confident),
             "confident_dice": dice,
             "disagreement": 1.0 - dice,
-            "contradicted_fraction": (g_c ^ p_c).mean(axis=1),
+            "contradicted_fraction": share(g_c ^ p_c),
         }
     )
 

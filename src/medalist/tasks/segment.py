@@ -40,6 +40,10 @@ from medalist.tasks.segment_losses import check_loss, create_mask_loss
 from medalist.tasks.segment_metrics import per_image_scores
 
 MASK_METRICS = ("dice", "iou")
+PNG_NEEDS_INDEX = (
+    "PNG mask files (predict.mask_format: png, or a sample of .png masks) hold class indices: "
+    "they need competition.mask_mode: index; or set predict.mask_format: rle"
+)
 THRESHOLD_GRID = np.round(np.arange(0.2, 0.81, 0.05), 2)
 
 
@@ -143,6 +147,8 @@ class SegmentTask(ModelOutputs):
             )
         from medalist.tasks.segment_tiles import check_large_images, resolve_image_size
 
+        if cfg.predict.mask_format == "png":
+            raise UserError(PNG_NEEDS_INDEX)
         resolve_image_size(cfg, train)
         check_large_images(cfg)
         check_input_size(cfg)
@@ -467,6 +473,11 @@ class SegmentTask(ModelOutputs):
         return pic
 
     # ---- labels that look wrong ------------------------------------------------------------
+    def class_truth(self, y: np.ndarray, j: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """Class j's given masks of encoded targets `y`, and the pixels that count (None:
+        all): a sigmoid run's channel j."""
+        return _by_class(y, len(self.classes))[:, j], None
+
     def find_label_issues(self, run_dir: Path, cfg: Config, filter_by: str, rank_by: str) -> Any:
         from medalist.tasks.segment_labels import mask_issues
 
@@ -496,8 +507,12 @@ class SegmentTask(ModelOutputs):
         import cv2
 
         from medalist.data.joined_ids import join_ids, split_ids
+        from medalist.data.mask_files import wants_png
         from medalist.data.tables import image_paths
         from medalist.tasks import segment_postprocess as postprocess
+
+        if wants_png(self.cfg, sample):
+            raise UserError(f"{self.cfg.competition.sample_submission}: {PNG_NEEDS_INDEX}")
 
         cfg, comp = self.cfg, self.cfg.competition
         frame = pd.DataFrame({self.id_column: ids.to_numpy()})

@@ -14,7 +14,6 @@ may list a subset of the classes (background is rarely submitted).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -46,6 +45,14 @@ def index_scores(y: np.ndarray, probs: np.ndarray, classes: int, kind: str = "di
         p = np.where(t == IGNORE, IGNORE, p)  # the prediction on a void pixel is not scored
         for k in range(classes):
             out[start : start + len(t), k] = overlap_scores(t == k, p == k, kind)
+    return out
+
+
+def argmax_labels(probs: np.ndarray) -> np.ndarray:
+    """(n, H, W) predicted channels of (n, K, H, W) class probabilities, a chunk at a time."""
+    out = np.empty((len(probs), *probs.shape[2:]), dtype=np.uint8)
+    for start in range(0, len(probs), 64):
+        out[start : start + 64] = np.asarray(probs[start : start + 64]).argmax(axis=1)
     return out
 
 
@@ -130,6 +137,8 @@ class IndexSegmentTask(SegmentTask):
             "classes": self.classes,
             "values": self.values,
             "void": self.void,
+            "min_areas": self.min_areas,
+            "min_total_areas": self.min_total_areas,
         }
 
     @classmethod
@@ -141,6 +150,8 @@ class IndexSegmentTask(SegmentTask):
             list(state["classes"]),
             values=[int(v) for v in state["values"]],
             void=state.get("void"),
+            min_areas=[int(a) for a in state.get("min_areas") or []],
+            min_total_areas=[int(a) for a in state.get("min_total_areas") or []],
         )
 
     @property
@@ -211,10 +222,62 @@ class IndexSegmentTask(SegmentTask):
     def fit_postprocess(
         self, y: np.ndarray, preds: np.ndarray, folds: np.ndarray | None = None
     ) -> dict[str, Any]:
-        """The pooled OOF score and each class's; the argmax needs no threshold."""
+        """The pooled OOF score and each class's (the argmax needs no threshold); with the
+        rows' folds, each class's minimum component and total area (`predict.postprocess`),
+        each kept only where it beats noise."""
         scores = index_scores(y, preds, len(self.classes), self._kind())
         per_class = dict(zip(map(str, self.classes), scores.mean(axis=0).tolist(), strict=True))
-        return {"oof": float(scores.mean()), f"oof_{self.metric.name}_per_class": per_class}
+        out = {"oof": float(scores.mean()), f"oof_{self.metric.name}_per_class": per_class}
+        steps = list(self.cfg.predict.postprocess)
+        if folds is not None and steps:
+            out.update(self._fit_areas(y, preds, folds, steps))
+        return out
+
+    def _fit_areas(
+        self, y: np.ndarray, preds: np.ndarray, folds: np.ndarray, steps: list[str]
+    ) -> dict[str, Any]:
+        """Per class but the first (background): the minimum component and total areas of
+        its argmax pixels, fitted on the pooled OOF masks against its own score, void pixels
+        counted for no class (`segment_postprocess.fit_class`); what they drop becomes
+        background. `oof_postprocessed` is the mean score with all of them applied."""
+        from medalist.tasks import segment_postprocess as postprocess
+
+        label = argmax_labels(preds)
+        valid = y != IGNORE
+        fitted = {
+            str(name): postprocess.fit_class(y == j, label == j, folds, self._kind(), steps, valid)
+            for j, name in enumerate(self.classes)
+            if j > 0
+        }
+        self.min_areas = [0, *(int(f["min_area"]) for f in fitted.values())]
+        self.min_total_areas = [0, *(int(f["min_total_area"]) for f in fitted.values())]
+        kept = np.stack([self.postprocess_labels(lab) for lab in label])
+        one_hot = np.eye(len(self.classes), dtype=np.float16)[kept].transpose(0, 3, 1, 2)
+        after = index_scores(y, one_hot, len(self.classes), self._kind())
+        return {"postprocess": fitted, "oof_postprocessed": float(after.mean())}
+
+    def postprocess_labels(self, label: np.ndarray) -> np.ndarray:
+        """A class-index map with the fitted minimum areas applied (dropped pixels become the
+        first class, background)."""
+        from medalist.tasks.segment_postprocess import apply_labels
+
+        return apply_labels(label, self.min_areas, self.min_total_areas)
+
+    def label_map(self, prob: np.ndarray, width: int, height: int) -> np.ndarray:
+        """An image's (H, W) channel indices at its own size: the post-processing at the
+        training size (dropped pixels made background with certainty), the class
+        probabilities resized (linear), the argmax."""
+        import cv2
+
+        planes = np.asarray(prob, dtype=np.float32)
+        label = planes.argmax(axis=0)
+        dropped = self.postprocess_labels(label) != label
+        if dropped.any():
+            planes = planes.copy()
+            planes[:, dropped] = 0.0
+            planes[0, dropped] = 1.0
+        big = cv2.resize(planes.transpose(1, 2, 0), (width, height), interpolation=cv2.INTER_LINEAR)
+        return big.reshape(height, width, -1).argmax(axis=2)
 
     def drawn_masks(self, truth: np.ndarray, prob: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Where the truth and the argmax are a class other than the first (background)."""
@@ -248,19 +311,21 @@ class IndexSegmentTask(SegmentTask):
         ]
         page.table("per_class.csv", pd.DataFrame(rows))
 
-    def find_label_issues(self, run_dir: Path, cfg: Config, filter_by: str, rank_by: str) -> Any:
-        raise UserError(
-            "medalist labels does not rank index masks yet: it works on runs with "
-            "competition.mask_mode: sigmoid"
-        )
+    def class_truth(self, y: np.ndarray, j: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """The pixels given class j, and the scored (non-void) pixels: `medalist labels`
+        ranks each image-class pair on its softmax share, void left out."""
+        return y == j, y != IGNORE
 
     def format_submission(
         self, ids: pd.Series, preds: np.ndarray, sample: pd.DataFrame
     ) -> pd.DataFrame:
         """The class probabilities resized to each test image's own size (linear), the argmax,
-        and a run-length mask per image and class in the sample's rows and columns."""
-        import cv2
+        and a run-length mask per image and class in the sample's rows and columns; or, when
+        the sample asks for files (`predict.mask_format`), a PNG mask per image."""
+        from medalist.data.mask_files import wants_png
 
+        if wants_png(self.cfg, sample):
+            return self._png_submission(ids, preds, sample)
         from medalist.data.images import image_size
         from medalist.data.joined_ids import join_ids, split_ids
         from medalist.data.tables import image_paths
@@ -270,16 +335,36 @@ class IndexSegmentTask(SegmentTask):
         paths = image_paths(cfg, frame, cfg.path(comp.test_image_dir))
         texts: dict[tuple[str, str], str] = {}
         for i, p, path in zip(ids.astype(str), preds, paths, strict=True):
-            w, h = image_size(path)
-            planes = np.asarray(p, dtype=np.float32).transpose(1, 2, 0)  # (H, W, K)
-            big = cv2.resize(planes, (w, h), interpolation=cv2.INTER_LINEAR)
-            label = big.reshape(h, w, -1).argmax(axis=2)
+            label = self.label_map(p, *image_size(path))
             for j, name in enumerate(self.classes):
                 texts[(i, str(name))] = rle_encode(label == j, comp.rle_order)
         split = split_ids(cfg, sample, comp.sample_submission)
         sub = join_ids(cfg, fill_index_submission(self, split, texts, set(ids.astype(str))), sample)
         self.check_submission(sub, sample)
         return sub
+
+    def _png_submission(
+        self, ids: pd.Series, preds: np.ndarray, sample: pd.DataFrame
+    ) -> pd.DataFrame:
+        """A PNG of the training masks' class values per sample row, at its test image's size
+        (the size of the sample's own mask, when the sample is files: checked)."""
+        from medalist.data import mask_files
+        from medalist.data.tables import image_paths
+
+        cfg, comp = self.cfg, self.cfg.competition
+        image = sample_images(sample, self.id_column, set(ids.astype(str)))
+        frame = pd.DataFrame({self.id_column: ids.to_numpy()})
+        found = image_paths(cfg, frame, cfg.path(comp.test_image_dir))
+        paths = dict(zip(ids.astype(str), found, strict=True))
+        which, names, sizes, column = mask_files.mask_targets(cfg, sample, image, paths)
+        row = {v: k for k, v in enumerate(ids.astype(str))}
+        values = np.asarray(self.values, dtype=np.uint8)
+        masks = {
+            name: values[self.label_map(preds[row[i]], w, h)]
+            for i, name, (w, h) in zip(which, names, sizes, strict=True)
+        }
+        with_table = column is not None and column != mask_files.FILE_COLUMN
+        return mask_files.mask_files(sample.copy(), masks, with_table)
 
 
 def fill_index_submission(

@@ -50,7 +50,7 @@ def mask_issues(task: SegmentTask, run_dir: Path, cfg: Any) -> LabelIssues:
     train = load_train(cfg)
     wanted = set().union(*(set(ids) for _, ids, _ in folds))
     train = train[train[cfg.competition.id_column].astype(str).isin(wanted)]
-    given = _by_class(task.encode(train), len(task.classes))
+    given = task.encode(train)
     where = {v: i for i, v in enumerate(train[cfg.competition.id_column].astype(str))}
     sums = [cl.MaskThresholds() for _ in task.classes]
     for _, ids, masks in folds:
@@ -58,7 +58,8 @@ def mask_issues(task: SegmentTask, run_dir: Path, cfg: Any) -> LabelIssues:
         for rows in cl.chunks(len(ids)):
             probs = _by_class(_mean_masks(masks, rows), len(task.classes))
             for j, acc in enumerate(sums):
-                acc.add(given[at[rows], j], probs[:, j])
+                truth, valid = task.class_truth(given[at[rows]], j)
+                acc.add(truth, probs[:, j], valid)
     thresholds = [acc.values for acc in sums]
     parts = []
     for k, ids, masks in folds:
@@ -66,7 +67,8 @@ def mask_issues(task: SegmentTask, run_dir: Path, cfg: Any) -> LabelIssues:
         for rows in cl.chunks(len(ids)):
             probs = _by_class(_mean_masks(masks, rows), len(task.classes))
             for j, name in enumerate(task.classes):
-                scores = cl.mask_disagreement(given[at[rows], j], probs[:, j], thresholds[j])
+                truth, valid = task.class_truth(given[at[rows]], j)
+                scores = cl.mask_disagreement(truth, probs[:, j], thresholds[j], valid)
                 parts.append(scores.assign(id=ids[rows].to_numpy(), fold=k, **{"class": name}))
     table = cl.rank_masks(pd.concat(parts, ignore_index=True))
     lead = ["id", "fold"] + (["class"] if len(task.classes) > 1 else [])
@@ -97,7 +99,7 @@ def mask_overlays(
     train = load_train(cfg)
     train = train[train[id_col].astype(str).isin(set(rows["id"].astype(str)))]
     ids = train[id_col].astype(str).tolist()
-    given = dict(zip(ids, _by_class(task.encode(train), len(task.classes)), strict=True))
+    given = dict(zip(ids, task.encode(train), strict=True))
     paths = dict(
         zip(ids, image_paths(cfg, train, cfg.path(cfg.competition.image_dir)), strict=True)
     )
@@ -113,7 +115,7 @@ def mask_overlays(
         p = _by_class(_mean_masks(masks, slice(row, row + 1)), len(task.classes))[0, j]
         t = found.thresholds
         _, predicted = cl.confident_pixels(p, (t[f"{name} object"], t[f"{name} background"]))
-        truth = given[image_id][j] > 0
+        truth = task.class_truth(given[image_id][None], j)[0][0] > 0
         grey = load_resized(paths[image_id], size, 3).astype(np.float32).mean(axis=2) * 0.6
         rgb = np.repeat(grey[:, :, None], 3, axis=2)
         color = np.zeros_like(rgb)

@@ -51,8 +51,12 @@ def keep_components(binary: np.ndarray, min_area: int) -> np.ndarray:
     return keep[labels]
 
 
-def image_stats(truth: np.ndarray, binary: np.ndarray, candidates: list[int]) -> ImageStats:
-    """The statistics of each image (n, H, W) for each min_area candidate."""
+def image_stats(
+    truth: np.ndarray, binary: np.ndarray, candidates: list[int], valid: np.ndarray | None = None
+) -> ImageStats:
+    """The statistics of each image (n, H, W) for each min_area candidate; with `valid`
+    (n, H, W), the components are found on the whole predicted mask but only valid pixels
+    are counted (index masks' void pixels are scored for no class)."""
     n = len(truth)
     inter = np.zeros((n, len(candidates)))
     pred = np.zeros((n, len(candidates)))
@@ -61,6 +65,8 @@ def image_stats(truth: np.ndarray, binary: np.ndarray, candidates: list[int]) ->
         t = truth[i] > 0
         for c, area in enumerate(candidates):
             kept = keep_components(binary[i], area)
+            if valid is not None:
+                kept = kept & valid[i]
             inter[i, c] = np.logical_and(t, kept).sum()
             pred[i, c] = kept.sum()
     return ImageStats(inter, pred, true)
@@ -84,12 +90,18 @@ def _verdict(scores: np.ndarray, base: np.ndarray, folds: np.ndarray) -> tuple[s
 
 
 def fit_class(
-    truth: np.ndarray, binary: np.ndarray, folds: np.ndarray, kind: str, steps: list[str]
+    truth: np.ndarray,
+    binary: np.ndarray,
+    folds: np.ndarray,
+    kind: str,
+    steps: list[str],
+    valid: np.ndarray | None = None,
 ) -> dict[str, float | str]:
-    """min_area and min_total_area for one class, each kept only when it beats noise."""
+    """min_area and min_total_area for one class, each kept only when it beats noise (`valid`:
+    the scored pixels, see `image_stats`)."""
     pixels = int(np.prod(truth.shape[1:]))
     candidates = area_grid(pixels) if "min_area" in steps else [0]
-    stats = image_stats(truth, binary, candidates)
+    stats = image_stats(truth, binary, candidates, valid)
     by_area = scores_of(stats.inter, stats.pred, stats.true[:, None], kind)  # (n, candidates)
     base = by_area[:, 0]
     out: dict[str, float | str] = {"before": float(base.mean())}
@@ -125,3 +137,23 @@ def apply(prob: np.ndarray, threshold: float, min_area: int, min_total_area: int
     if kept.sum() < min_total_area:
         return np.zeros_like(prob)
     return np.where(kept, prob, 0).astype(prob.dtype)
+
+
+def apply_labels(
+    label: np.ndarray, min_areas: list[int], min_total_areas: list[int], background: int = 0
+) -> np.ndarray:
+    """A class-index map (H, W) with, per class, its components smaller than its `min_areas`
+    (and the whole class where what remains is under its `min_total_areas`) set to
+    `background`; the same array when every step is off."""
+    if not any(min_areas) and not any(min_total_areas):
+        return label
+    out = label.copy()
+    for k, (area, total) in enumerate(zip(min_areas, min_total_areas, strict=True)):
+        if k == background or (area <= 0 and total <= 0):
+            continue
+        on = label == k
+        kept = keep_components(on, area)
+        if kept.sum() < total:
+            kept = np.zeros_like(on)
+        out[on & ~kept] = background
+    return out

@@ -16,7 +16,7 @@ from typing import Any
 import pandas as pd
 
 from medalist.errors import UserError
-from medalist.io import write_csv
+from medalist.io import read_user_csv, write_csv
 
 EXCLUDED_FILE = "excluded.csv"
 
@@ -28,12 +28,7 @@ def read_excluded_ids(path: Path, train_ids: pd.Series, id_column: str) -> list[
     fix = "give a CSV with an 'id' column, e.g. runs/<name>/analysis/label_issues.csv"
     if not path.is_file():
         raise UserError(f"--exclude {path}: file not found; {fix}")
-    try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise UserError(
-            f"--exclude {path}: not a readable CSV ({str(exc).splitlines()[0]})"
-        ) from None
+    table = read_user_csv(path, f"--exclude {path}", fix, dtype=str, keep_default_na=False)
     column = "id" if "id" in table.columns else id_column
     if column not in table.columns:
         have = ", ".join(map(str, table.columns[:8])) or "none"

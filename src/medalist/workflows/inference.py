@@ -184,6 +184,11 @@ def make_submission(
 
 
 def write_submission(path: Path, submission: pd.DataFrame) -> Path:
-    """The submission file, written atomically."""
+    """The submission file, written atomically: `path` as CSV, or beside it as a zip of mask
+    files when the task made them (`medalist.data.mask_files`); returns what was written."""
+    from medalist.data.mask_files import MaskFiles
+
+    if isinstance(submission, MaskFiles):
+        return submission.write(path)
     write_csv(path, submission)
     return path

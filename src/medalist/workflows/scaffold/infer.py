@@ -12,6 +12,7 @@ from typing import Any
 import pandas as pd
 
 from medalist.errors import UserError
+from medalist.io import read_user_csv
 from medalist.workflows.scaffold.found import DataPath, Found, rel
 from medalist.workflows.scaffold.images import first_values, image_suffix, infer_images
 from medalist.workflows.scaffold.video import infer_video
@@ -71,11 +72,7 @@ def infer(data_dir: Path) -> Found:
 
 def read_csv(path: Path, nrows: int | None = None) -> pd.DataFrame:
     """A CSV with text column names; UserError when it can't be parsed."""
-    try:
-        frame = pd.read_csv(path, nrows=nrows)
-    except (pd.errors.EmptyDataError, pd.errors.ParserError, UnicodeDecodeError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else exc.__class__.__name__
-        raise UserError(f"{path}: not a readable CSV ({reason}): check the file") from None
+    frame = read_user_csv(path, str(path), "check the file", nrows=nrows)
     frame.columns = [str(c) for c in frame.columns]
     return frame
 
@@ -99,11 +96,30 @@ def _read_tables(
         found.ok(C + "test_csv", DataPath("test.csv"), "found")
     else:
         found.ok(C + "test_csv", None, "no test.csv: sample_submission.csv lists the test ids")
+    masks = _mask_file_sample(data_dir) if sub is None else None
     if sub is not None:
         found.ok(C + "sample_submission", DataPath("sample_submission.csv"), "found")
+    elif masks is not None:
+        why = "a folder or zip of PNG masks: the submission is PNG masks (predict.mask_format)"
+        found.ok(C + "sample_submission", DataPath(masks), why)
     else:
         found.ok(C + "sample_submission", None, "no sample_submission.csv")
     return train, test, sub
+
+
+def _mask_file_sample(data_dir: Path) -> str | None:
+    """`sample_submission/` or `sample_submission.zip` when it holds PNG masks."""
+    from medalist.data.mask_files import read_file_sample
+    from medalist.errors import UserError
+
+    for name in ("sample_submission", "sample_submission.zip"):
+        if (data_dir / name).exists():
+            try:
+                read_file_sample(data_dir / name, "id")
+            except UserError:
+                continue
+            return name
+    return None
 
 
 def _norm(name: object) -> str:
