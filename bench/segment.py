@@ -187,6 +187,40 @@ def plain_loop(
     }
 
 
+def new_baseline_fold0(work: Path, args: Any) -> list[float]:
+    """Fold 0's best-epoch Dice, per seed, of the config `medalist new` writes for the bench's
+    data (train.epochs, batch, encoder, size and the folds set to the bench's)."""
+    from medalist.config import load_config
+    from medalist.engine.fold_loop import read_fold_result
+    from medalist.workflows.scaffold.create import create_project
+    from medalist.workflows.train import train
+
+    project = work / "new-project"
+    create_project(project, work / "data")
+    bench_cv = load_config(work / "configs" / "unet.yaml").cv
+    config = project / "configs" / "baseline.yaml"
+    written = config.read_text()
+    print("medalist new wrote:\n" + written, flush=True)
+    shared = [
+        f"model.backbone={args.backbone}",
+        f"data.image_size={args.size}",
+        f"train.epochs={args.epochs}",
+        f"train.batch_size={args.batch}",
+        f"train.threads={args.threads}",
+        "data.num_workers=0",
+        "track.backends=[none]",
+        f"cv.scheme={bench_cv.scheme}",
+        f"cv.n_splits={bench_cv.n_splits}",
+        f"cv.seed={bench_cv.seed}",
+    ]
+    scores = []
+    for seed in range(args.seeds):
+        run = train(config, [*shared, f"train.seed={seed}"], name=f"new-s{seed}", folds="0")
+        scores.append(read_fold_result(run.run.path, 0).score)
+    args.new_config = written
+    return scores
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--train", type=int, default=240)
@@ -290,10 +324,18 @@ def main() -> None:
             other = plain_loop(work, train_idx, valid_idx, args, seed=seed)
             seeds["plain_best"].append(other["best"])
             seeds["plain_last"].append(other["last"])
+        # The baseline `medalist new` writes for this data (its recipe and augmentation), with
+        # only the shared encoder, size, epochs, batch and the bench's folds set: what a user
+        # gets from `medalist new` + `medalist train`, against the loop they would write.
+        seeds["medalist_new"] = new_baseline_fold0(work, args)
         noise = {
             k: {"runs": v, "mean": float(np.mean(v)), "std": float(np.std(v))}
             for k, v in seeds.items()
         }
+        diffs = np.array(seeds["medalist_new"]) - np.array(seeds["plain_best"])
+        noise["medalist_new_minus_plain_best"] = {
+            "runs": diffs.tolist(), "mean": float(diffs.mean()), "std": float(diffs.std()),
+        }  # fmt: skip
         print(
             f"fold 0 over {args.seeds} seeds: "
             + "; ".join(f"{k} {n['mean']:.4f} +- {n['std']:.4f}" for k, n in noise.items())
@@ -303,7 +345,8 @@ def main() -> None:
             f"{plain['last']:.4f} (last epoch), {plain['best']:.4f} (best epoch)"
         )
         result = {
-            "settings": {k: v for k, v in vars(args).items() if k != "masks"},
+            "settings": {k: v for k, v in vars(args).items() if k not in ("masks", "new_config")},
+            "new_config": getattr(args, "new_config", None),
             "archs": runs,
             "plain_loop": plain,
             "medalist_fold0": medalist_fold0,
@@ -318,7 +361,8 @@ def main() -> None:
             + f"; medalist fold 0 {noise['medalist']['mean']:.4f} +- "
             f"{noise['medalist']['std']:.4f} vs plain loop {noise['plain_last']['mean']:.4f} "
             f"(best epoch {noise['plain_best']['mean']:.4f} +- {noise['plain_best']['std']:.4f})"
-            f" over {args.seeds} seeds"
+            f"; the baseline medalist new writes {noise['medalist_new']['mean']:.4f} +- "
+            f"{noise['medalist_new']['std']:.4f} over {args.seeds} seeds"
         )
     finally:
         if args.keep:
