@@ -1,20 +1,30 @@
 """Does the baseline `medalist new` writes beat the training loop a person writes by hand?
 
-On real data sets (Fashion-MNIST, and random 32 px crops of scikit-learn's two sample photos
-labelled by the photo they come from), with the same backbone, image size, epochs, batch and
-validation fold (fold 0 of the project's 5 folds), from scratch:
+On real data sets, with the same backbone, image size, epochs, batch and validation fold
+(fold 0 of the project's 5 folds), from scratch:
+
+- fashion: Fashion-MNIST (28x28 greyscale; `apt-get install dataset-fashion-mnist`);
+- elpv: the ELPV electroluminescence scans of solar cells (greyscale, shrunk to 128 px; the
+  class is the experts' defect probability, 4 classes; `pip install elpv-dataset`, a
+  non-commercial licence: a bench-only download, never a medalist dependency);
+- regions: random crops of three colour photos (scikit-learn's china.jpg and flower.jpg,
+  matplotlib's grace_hopper.jpg) labelled by photo and region of a 3x3 grid (27 classes);
+- photos: random 32 px crops of scikit-learn's two photos labelled by photo (at the ceiling).
+
+The arms:
 
 - medalist: the config `medalist new` writes for the data, with only the backbone, size and
   epochs set to the shared values (and one CPU thread, no tracker);
 - plain loop: timm model, AdamW (lr 1e-3, torch's weight decay 0.01), cosine over the steps,
   no augmentation, plain cross-entropy;
-- tuned loop: the same with one-cycle (peak 3e-3), label smoothing 0.1, weight decay 0.05.
+- tuned loop: the same with one-cycle (peak 3e-3), label smoothing 0.1, weight decay 0.05;
+- `--variant NAME:key=value;key=value`: medalist with more overrides (ablations).
 
 Each arm's score is its best epoch's accuracy on the fold (medalist keeps the best epoch's
 weights, so the loops are scored the same way), for each seed; the seed noise is the standard
 deviation over seeds. Targets: medalist >= plain + 0.03, and not below tuned.
 
-    .venv/bin/python bench/recipe.py --seeds 3 --train-images 1200 --epochs 6
+    .venv/bin/python bench/recipe.py --seeds 2 --train-images 1000 --epochs 15
 """
 
 from __future__ import annotations
