@@ -1,20 +1,30 @@
 """Does the baseline `medalist new` writes beat the training loop a person writes by hand?
 
-On real data sets (Fashion-MNIST, and random 32 px crops of scikit-learn's two sample photos
-labelled by the photo they come from), with the same backbone, image size, epochs, batch and
-validation fold (fold 0 of the project's 5 folds), from scratch:
+On real data sets, with the same backbone, image size, epochs, batch and validation fold
+(fold 0 of the project's 5 folds), from scratch:
+
+- fashion: Fashion-MNIST (28x28 greyscale; `apt-get install dataset-fashion-mnist`);
+- elpv: the ELPV electroluminescence scans of solar cells (greyscale, shrunk to 128 px; the
+  class is the experts' defect probability, 4 classes; `pip install elpv-dataset`, a
+  non-commercial licence: a bench-only download, never a medalist dependency);
+- regions: random crops of three colour photos (scikit-learn's china.jpg and flower.jpg,
+  matplotlib's grace_hopper.jpg) labelled by photo and region of a 3x3 grid (27 classes);
+- photos: random 32 px crops of scikit-learn's two photos labelled by photo (at the ceiling).
+
+The arms:
 
 - medalist: the config `medalist new` writes for the data, with only the backbone, size and
   epochs set to the shared values (and one CPU thread, no tracker);
 - plain loop: timm model, AdamW (lr 1e-3, torch's weight decay 0.01), cosine over the steps,
   no augmentation, plain cross-entropy;
-- tuned loop: the same with one-cycle (peak 3e-3), label smoothing 0.1, weight decay 0.05.
+- tuned loop: the same with one-cycle (peak 3e-3), label smoothing 0.1, weight decay 0.05;
+- `--variant NAME:key=value;key=value`: medalist with more overrides (ablations).
 
 Each arm's score is its best epoch's accuracy on the fold (medalist keeps the best epoch's
 weights, so the loops are scored the same way), for each seed; the seed noise is the standard
 deviation over seeds. Targets: medalist >= plain + 0.03, and not below tuned.
 
-    .venv/bin/python bench/recipe.py --seeds 3 --train-images 1200 --epochs 6
+    .venv/bin/python bench/recipe.py --seeds 2 --train-images 1000 --epochs 15
 """
 
 from __future__ import annotations
@@ -71,6 +81,62 @@ def photo_crops(n: int, rng: np.random.Generator, side: int = 32) -> tuple[np.nd
     return np.stack(xs), np.array(ys, dtype=np.int64)
 
 
+def elpv(n: int, rng: np.random.Generator, side: int = 128) -> tuple[np.ndarray, np.ndarray]:
+    """`n` ELPV electroluminescence scans of solar cells (300x300 greyscale), shrunk to `side`
+    pixels; the class is the experts' defect probability (0, 1/3, 2/3, 1 -> 0..3)."""
+    try:
+        from elpv_dataset.utils import load_dataset
+    except ImportError:
+        sys.exit(
+            "the ELPV scans are missing: pip install elpv-dataset (non-commercial licence; "
+            "a bench-only download, not a medalist dependency)"
+        )
+    images, proba, _ = load_dataset()
+    pick = rng.choice(len(images), n, replace=False)
+    x = np.stack(
+        [np.asarray(Image.fromarray(images[i]).resize((side, side), Image.BILINEAR)) for i in pick]
+    )
+    return x, np.rint(proba[pick] * 3).astype(np.int64)
+
+
+def photo_regions(
+    n: int, rng: np.random.Generator, side: int = 32, grid: int = 3
+) -> tuple[np.ndarray, np.ndarray]:
+    """Random crops of scikit-learn's china.jpg and flower.jpg and matplotlib's
+    grace_hopper.jpg, labelled by photo and region (3 photos x `grid` x `grid` regions: 27
+    classes at grid 3). Each crop is a square of 30-60% of the region's shorter side, shrunk
+    to `side` pixels: the class rests on texture and colour, and neighbouring regions share
+    both, so the set is not at the ceiling like two whole photos."""
+    import matplotlib
+    from sklearn.datasets import load_sample_image
+
+    hopper = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
+    photos = [
+        load_sample_image("china.jpg"),
+        load_sample_image("flower.jpg"),
+        np.asarray(Image.open(hopper).convert("RGB")),
+    ]
+    xs, ys = [], []
+    classes = len(photos) * grid * grid
+    for i in range(n):
+        k = i % classes
+        photo = photos[k // (grid * grid)]
+        row, col = divmod(k % (grid * grid), grid)
+        rh, rw = photo.shape[0] // grid, photo.shape[1] // grid
+        crop = int(rng.integers(min(rh, rw) * 3 // 10, min(rh, rw) * 6 // 10 + 1))
+        r = row * rh + int(rng.integers(0, rh - crop + 1))
+        c = col * rw + int(rng.integers(0, rw - crop + 1))
+        tile = Image.fromarray(photo[r : r + crop, c : c + crop]).resize(
+            (side, side), Image.BILINEAR
+        )
+        xs.append(np.asarray(tile))
+        ys.append(k)
+    return np.stack(xs), np.array(ys, dtype=np.int64)
+
+
+DATASETS = {"fashion": fashion, "photos": photo_crops, "elpv": elpv, "regions": photo_regions}
+
+
 def write_competition(root: Path, x: np.ndarray, y: np.ndarray) -> Path:
     """A Kaggle-layout folder: train/*.png, train.csv, a small test set and its sample."""
     (root / "train").mkdir(parents=True)
@@ -87,8 +153,11 @@ def write_competition(root: Path, x: np.ndarray, y: np.ndarray) -> Path:
     return root
 
 
-def medalist_arm(project: Path, args: argparse.Namespace, seed: int) -> dict[str, Any]:
-    """fold 0 of the config `medalist new` wrote, with the shared backbone, size and epochs."""
+def medalist_arm(
+    project: Path, args: argparse.Namespace, seed: int, extra: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """fold 0 of the config `medalist new` wrote, with the shared backbone, size and epochs
+    (and a variant's `extra` overrides)."""
     from medalist.engine.fold_loop import read_fold_result
     from medalist.workflows.train import train
 
@@ -102,8 +171,10 @@ def medalist_arm(project: Path, args: argparse.Namespace, seed: int) -> dict[str
         "data.num_workers=0",
         "track.backends=[none]",
         *args.medalist_override,
+        *extra,
     ]
-    summary = train(project / "configs" / "baseline.yaml", overrides, name=f"s{seed}", folds="0")
+    run = f"s{seed}-{abs(hash(tuple(extra))) % 10**8}"
+    summary = train(project / "configs" / "baseline.yaml", overrides, name=run, folds="0")
     return {"score": read_fold_result(summary.run.path, 0).score}
 
 
@@ -151,6 +222,9 @@ def loop_arm(project: Path, args: argparse.Namespace, seed: int, tuned: bool) ->
     return {"score": best}
 
 
+ARMS = {"medalist": "medalist", "plain": "plain loop", "tuned": "tuned loop"}
+
+
 def summary(scores: list[float]) -> dict[str, Any]:
     return {
         "mean": round(statistics.mean(scores), 4),
@@ -167,9 +241,17 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=32)
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--backbone", default="resnet10t")
-    parser.add_argument("--datasets", default="fashion,photos")
+    parser.add_argument("--datasets", default="fashion,elpv,regions", help=",".join(DATASETS))
+    parser.add_argument("--arms", default="medalist,plain,tuned", help=",".join(ARMS))
+    parser.add_argument("--out", default=None, help="the result JSON (default bench/results)")
     parser.add_argument(
         "--medalist-override", action="append", default=[], help="section.key=value"
+    )
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        help="another medalist arm, NAME:section.key=value;section.key=value (ablations)",
     )
     args = parser.parse_args()
 
@@ -185,30 +267,41 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="medalist-recipe-") as tmp:
         for name in args.datasets.split(","):
             rng = np.random.default_rng(0)
-            make = fashion if name == "fashion" else photo_crops
-            x, y = make(args.train_images, rng)
+            x, y = DATASETS[name](args.train_images, rng)
             data = write_competition(Path(tmp) / name / "data", x, y)
             project = Path(tmp) / name / "project"
             create_project(project, data)
             run_folds(load_config(project / "configs" / "baseline.yaml"))
-            arms: dict[str, list[float]] = {"medalist": [], "plain loop": [], "tuned loop": []}
+            arms: dict[str, list[float]] = {ARMS[a]: [] for a in args.arms.split(",") if a}
+            variants = dict(v.split(":", 1) for v in args.variant)
+            arms.update({f"medalist {v}": [] for v in variants})
             for seed in range(args.seeds):
-                arms["medalist"].append(medalist_arm(project, args, seed)["score"])
-                arms["plain loop"].append(loop_arm(project, args, seed, tuned=False)["score"])
-                arms["tuned loop"].append(loop_arm(project, args, seed, tuned=True)["score"])
+                for arm in arms:
+                    if arm.startswith("medalist "):
+                        extra = tuple(variants[arm.split(" ", 1)[1]].split(";"))
+                        score = medalist_arm(project, args, seed, extra)["score"]
+                    elif arm == "medalist":
+                        score = medalist_arm(project, args, seed)["score"]
+                    else:
+                        score = loop_arm(project, args, seed, tuned=arm == "tuned loop")["score"]
+                    arms[arm].append(score)
                 print(name, seed, {k: v[-1] for k, v in arms.items()}, flush=True)
             results[name] = {k: summary(v) for k, v in arms.items()}
             results[name]["config"] = (project / "configs" / "baseline.yaml").read_text()
     for name, r in results.items():
-        m, p, t = (r[k]["mean"] for k in ("medalist", "plain loop", "tuned loop"))
-        print(
-            f"{name}: medalist {m:.4f} +- {r['medalist']['std']:.4f} | plain {p:.4f} +- "
-            f"{r['plain loop']['std']:.4f} ({m - p:+.4f}) | tuned {t:.4f} +- "
-            f"{r['tuned loop']['std']:.4f} ({m - t:+.4f})"
-        )
+        line = [f"{name}:"]
+        for arm in r:
+            if arm != "config":
+                line.append(f"{arm} {r[arm]['mean']:.4f} +- {r[arm]['std']:.4f}")
+        if "medalist" in r:
+            m = r["medalist"]["mean"]
+            for arm in ("plain loop", "tuned loop"):
+                if arm in r:
+                    line.append(f"medalist - {arm.split()[0]} {m - r[arm]['mean']:+.4f}")
+        print(" | ".join(line))
     settings = {k: v for k, v in vars(args).items()}
     payload = {"settings": settings, "results": results, "seconds": time.perf_counter() - start}
-    write_result("recipe", {**payload, "machine": machine()})
+    write_result("recipe", {**payload, "machine": machine()}, Path(args.out) if args.out else None)
 
 
 if __name__ == "__main__":

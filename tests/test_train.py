@@ -284,6 +284,36 @@ def test_ema_and_backbone_freezing_train_and_predict(tmp_path: Path) -> None:
     assert len(predict(s.run.path).submission) == 9
 
 
+def test_ema_warms_up_so_a_short_run_does_not_validate_its_first_steps(tmp_path: Path) -> None:
+    import lightning as L
+
+    seen: dict[str, dict[str, torch.Tensor]] = {}
+
+    def floats(module: torch.nn.Module) -> dict[str, torch.Tensor]:
+        return {n: p.detach().clone() for n, p in module.named_parameters()}
+
+    class Watch(L.Callback):
+        def on_train_batch_end(self, trainer, module, outputs, batch, batch_idx) -> None:
+            if batch_idx == 0:
+                seen["first"] = floats(module.model)
+
+        def on_validation_epoch_start(self, trainer, module) -> None:
+            if not trainer.sanity_checking:
+                seen["model"], seen["ema"] = floats(module.model), floats(module.ema.module)
+
+    config = make_project(tmp_path / "p")
+    # 12 updates at the default decay (0.999): without a warm-up the average would stay where
+    # the first update left it (timm copies the model then) and move 1% of the way since.
+    overrides = ["train.ema=true", "train.epochs=1", "train.batch_size=2"]
+    train(config, overrides, name="e", folds="0", callbacks=lambda fold: [Watch()])
+    first, model, ema = seen["first"], seen["model"], seen["ema"]
+
+    def distance(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> float:
+        return sum(float((a[n] - b[n]).norm()) for n in a)
+
+    assert distance(ema, model) < distance(ema, first), (distance(ema, model), distance(ema, first))
+
+
 def test_swa_averages_the_weights_of_the_last_epochs_and_predicts_with_them(
     tmp_path: Path,
 ) -> None:

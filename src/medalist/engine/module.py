@@ -53,7 +53,9 @@ class FoldModule(L.LightningModule):
         if cfg.train.ema:
             from timm.utils import ModelEmaV3
 
-            self.ema = ModelEmaV3(model, decay=cfg.train.ema_decay)
+            # timm's warm-up: the decay rises as 1 - (1 + step)^(-2/3) up to ema_decay, so a
+            # short run averages its recent updates, not the random weights it started from.
+            self.ema = ModelEmaV3(model, decay=cfg.train.ema_decay, use_warmup=True)
         self.swa = None
         if cfg.train.swa:
             from torch.optim.swa_utils import AveragedModel
