@@ -26,7 +26,7 @@ demo: setup
 	$(VENV)/bin/medalist demo
 
 test: setup
-	$(VENV)/bin/pytest -q -p no:cacheprovider --durations=15
+	$(VENV)/bin/pytest -q -p no:cacheprovider -n auto --maxprocesses=4 --dist loadfile --durations=15
 
 lint: setup
 	$(VENV)/bin/ruff check src tests bench
