@@ -12,6 +12,7 @@ import pytest
 import yaml
 from conftest import medalist
 from detect_data import DETECT_CONFIG
+from frame_cases import wrong_frame_rows
 from PIL import Image
 
 from medalist.data.dataset import ImageDataset
@@ -250,18 +251,7 @@ def _edit_train(project: Path, edit) -> None:
 @pytest.mark.parametrize(
     ("overrides", "edit", "needle"),
     [
-        (["competition.sequence_column=null", "competition.frame_column=null",
-          "cv.scheme=stratified", "competition.group_column=null"], None,
-         "data.frame_offsets stacks frames of a video: set competition.sequence_column"),
-        (["data.frame_offsets=[-1,1]"], None, "include 0"),
-        (["data.frame_offsets=[1,0]"], None, "increasing order"),
-        (["model.in_chans=3"], None, "remove model.in_chans"),
-        ([], lambda df: df.assign(frame=df["frame"].where(df.index != 2, 0)),
-         "has frame 0 twice"),
-        ([], lambda df: df.assign(frame=df["frame"].astype(object).where(df.index != 3, "x")),
-         "needs a number on every row"),
-        (["data.frames_grey=true", "data.augment=[{name: ISONoise, p: 0.5}]"], None,
-         "data.augment[0] (ISONoise) can't be applied to stacked frames of 1 channel"),
+        *wrong_frame_rows(2),
         (["predict.smooth_filter=median"], None,
          "predict.smooth_filter = 'median' does not suit competition.task: detect; use boost"),
     ],

@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 from conftest import TINY_CONFIG, medalist
+from frame_cases import wrong_frame_rows
 from PIL import Image
 
 from medalist.config import load_config
@@ -204,23 +205,7 @@ def _edit_table(project: Path, edit) -> None:
     df.to_csv(path, index=False)
 
 
-@pytest.mark.parametrize(
-    ("overrides", "edit", "needle"),
-    [
-        (["competition.sequence_column=null", "competition.frame_column=null",
-          "cv.scheme=stratified", "competition.group_column=null"], None,
-         "data.frame_offsets stacks frames of a video: set competition.sequence_column"),
-        (["data.frame_offsets=[-1,1]"], None, "include 0"),
-        (["data.frame_offsets=[1,0]"], None, "increasing order"),
-        (["model.in_chans=3"], None, "remove model.in_chans"),
-        ([], lambda df: df.assign(frame=df["frame"].where(df.index != 4, 0)),
-         "has frame 0 twice"),
-        ([], lambda df: df.assign(frame=df["frame"].astype(object).where(df.index != 5, "x")),
-         "needs a number on every row"),
-        (["data.frames_grey=true", "data.augment=[{name: ISONoise, p: 0.5}]"], None,
-         "data.augment[0] (ISONoise) can't be applied to stacked frames of 1 channel"),
-    ],
-)  # fmt: skip
+@pytest.mark.parametrize(("overrides", "edit", "needle"), wrong_frame_rows(4))
 def test_wrong_frame_input_exits_2_with_one_line(
     tmp_path: Path, overrides: list[str], edit, needle: str
 ) -> None:
