@@ -6,8 +6,10 @@ from __future__ import annotations
 import hashlib
 import io
 import math
+import shutil
 
 import numpy as np
+import pandas as pd
 import pytest
 import timm
 import torch
@@ -398,3 +400,35 @@ def test_new_writes_the_augmentation_preset_for_the_image_kind(tmp_path):
     Image.fromarray(rng.integers(0, 255, (40, 60, 3), np.uint8)).save(tmp_path / "photo.png")
     kinds = {p: image_kind(tmp_path / f"{p}.png")[0] for p in ("digit", "xray", "photo")}
     assert kinds == {"digit": "document", "xray": "medical", "photo": "photo"}
+
+
+@pytest.mark.parametrize("colour", [True, False], ids=["photos", "grey-documents"])
+def test_new_gives_segmentation_the_preset_without_shifts_zoom_and_turns(tmp_path, colour):
+    """A segmentation baseline keeps only the mirror of the photo preset (the Affine step cost
+    Dice at its budget, bench/segment.py), and nothing for small grey images, where a mirror is
+    wrong too; classification on the same images keeps the whole preset."""
+    from PIL import Image
+    from test_segment import make_seg_project
+
+    from medalist.workflows.scaffold import create_project
+    from medalist.workflows.scaffold.augment import PRESETS
+
+    make_seg_project(tmp_path / "comp", n_train=12, n_test=2)
+    data = tmp_path / "comp" / "data"
+    if not colour:
+        for path in (data / "train").glob("*.png"):
+            Image.open(path).convert("L").save(path)
+    cfg = load_config(create_project(tmp_path / "seg", data).config_path)
+    assert cfg.competition.task == "segment"
+    assert cfg.data.augment == ([{"name": "HorizontalFlip", "p": 0.5}] if colour else [])
+    # The same images as a classification competition: the full preset of their kind.
+    pd.read_csv(data / "train.csv").assign(rle=lambda d: d.index % 2).rename(
+        columns={"rle": "label"}
+    ).to_csv(data / "train.csv", index=False)
+    pd.read_csv(data / "sample_submission.csv").rename(columns={"rle": "label"}).assign(
+        label=0
+    ).to_csv(data / "sample_submission.csv", index=False)
+    shutil.rmtree(data / "masks")
+    cfg = load_config(create_project(tmp_path / "cls", data).config_path)
+    assert cfg.competition.task == "classify"
+    assert cfg.data.augment == PRESETS["photo" if colour else "document"][1]

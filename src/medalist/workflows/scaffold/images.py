@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from medalist.workflows.scaffold.augment import PRESETS, image_kind
+from medalist.workflows.scaffold.augment import image_kind, preset
 from medalist.workflows.scaffold.found import DataPath, Found, rel
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".dcm")
@@ -114,7 +114,7 @@ def infer_images(
             found.ok("data.image_size", _baseline_size(min(w, h)), f"images are {w}x{h}")
         kind = image_kind(first)
         if kind is not None:
-            comment, steps = PRESETS[kind[0]]
+            comment, steps = preset(kind[0], found.values.get("competition.task", "classify"))
             found.ok("data.augment", steps, f"{kind[1]}; preset {comment}")
     _test_images(found, data_dir, test, sub, id_col, image_col, train_dir)
 

@@ -216,10 +216,13 @@ def render_config(found: Found, name: str, prefix: str) -> str:
 
 def augment_lines(found: Found) -> list[str]:
     """data.augment as a block, one step a line, with the preset's reason as a comment."""
-    from medalist.workflows.scaffold.augment import PRESETS
+    from medalist.workflows.scaffold.augment import preset
 
-    steps = found.values.get("data.augment", PRESETS["photo"][1])
+    task = found.values.get("competition.task", "classify")
+    steps = found.values.get("data.augment", preset("photo", task)[1])
     why = found.inferred.get("data.augment", "no image read: the photo preset")
+    if not steps:
+        return [f"  augment: []  # {why}"]
     return [f"  augment:  # {why}", *(f"    - {_yaml(step)}" for step in steps)]
 
 
