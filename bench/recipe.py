@@ -9,6 +9,8 @@ On real data sets, with the same backbone, image size, epochs, batch and validat
   non-commercial licence: a bench-only download, never a medalist dependency);
 - regions: random crops of three colour photos (scikit-learn's china.jpg and flower.jpg,
   matplotlib's grace_hopper.jpg) labelled by photo and region of a 3x3 grid (27 classes);
+- objects: colour photos whose class is an object: Fashion-MNIST items, tinted, pasted at a
+  random place and size on random crops of the three photos (10 classes);
 - photos: random 32 px crops of scikit-learn's two photos labelled by photo (at the ceiling).
 
 The arms:
@@ -134,7 +136,56 @@ def photo_regions(
     return np.stack(xs), np.array(ys, dtype=np.int64)
 
 
-DATASETS = {"fashion": fashion, "photos": photo_crops, "elpv": elpv, "regions": photo_regions}
+def backgrounds() -> list[np.ndarray]:
+    """The colour photos at hand: scikit-learn's china.jpg and flower.jpg, matplotlib's
+    grace_hopper.jpg."""
+    import matplotlib
+    from sklearn.datasets import load_sample_image
+
+    hopper = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
+    return [
+        load_sample_image("china.jpg"),
+        load_sample_image("flower.jpg"),
+        np.asarray(Image.open(hopper).convert("RGB")),
+    ]
+
+
+def objects(n: int, rng: np.random.Generator, side: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    """Colour photos whose class is an object: a Fashion-MNIST item (10 classes), tinted a
+    random colour (its shading kept), shrunk to 65-95% of the side and pasted at a random
+    place on a random crop of a colour photo. A mirror keeps the class (as in most competitions), the place and the
+    background don't carry it."""
+    items, labels = fashion(n, rng)
+    photos = backgrounds()
+    xs = []
+    for item in items:
+        photo = photos[int(rng.integers(len(photos)))]
+        crop = int(rng.integers(side * 2, min(photo.shape[:2]) // 2))
+        r = int(rng.integers(0, photo.shape[0] - crop))
+        c = int(rng.integers(0, photo.shape[1] - crop))
+        canvas = np.asarray(
+            Image.fromarray(photo[r : r + crop, c : c + crop]).resize((side, side), Image.BILINEAR),
+            dtype=np.float32,
+        )
+        k = int(rng.integers(side * 65 // 100, side * 95 // 100 + 1))
+        shade = np.asarray(Image.fromarray(item).resize((k, k), Image.BILINEAR), np.float32) / 255
+        alpha = np.clip(shade * 3, 0, 1)  # the silhouette opaque, its dark seams too
+        tint = rng.uniform(40, 255, 3).astype(np.float32)
+        top, left = (int(v) for v in rng.integers(0, side - k + 1, 2))
+        patch = canvas[top : top + k, left : left + k]
+        fg = tint * (0.4 + 0.6 * shade[..., None])
+        patch[:] = patch * (1 - alpha[..., None]) + fg * alpha[..., None]
+        xs.append(np.clip(canvas, 0, 255).astype(np.uint8))
+    return np.stack(xs), labels
+
+
+DATASETS = {
+    "fashion": fashion,
+    "photos": photo_crops,
+    "elpv": elpv,
+    "regions": photo_regions,
+    "objects": objects,
+}
 
 
 def write_competition(root: Path, x: np.ndarray, y: np.ndarray) -> Path:
