@@ -101,6 +101,20 @@ def elpv(n: int, rng: np.random.Generator, side: int = 128) -> tuple[np.ndarray,
     return x, np.rint(proba[pick] * 3).astype(np.int64)
 
 
+def backgrounds() -> list[np.ndarray]:
+    """The colour photos at hand: scikit-learn's china.jpg and flower.jpg, matplotlib's
+    grace_hopper.jpg."""
+    import matplotlib
+    from sklearn.datasets import load_sample_image
+
+    hopper = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
+    return [
+        load_sample_image("china.jpg"),
+        load_sample_image("flower.jpg"),
+        np.asarray(Image.open(hopper).convert("RGB")),
+    ]
+
+
 def photo_regions(
     n: int, rng: np.random.Generator, side: int = 32, grid: int = 3
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -109,15 +123,7 @@ def photo_regions(
     classes at grid 3). Each crop is a square of 30-60% of the region's shorter side, shrunk
     to `side` pixels: the class rests on texture and colour, and neighbouring regions share
     both, so the set is not at the ceiling like two whole photos."""
-    import matplotlib
-    from sklearn.datasets import load_sample_image
-
-    hopper = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
-    photos = [
-        load_sample_image("china.jpg"),
-        load_sample_image("flower.jpg"),
-        np.asarray(Image.open(hopper).convert("RGB")),
-    ]
+    photos = backgrounds()
     xs, ys = [], []
     classes = len(photos) * grid * grid
     for i in range(n):
@@ -136,25 +142,11 @@ def photo_regions(
     return np.stack(xs), np.array(ys, dtype=np.int64)
 
 
-def backgrounds() -> list[np.ndarray]:
-    """The colour photos at hand: scikit-learn's china.jpg and flower.jpg, matplotlib's
-    grace_hopper.jpg."""
-    import matplotlib
-    from sklearn.datasets import load_sample_image
-
-    hopper = Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"
-    return [
-        load_sample_image("china.jpg"),
-        load_sample_image("flower.jpg"),
-        np.asarray(Image.open(hopper).convert("RGB")),
-    ]
-
-
 def objects(n: int, rng: np.random.Generator, side: int = 32) -> tuple[np.ndarray, np.ndarray]:
     """Colour photos whose class is an object: a Fashion-MNIST item (10 classes), tinted a
     random colour (its shading kept), shrunk to 65-95% of the side and pasted at a random
-    place on a random crop of a colour photo. A mirror keeps the class (as in most competitions), the place and the
-    background don't carry it."""
+    place on a random crop of a colour photo. A mirror keeps the class (as in most
+    competitions); the place and the background don't carry it."""
     items, labels = fashion(n, rng)
     photos = backgrounds()
     xs = []
@@ -205,10 +197,14 @@ def write_competition(root: Path, x: np.ndarray, y: np.ndarray) -> Path:
 
 
 def medalist_arm(
-    project: Path, args: argparse.Namespace, seed: int, extra: tuple[str, ...] = ()
+    project: Path,
+    args: argparse.Namespace,
+    seed: int,
+    variant: str = "",
+    extra: list[str] | None = None,
 ) -> dict[str, Any]:
     """fold 0 of the config `medalist new` wrote, with the shared backbone, size and epochs
-    (and a variant's `extra` overrides)."""
+    (and the `extra` overrides of the variant named `variant`)."""
     from medalist.engine.fold_loop import read_fold_result
     from medalist.workflows.train import train
 
@@ -222,9 +218,9 @@ def medalist_arm(
         "data.num_workers=0",
         "track.backends=[none]",
         *args.medalist_override,
-        *extra,
+        *(extra or []),
     ]
-    run = f"s{seed}-{abs(hash(tuple(extra))) % 10**8}"
+    run = f"s{seed}-{variant}" if variant else f"s{seed}"
     summary = train(project / "configs" / "baseline.yaml", overrides, name=run, folds="0")
     return {"score": read_fold_result(summary.run.path, 0).score}
 
@@ -313,6 +309,9 @@ def main() -> None:
     from medalist.workflows.folds import run_folds
     from medalist.workflows.scaffold.create import create_project
 
+    variants = {
+        name: overrides.split(";") for name, overrides in (v.split(":", 1) for v in args.variant)
+    }
     results: dict[str, Any] = {}
     start = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="medalist-recipe-") as tmp:
@@ -324,15 +323,13 @@ def main() -> None:
             create_project(project, data)
             run_folds(load_config(project / "configs" / "baseline.yaml"))
             arms: dict[str, list[float]] = {ARMS[a]: [] for a in args.arms.split(",") if a}
-            variants = dict(v.split(":", 1) for v in args.variant)
             arms.update({f"medalist {v}": [] for v in variants})
             for seed in range(args.seeds):
                 for arm in arms:
-                    if arm.startswith("medalist "):
-                        extra = tuple(variants[arm.split(" ", 1)[1]].split(";"))
-                        score = medalist_arm(project, args, seed, extra)["score"]
-                    elif arm == "medalist":
-                        score = medalist_arm(project, args, seed)["score"]
+                    if arm == "medalist" or arm.startswith("medalist "):
+                        variant = arm.removeprefix("medalist").strip()
+                        extra = variants.get(variant, [])
+                        score = medalist_arm(project, args, seed, variant, extra)["score"]
                     else:
                         score = loop_arm(project, args, seed, tuned=arm == "tuned loop")["score"]
                     arms[arm].append(score)
