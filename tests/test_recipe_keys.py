@@ -422,12 +422,10 @@ def test_new_gives_segmentation_the_preset_without_shifts_zoom_and_turns(tmp_pat
     assert cfg.competition.task == "segment"
     assert cfg.data.augment == ([{"name": "HorizontalFlip", "p": 0.5}] if colour else [])
     # The same images as a classification competition: the full preset of their kind.
-    pd.read_csv(data / "train.csv").assign(rle=lambda d: d.index % 2).rename(
-        columns={"rle": "label"}
-    ).to_csv(data / "train.csv", index=False)
-    pd.read_csv(data / "sample_submission.csv").rename(columns={"rle": "label"}).assign(
-        label=0
-    ).to_csv(data / "sample_submission.csv", index=False)
+    ids = pd.read_csv(data / "train.csv")["id"]
+    pd.DataFrame({"id": ids, "label": ids.index % 2}).to_csv(data / "train.csv", index=False)
+    test_ids = pd.read_csv(data / "sample_submission.csv")["id"]
+    pd.DataFrame({"id": test_ids, "label": 0}).to_csv(data / "sample_submission.csv", index=False)
     shutil.rmtree(data / "masks")
     cfg = load_config(create_project(tmp_path / "cls", data).config_path)
     assert cfg.competition.task == "classify"
