@@ -832,18 +832,27 @@ def test_an_index_project_with_a_png_sample_trains_predicts_and_packages(tmp_pat
     ("setup", "args", "says"),
     [
         ("sigmoid", ["predict.mask_format=png"], "they need competition.mask_mode: index"),
+        ("sigmoid_png_sample", [], "sample_submission: PNG mask files"),
+        ("wrong_size_mask", [], "mask t_000.png is 32x40 but test image"),
         ("bad_zip", [], "is not a readable zip"),
         ("empty_folder", [], "holds no .png masks"),
     ],
 )
-def test_a_png_submission_that_cannot_be_written_exits_2(
+def test_a_png_submission_that_cannot_be_written_exits_2_before_training(
     tmp_path: Path, setup: str, args: list[str], says: str
 ) -> None:
     project = tmp_path / "proj"
     cfg = str(make_index_project(project, n_train=4, n_test=1))
     extra = ["competition.class_column=null"]
+    sigmoid = ["competition.mask_mode=sigmoid", "competition.ignore_index=null"]
     if setup == "sigmoid":  # the long sample as it is
-        extra = ["competition.mask_mode=sigmoid", "competition.ignore_index=null"]
+        extra = sigmoid
+    elif setup == "sigmoid_png_sample":  # auto reads a folder of PNGs as a PNG submission
+        extra = [*sigmoid, f"competition.sample_submission={png_sample(project, 'folder')}"]
+    elif setup == "wrong_size_mask":
+        extra.append(f"competition.sample_submission={png_sample(project, 'folder')}")
+        mask = np.zeros((32, 40), np.uint8)  # the test image is 40 high, 32 wide
+        Image.fromarray(mask).save(project / "data" / "sample_submission" / "t_000.png")
     elif setup == "bad_zip":
         (project / "data" / "sample_submission.zip").write_text("not a zip")
         extra.append("competition.sample_submission=data/sample_submission.zip")

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from torch import nn
 
     from medalist.config.schema import Config
+    from medalist.data.tables import Tables
     from medalist.tasks.label_issues import LabelIssues
     from medalist.tasks.metrics import Metric
 
@@ -232,6 +233,11 @@ class Task(Protocol):
         """UserError unless `sub` has the sample's ids, order and columns and valid values."""
         ...
 
+    def check_sample(self, tables: Tables) -> None:
+        """UserError when the sample submission asks for a file this task can't write (read
+        before training and before the test images are decoded, not after inference)."""
+        ...
+
     # ---- looking at the run ----------------------------------------------------------------
     def error_analysis(self, page: AnalysisPage) -> None:
         """Plots, tables and suggestions of what the model gets wrong, from the OOF rows."""
@@ -340,3 +346,6 @@ class ModelOutputs(FrameFilters):
 
     def check_goal(self, threshold: float) -> str:
         return f"the loss at or below {threshold:g}"
+
+    def check_sample(self, tables: Tables) -> None:
+        """Nothing: the sample's table is checked when the submission is formatted."""

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -58,6 +58,9 @@ from medalist.tasks.detect_submission import (
 )
 from medalist.tasks.detect_temporal import BOOST_FILTERS, boost_sequences
 from medalist.tasks.metrics import Metric
+
+if TYPE_CHECKING:
+    from medalist.data.tables import Tables
 
 DEFAULT_THRESHOLD = 0.3  # counts boxes in oof.csv before a threshold is fitted
 CHECK_SCORE = 0.5  # medalist check: the boxes of the memorised batch score this or more
@@ -418,6 +421,9 @@ class DetectTask:
 
     def label_issue_captions(self, rows: pd.DataFrame) -> list[str]:
         return []
+
+    def check_sample(self, tables: Tables) -> None:
+        """Nothing: the sample's table is checked when the submission is formatted."""
 
     def check_submission(self, sub: pd.DataFrame, sample: pd.DataFrame) -> None:
         from medalist.tasks.detect_submission import check_detect_submission

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -38,6 +38,9 @@ from medalist.tasks.classify import combine_arrays, competition_metric
 from medalist.tasks.metrics import Metric
 from medalist.tasks.segment_losses import check_loss, create_mask_loss
 from medalist.tasks.segment_metrics import per_image_scores
+
+if TYPE_CHECKING:
+    from medalist.data.tables import Tables
 
 MASK_METRICS = ("dice", "iou")
 PNG_NEEDS_INDEX = (
@@ -492,6 +495,14 @@ class SegmentTask(ModelOutputs):
         from medalist.tasks.segment_labels import captions
 
         return captions(rows)
+
+    def check_sample(self, tables: Tables) -> None:
+        """A sample of PNG mask files (a folder, a zip, or a CSV naming .png files) needs
+        index masks: said before training, not when the submission is formatted."""
+        from medalist.data.mask_files import wants_png
+
+        if tables.sample is not None and wants_png(self.cfg, tables.sample):
+            raise UserError(f"{self.cfg.competition.sample_submission}: {PNG_NEEDS_INDEX}")
 
     def check_submission(self, sub: pd.DataFrame, sample: pd.DataFrame) -> None:
         from medalist.tasks.submission import check_submission

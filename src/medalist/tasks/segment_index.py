@@ -14,7 +14,7 @@ may list a subset of the classes (background is rarely submitted).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -30,6 +30,9 @@ from medalist.tasks.base import AnalysisPage
 from medalist.tasks.classify import competition_metric
 from medalist.tasks.segment import MASK_METRICS, SegmentTask, check_input_size, sample_images
 from medalist.tasks.segment_metrics import overlap_scores
+
+if TYPE_CHECKING:
+    from medalist.data.tables import Tables
 
 INDEX_LOSSES = ("auto", "ce_dice", "dice", "focal", "lovasz", "tversky", "jaccard")
 
@@ -315,6 +318,21 @@ class IndexSegmentTask(SegmentTask):
         """The pixels given class j, and the scored (non-void) pixels: `medalist labels`
         ranks each image-class pair on its softmax share, void left out."""
         return y == j, y != IGNORE
+
+    def check_sample(self, tables: Tables) -> None:
+        """A sample of PNG masks: its file names (none twice) and, when it is a folder or zip,
+        each mask's size against its test image's, checked before any image is decoded.
+        Skipped while a test image is missing (predict says which)."""
+        from medalist.data import mask_files
+
+        sample, test, paths = tables.sample, tables.test, tables.test_paths
+        if sample is None or test is None or paths is None:
+            return
+        if not mask_files.wants_png(self.cfg, sample) or not all(p.is_file() for p in paths):
+            return
+        ids = test[self.id_column].astype(str)
+        image = sample_images(sample, self.id_column, set(ids))
+        mask_files.mask_targets(self.cfg, sample, image, dict(zip(ids, paths, strict=True)))
 
     def format_submission(
         self, ids: pd.Series, preds: np.ndarray, sample: pd.DataFrame

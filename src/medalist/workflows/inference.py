@@ -132,6 +132,7 @@ def run_test_predictions(run: RunDir, *, tta: list[str] | None = None) -> TestPr
     ]
     for folder in folders:  # before the test images are decoded (and cached)
         check_checkpoint(folder / layout.BEST_CKPT)
+    task.check_sample(tables)
     ids = tables.test[cfg.competition.id_column]
     images = image_source(cfg, tables.test_paths, ids, tables.test, "test")
 

@@ -72,6 +72,7 @@ def prepare(cfg: Config, *, need_test: bool = False) -> Prepared:
     tables = load_tables(cfg, need_test=need_test)
     task = task_type.from_config(cfg, tables.train)
     task.encode(tables.train)
+    task.check_sample(tables)
     pretrained_file(cfg)
     check_backbone(cfg.model.backbone)
     task.create_transform(cfg.data.augment, train=True)
