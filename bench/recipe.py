@@ -26,6 +26,10 @@ Each arm's score is its best epoch's accuracy on the fold (medalist keeps the be
 weights, so the loops are scored the same way), for each seed; the seed noise is the standard
 deviation over seeds. Targets: medalist >= plain + 0.03, and not below tuned.
 
+`--weights FILE` starts every arm from the same weights file instead of from scratch (the
+fine-tuning a user with ImageNet weights runs; `bench/pretrain.py` makes a file on a source
+set no fine-tuning set shares images with, for a machine that can't download any).
+
     .venv/bin/python bench/recipe.py --seeds 2 --train-images 1000 --epochs 15
 """
 
@@ -59,11 +63,14 @@ def read_idx(name: str) -> np.ndarray:
     return np.frombuffer(data, np.uint8, offset=4 + 4 * dims).reshape(shape)
 
 
-def fashion(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """`n` Fashion-MNIST training images (28x28 greyscale) and their classes, drawn at random."""
+def fashion(
+    n: int, rng: np.random.Generator, split: str = "train"
+) -> tuple[np.ndarray, np.ndarray]:
+    """`n` Fashion-MNIST images (28x28 greyscale) of `split` ("train": the 60,000 training
+    images, "t10k": the 10,000 test ones) and their classes, drawn at random."""
     if not FMNIST.is_dir():
         sys.exit("Fashion-MNIST is missing: apt-get install dataset-fashion-mnist")
-    x, y = read_idx("train-images-idx3-ubyte.gz"), read_idx("train-labels-idx1-ubyte.gz")
+    x, y = read_idx(f"{split}-images-idx3-ubyte.gz"), read_idx(f"{split}-labels-idx1-ubyte.gz")
     pick = rng.choice(len(x), n, replace=False)
     return x[pick], y[pick].astype(np.int64)
 
@@ -142,12 +149,14 @@ def photo_regions(
     return np.stack(xs), np.array(ys, dtype=np.int64)
 
 
-def objects(n: int, rng: np.random.Generator, side: int = 32) -> tuple[np.ndarray, np.ndarray]:
-    """Colour photos whose class is an object: a Fashion-MNIST item (10 classes), tinted a
-    random colour (its shading kept), shrunk to 65-95% of the side and pasted at a random
-    place on a random crop of a colour photo. A mirror keeps the class (as in most
+def objects(
+    n: int, rng: np.random.Generator, side: int = 32, split: str = "train"
+) -> tuple[np.ndarray, np.ndarray]:
+    """Colour photos whose class is an object: a Fashion-MNIST item (10 classes; of `split`),
+    tinted a random colour (its shading kept), shrunk to 65-95% of the side and pasted at a
+    random place on a random crop of a colour photo. A mirror keeps the class (as in most
     competitions); the place and the background don't carry it."""
-    items, labels = fashion(n, rng)
+    items, labels = fashion(n, rng, split)
     photos = backgrounds()
     xs = []
     for item in items:
@@ -217,6 +226,7 @@ def medalist_arm(
         "train.threads=1",
         "data.num_workers=0",
         "track.backends=[none]",
+        *([f"model.pretrained={args.weights}"] if args.weights else []),
         *args.medalist_override,
         *(extra or []),
     ]
@@ -244,7 +254,7 @@ def loop_arm(project: Path, args: argparse.Namespace, seed: int, tuned: bool) ->
     y = torch.tensor(table.label.to_numpy())
     tr, va = torch.tensor(table.fold.to_numpy() != 0), torch.tensor(table.fold.to_numpy() == 0)
     xt, yt, xv, yv = x[tr], y[tr], x[va], y[va]
-    model = timm.create_model(args.backbone, num_classes=int(y.max()) + 1)
+    model = timm.create_model(args.backbone, num_classes=int(y.max()) + 1, **start(args))
     steps = args.epochs * (len(xt) // args.batch)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.05 if tuned else 0.01)
     if tuned:
@@ -269,6 +279,14 @@ def loop_arm(project: Path, args: argparse.Namespace, seed: int, tuned: bool) ->
     return {"score": best}
 
 
+def start(args: argparse.Namespace) -> dict[str, Any]:
+    """timm's arguments for the loops' start: from scratch, or `--weights` (timm drops the
+    file's classifier when its class count differs, as it does for `model.pretrained`)."""
+    if not args.weights:
+        return {}
+    return {"pretrained": True, "pretrained_cfg_overlay": {"file": str(args.weights)}}
+
+
 ARMS = {"medalist": "medalist", "plain": "plain loop", "tuned": "tuned loop"}
 
 
@@ -290,6 +308,11 @@ def main() -> None:
     parser.add_argument("--backbone", default="resnet10t")
     parser.add_argument("--datasets", default="fashion,elpv,regions", help=",".join(DATASETS))
     parser.add_argument("--arms", default="medalist,plain,tuned", help=",".join(ARMS))
+    parser.add_argument(
+        "--weights",
+        default=None,
+        help="a weights file every arm starts from (bench/pretrain.py); default: from scratch",
+    )
     parser.add_argument("--out", default=None, help="the result JSON (default bench/results)")
     parser.add_argument(
         "--medalist-override", action="append", default=[], help="section.key=value"
