@@ -236,6 +236,11 @@ def train_lines(task: str) -> list[str]:
         _line("batch_size", 64, "# per step; lower it and raise accumulate_grad_batches"),
         _line("accumulate_grad_batches", 1, "# steps per update (a larger effective batch)"),
         _line("lr", 3.0e-3, "# the peak; auto: the lr finder's pick on fold 0"),
+        _line(
+            "backbone_lr_mult",
+            1.0,
+            "# backbone lr = lr x this; pretrained on photos like ImageNet's: try 0.1",
+        ),
         _line("scheduler", "onecycle", "# onecycle | cosine (with warmup_epochs) | none"),
         _line("weight_decay", 0.05),
         *([_line("label_smoothing", 0.1)] if classify else []),
