@@ -24,7 +24,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine, write_result  # noqa: E402
-from recipe import MEAN, STD, objects  # noqa: E402
+from recipe import accuracy, fit_epoch, normalised, objects  # noqa: E402
 
 
 def main() -> None:
@@ -47,49 +47,37 @@ def main() -> None:
     torch.manual_seed(0)
     start = time.perf_counter()
     x, y = objects(10_000, np.random.default_rng(1), side=args.size, split="t10k")
-    xt = torch.tensor(x).permute(0, 3, 1, 2).float().div(255)
-    xt = (xt - torch.tensor(MEAN).view(1, 3, 1, 1)) / torch.tensor(STD).view(1, 3, 1, 1)
-    yt = torch.tensor(y)
+    xt, yt = normalised(x), torch.tensor(y)
     held = torch.arange(len(xt)) % 10 == 0
     xtr, ytr, xva, yva = xt[~held], yt[~held], xt[held], yt[held]
     model = timm.create_model(args.backbone, num_classes=10)
     steps = args.epochs * (len(xtr) // args.batch)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.05)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
-    accuracy = 0.0
+
+    def augment(batch: torch.Tensor) -> torch.Tensor:
+        flip = torch.rand(len(batch)) < 0.5
+        batch[flip] = batch[flip].flip(-1)
+        if not args.shift:
+            return batch
+        pad = F.pad(batch, [args.shift] * 4, mode="reflect")  # a random crop of each, padded
+        at = torch.randint(0, 2 * args.shift + 1, (len(batch), 2)).tolist()
+        crops = zip(pad, at, strict=True)
+        return torch.stack([p[:, y : y + args.size, x : x + args.size] for p, (y, x) in crops])
+
+    score = 0.0
     for epoch in range(args.epochs):
-        model.train()
-        order = torch.randperm(len(xtr))
-        for b in range(len(xtr) // args.batch):
-            rows = order[b * args.batch : (b + 1) * args.batch]
-            batch = xtr[rows]
-            flip = torch.rand(len(rows)) < 0.5
-            batch[flip] = batch[flip].flip(-1)
-            if args.shift:  # a random crop of each reflect-padded image
-                pad = F.pad(batch, [args.shift] * 4, mode="reflect")
-                at = torch.randint(0, 2 * args.shift + 1, (len(rows), 2)).tolist()
-                crops = zip(pad, at, strict=True)
-                batch = torch.stack(
-                    [p[:, y : y + args.size, x : x + args.size] for p, (y, x) in crops]
-                )
-            loss = F.cross_entropy(model(batch), ytr[rows], label_smoothing=0.1)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-        model.eval()
-        with torch.no_grad():
-            pred = torch.cat([model(xva[i : i + 256]).argmax(1) for i in range(0, len(xva), 256)])
-        accuracy = float((pred == yva).float().mean())
-        print(f"epoch {epoch + 1}/{args.epochs}: held-out accuracy {accuracy:.4f}", flush=True)
+        fit_epoch(model, opt, sched, xtr, ytr, args.batch, smoothing=0.1, augment=augment)
+        score = accuracy(model, xva, yva)
+        print(f"epoch {epoch + 1}/{args.epochs}: held-out accuracy {score:.4f}", flush=True)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     torch.save(model.state_dict(), out)
     digest = hashlib.sha256(out.read_bytes()).hexdigest()
-    print(f"wrote {out} (sha256 {digest[:12]}), held-out accuracy {accuracy:.4f}")
+    print(f"wrote {out} (sha256 {digest[:12]}), held-out accuracy {score:.4f}")
     payload = {
         "settings": vars(args),
-        "held_out_accuracy": round(accuracy, 4),
+        "held_out_accuracy": round(score, 4),
         "sha256": digest,
         "seconds": round(time.perf_counter() - start, 1),
     }

@@ -239,18 +239,17 @@ def loop_arm(project: Path, args: argparse.Namespace, seed: int, tuned: bool) ->
     """The hand-written timm loop on the same images and fold 0."""
     import timm
     import torch
-    import torch.nn.functional as F
 
     from medalist.data.images import load_resized
 
     torch.manual_seed(seed)
     folds = pd.read_csv(next((project / "folds").glob("*.csv")))
     table = pd.read_csv(project / "data" / "train.csv").merge(folds, on="id")
-    x = np.stack(
-        [load_resized(project / "data" / "train" / f"{i}.png", args.size, 3) for i in table.id]
+    x = normalised(
+        np.stack(
+            [load_resized(project / "data" / "train" / f"{i}.png", args.size, 3) for i in table.id]
+        )
     )
-    x = torch.tensor(x).permute(0, 3, 1, 2).float().div(255)
-    x = (x - torch.tensor(MEAN).view(1, 3, 1, 1)) / torch.tensor(STD).view(1, 3, 1, 1)
     y = torch.tensor(table.label.to_numpy())
     tr, va = torch.tensor(table.fold.to_numpy() != 0), torch.tensor(table.fold.to_numpy() == 0)
     xt, yt, xv, yv = x[tr], y[tr], x[va], y[va]
@@ -263,20 +262,55 @@ def loop_arm(project: Path, args: argparse.Namespace, seed: int, tuned: bool) ->
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
     best = 0.0
     for _ in range(args.epochs):
-        model.train()
-        order = torch.randperm(len(xt))
-        for b in range(len(xt) // args.batch):
-            rows = order[b * args.batch : (b + 1) * args.batch]
-            loss = F.cross_entropy(model(xt[rows]), yt[rows], label_smoothing=0.1 * tuned)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-        model.eval()
-        with torch.no_grad():
-            pred = torch.cat([model(xv[i : i + 256]).argmax(1) for i in range(0, len(xv), 256)])
-        best = max(best, float((pred == yv).float().mean()))
+        fit_epoch(model, opt, sched, xt, yt, args.batch, smoothing=0.1 * tuned)
+        best = max(best, accuracy(model, xv, yv))
     return {"score": best}
+
+
+def normalised(x: np.ndarray) -> Any:
+    """uint8 images (N, H, W, 3) as the float (N, 3, H, W) tensor ImageNet's statistics scale."""
+    import torch
+
+    t = torch.tensor(x).permute(0, 3, 1, 2).float().div(255)
+    return (t - torch.tensor(MEAN).view(1, 3, 1, 1)) / torch.tensor(STD).view(1, 3, 1, 1)
+
+
+def fit_epoch(
+    model: Any,
+    opt: Any,
+    sched: Any,
+    x: Any,
+    y: Any,
+    batch: int,
+    *,
+    smoothing: float = 0.0,
+    augment: Any = None,
+) -> None:
+    """One epoch of a hand-written loop: shuffled full batches (`augment(batch)` on each),
+    cross-entropy, the schedule stepped after every update."""
+    import torch
+    import torch.nn.functional as F
+
+    model.train()
+    order = torch.randperm(len(x))
+    for b in range(len(x) // batch):
+        rows = order[b * batch : (b + 1) * batch]
+        inputs = x[rows] if augment is None else augment(x[rows])
+        loss = F.cross_entropy(model(inputs), y[rows], label_smoothing=smoothing)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+
+
+def accuracy(model: Any, x: Any, y: Any) -> float:
+    """The share of `x` whose predicted class is `y`, in batches of 256."""
+    import torch
+
+    model.eval()
+    with torch.no_grad():
+        pred = torch.cat([model(x[i : i + 256]).argmax(1) for i in range(0, len(x), 256)])
+    return float((pred == y).float().mean())
 
 
 def start(args: argparse.Namespace) -> dict[str, Any]:
