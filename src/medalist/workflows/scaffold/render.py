@@ -239,7 +239,7 @@ def train_lines(task: str) -> list[str]:
         _line(
             "backbone_lr_mult",
             1.0,
-            "# backbone lr = lr x this; pretrained on photos like ImageNet's: try 0.1",
+            "# backbone lr = lr x this; pretrained, classes are objects like ImageNet's: try 0.1",
         ),
         _line("scheduler", "onecycle", "# onecycle | cosine (with warmup_epochs) | none"),
         _line("weight_decay", 0.05),
