@@ -253,7 +253,7 @@ def loop_arm(project: Path, args: argparse.Namespace, seed: int, tuned: bool) ->
     y = torch.tensor(table.label.to_numpy())
     tr, va = torch.tensor(table.fold.to_numpy() != 0), torch.tensor(table.fold.to_numpy() == 0)
     xt, yt, xv, yv = x[tr], y[tr], x[va], y[va]
-    model = timm.create_model(args.backbone, num_classes=int(y.max()) + 1, **start(args))
+    model = timm.create_model(args.backbone, num_classes=int(y.max()) + 1, **loop_start(args))
     steps = args.epochs * (len(xt) // args.batch)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.05 if tuned else 0.01)
     if tuned:
@@ -313,7 +313,7 @@ def accuracy(model: Any, x: Any, y: Any) -> float:
     return float((pred == y).float().mean())
 
 
-def start(args: argparse.Namespace) -> dict[str, Any]:
+def loop_start(args: argparse.Namespace) -> dict[str, Any]:
     """timm's arguments for the loops' start: from scratch, or `--weights` (timm drops the
     file's classifier when its class count differs, as it does for `model.pretrained`)."""
     if not args.weights:
