@@ -441,3 +441,42 @@ def test_commit_before_run_commits_code_but_not_data(tmp_path: Path) -> None:
         ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True
     ).stdout.strip()
     assert prov["git"]["commit"] == head and prov["git"]["dirty"] is False
+
+
+def test_oof_predictions_use_the_tta_views_the_submission_uses(tmp_path: Path) -> None:
+    """With predict.tta set, a fold's OOF rows are what the inference path predicts for those
+    images from that fold's weights with the same views, so CV and submission agree."""
+    import shutil
+
+    root = tmp_path / "proj"
+    cfg = make_project(root, TINY_CONFIG + "predict:\n  tta: [hflip]\n")
+    data = root / "data"
+    # The test set is the training images, so predict scores fold 0's own validation rows.
+    shutil.rmtree(data / "test")
+    shutil.copytree(data / "train", data / "test")
+    ids = pd.read_csv(data / "train.csv")["id"]
+    pd.DataFrame({"id": ids}).to_csv(data / "test.csv", index=False)
+    pd.DataFrame({"id": ids, "label": "dot"}).to_csv(data / "sample_submission.csv", index=False)
+
+    run = train(cfg, name="tta", folds="0").run.path
+    oof = pd.read_csv(run / "fold_0" / "oof.csv").set_index("id")
+    columns = [f"pred_{c}" for c in sorted(set(pd.read_csv(data / "train.csv")["label"]))]
+    rows = ids.isin(oof.index).to_numpy()
+    with_views = predict(run).preds[rows]
+    without = predict(run, tta=[]).preds[rows]
+    got = oof.loc[ids[rows], columns].to_numpy()
+    np.testing.assert_allclose(got, with_views, rtol=0, atol=1e-6)
+    assert not np.allclose(got, without, atol=1e-4)
+
+
+def test_predict_says_when_its_tta_is_not_the_one_the_cv_was_scored_with(
+    trained_run: Path,
+) -> None:
+    project = trained_run.parent.parent
+    same = medalist("predict", str(trained_run), cwd=project)
+    assert same.returncode == 0 and "note:" not in same.stdout
+    other = medalist("predict", str(trained_run), "--tta", "hflip", cwd=project)
+    assert other.returncode == 0, other.stderr
+    note = " ".join(other.stdout.split())
+    assert "the CV was scored with no TTA, this submission with TTA hflip" in note
+    assert "predict.tta: [hflip]" in note

@@ -123,3 +123,13 @@ def predict(
     console.print(
         f"submission: {result.path} ({len(result.submission)} rows, checked against the sample)"
     )
+    scored = result.run.config().predict.tta
+    if tta is not None and result.run.ensemble() is None and sorted(tta) != sorted(scored):
+
+        def views(v: list[str]) -> str:
+            return f"TTA {', '.join(v)}" if v else "no TTA"
+
+        console.print(
+            f"note: the CV was scored with {views(scored)}, this submission with {views(tta)}; "
+            f"set predict.tta: \\[{', '.join(tta)}] in the config and train again to score it"
+        )

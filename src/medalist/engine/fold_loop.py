@@ -288,8 +288,15 @@ def train_fold(
 
     best = torch.load(out / layout.BEST_CKPT, map_location="cpu", weights_only=False)
     module.load_state_dict(best["state_dict"])
+    # The out-of-fold predictions are made with the TTA views the submission uses
+    # (predict.tta), so the CV scores the model the way the leaderboard will.
     preds = predict_array(
-        module.eval_model(), task, valid_loader, norm=module.input_norm, device=module.device
+        module.eval_model(),
+        task,
+        valid_loader,
+        norm=module.input_norm,
+        tta=cfg.predict.tta,
+        device=module.device,
     )
     oof = task.oof_frame(images_ids(images, valid_idx), folds[valid_idx], y[valid_idx], preds)
     task.write_fold_arrays(out, preds)  # e.g. segmentation's masks beside the table
