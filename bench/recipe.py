@@ -255,7 +255,6 @@ def pooled(project: Path, scores: list[float]) -> float:
 def loop_arm(project: Path, args: argparse.Namespace, seed: int, tuned: bool) -> dict[str, Any]:
     """The hand-written timm loop on the same images and folds (fold 0, or the first
     `--folds`), each fold's best epoch."""
-    import timm
     import torch
 
     from medalist.data.images import load_resized
@@ -269,24 +268,30 @@ def loop_arm(project: Path, args: argparse.Namespace, seed: int, tuned: bool) ->
         )
     )
     y = torch.tensor(table.label.to_numpy())
-    scores = []
-    for fold in range(args.folds):
-        tr = torch.tensor(table.fold.to_numpy() != fold)
-        va = torch.tensor(table.fold.to_numpy() == fold)
-        xt, yt, xv, yv = x[tr], y[tr], x[va], y[va]
-        model = timm.create_model(args.backbone, num_classes=int(y.max()) + 1, **loop_start(args))
-        steps = args.epochs * (len(xt) // args.batch)
-        opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.05 if tuned else 0.01)
-        if tuned:
-            sched: Any = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=steps)
-        else:
-            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
-        best = 0.0
-        for _ in range(args.epochs):
-            fit_epoch(model, opt, sched, xt, yt, args.batch, smoothing=0.1 * tuned)
-            best = max(best, accuracy(model, xv, yv))
-        scores.append(best)
+    folds = torch.tensor(table.fold.to_numpy())
+    scores = [loop_fold(args, x, y, folds == k, tuned) for k in range(args.folds)]
     return {"score": pooled(project, scores)}
+
+
+def loop_fold(args: argparse.Namespace, x: Any, y: Any, valid: Any, tuned: bool) -> float:
+    """The hand-written loop trained on the rows outside `valid`: its best epoch's accuracy on
+    the rows inside."""
+    import timm
+    import torch
+
+    xt, yt, xv, yv = x[~valid], y[~valid], x[valid], y[valid]
+    model = timm.create_model(args.backbone, num_classes=int(y.max()) + 1, **loop_start(args))
+    steps = args.epochs * (len(xt) // args.batch)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.05 if tuned else 0.01)
+    if tuned:
+        sched: Any = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=steps)
+    else:
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
+    best = 0.0
+    for _ in range(args.epochs):
+        fit_epoch(model, opt, sched, xt, yt, args.batch, smoothing=0.1 * tuned)
+        best = max(best, accuracy(model, xv, yv))
+    return best
 
 
 def normalised(x: np.ndarray) -> Any:

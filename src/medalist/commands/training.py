@@ -125,11 +125,15 @@ def predict(
     )
     scored = result.run.config().predict.tta
     if tta is not None and result.run.ensemble() is None and sorted(tta) != sorted(scored):
+        from rich.markup import escape
 
-        def views(v: list[str]) -> str:
-            return f"TTA {', '.join(v)}" if v else "no TTA"
-
+        wanted = escape(f"[{', '.join(tta)}]")
         console.print(
-            f"note: the CV was scored with {views(scored)}, this submission with {views(tta)}; "
-            f"set predict.tta: \\[{', '.join(tta)}] in the config and train again to score it"
+            f"note: the CV was scored with {tta_views(scored)}, this submission with "
+            f"{tta_views(tta)}; set predict.tta: {wanted} in the config and train again to "
+            "score it"
         )
+
+
+def tta_views(views: list[str]) -> str:
+    return f"TTA {', '.join(views)}" if views else "no TTA"
