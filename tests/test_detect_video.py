@@ -242,6 +242,71 @@ def test_a_stacked_frame_detector_trains_smooths_predicts_and_packages_alike(
     assert "oof_boxes.npz is missing" in r.stderr and "member runs" in r.stderr
 
 
+def _oof_boxes_the_boost_rescores(project: Path, run: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Replace the run's out-of-fold boxes: each image's true box at 0.06, and a false box at
+    0.1 that moves 12 px a frame (no neighbour confirms it). Returns (truth, boxes) pooled."""
+    import json
+
+    from medalist.tasks.detect_fusion import pad_boxes, save_boxes
+
+    train = pd.read_csv(project / "data" / "train.csv").set_index("image_id")
+    truth, pooled = [], []
+    for fold in sorted(run.glob("fold_*")):
+        rows = []
+        for i in pd.read_csv(fold / "oof.csv")["id"].astype(str):
+            x, y, w, h = json.loads(train.loc[i, "bbox"])
+            t = int(train.loc[i, "frame"]) // 10
+            rows.append([[x, y, x + w, y + h, 0.06, 0], [52 - 12 * t, 48, 72 - 12 * t, 60, 0.1, 0]])
+            truth.append([[x, y, x + w, y + h, 0]])
+        save_boxes(fold / "oof_boxes.npz", pad_boxes(rows, 2))
+        pooled += rows
+    return pad_boxes(truth, 1, 5), pad_boxes(pooled, 2)
+
+
+@pytest.mark.slow
+def test_the_boost_refits_the_score_threshold_the_submission_cuts_at(tmp_path: Path) -> None:
+    """A threshold metric's score threshold is fitted on out-of-fold boxes; the boost raises
+    the confirmed ones and drops isolated ones, so predict --smooth and the package fit it again
+    on the boosted out-of-fold boxes and cut the test boxes there."""
+    import json
+
+    from medalist.tasks.detect_metrics import best_threshold, unpad
+    from medalist.workflows.predict import predict
+
+    project = tmp_path / "p"
+    cfg = make_detect_video_project(project)
+    r = medalist("train", str(cfg), "--name", "d", "competition.metric=wheat_ap", cwd=project)
+    assert r.returncode == 0, r.stderr[-3000:]
+    run = project / "runs" / "d"
+    y, boxes = _oof_boxes_the_boost_rescores(project, run)
+    # Unboosted, the best cut keeps the true and the false boxes (0.05): the true ones alone
+    # can't be kept. The run's task state says so, as training would have fitted it.
+    assert best_threshold("wheat_ap", y, boxes) == (0.05, 0.5)
+    state = json.loads((run / "task.json").read_text())
+    (run / "task.json").write_text(json.dumps({**state, "score_threshold": 0.05}))
+    saved = (run / "task.json").read_bytes()
+    r = medalist("predict", str(run), "--smooth", "3", cwd=project)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "score_threshold 0.05 -> 0.1" in r.stdout, r.stdout
+    assert (run / "task.json").read_bytes() == saved  # the run keeps its own fit
+    sub = pd.read_csv(run / "submission.csv", keep_default_na=False)
+    scores = [float(v) for s in sub["PredictionString"] for v in s.split()[::5]]
+    # The boosted test boxes include some between the two cuts; only those at 0.1 and up go.
+    boosted = np.concatenate([b[:, 4] for b in unpad(predict(run, smooth=3).preds)])
+    assert ((boosted >= 0.05) & (boosted < 0.1)).any()
+    assert len(scores) == int((boosted >= 0.1).sum()) and min(scores) >= 0.1
+    r = medalist(
+        "package", "runs/d", "--smooth", "3", "--check", "--competition", "video",
+        "--user", "someone", cwd=project,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+    assert "check passed" in r.stdout and "score_threshold 0.05 -> 0.1" in r.stdout
+    manifest = json.loads(
+        next(project.glob("packages/*/dataset/medalist-package.json")).read_text()
+    )
+    assert manifest["task"]["score_threshold"] == 0.1 and manifest["smooth_window"] == 3
+
+
 # ---- wrong input: exit 2 with one line, as for classify and segment ------------------------------
 def _edit_train(project: Path, edit) -> None:
     path = project / "data" / "train.csv"

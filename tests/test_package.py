@@ -252,6 +252,20 @@ def test_compare_names_the_column_that_differs() -> None:
         compare_submissions(got, want, 1e-5)
 
 
+def test_compare_takes_an_empty_cell_on_both_sides_as_equal(tmp_path: Path) -> None:
+    """A detection submission leaves an image without boxes empty; read back, the cell is
+    missing in both files, and the check must not count it as a difference."""
+    sub = pd.DataFrame({"image_id": ["a", "b"], "PredictionString": ["0.9 1 2 3 4", ""]})
+    sub.to_csv(tmp_path / "s.csv", index=False)
+    want = pd.read_csv(tmp_path / "s.csv")
+    assert want["PredictionString"].isna().tolist() == [False, True]
+    assert compare_submissions(pd.read_csv(tmp_path / "s.csv"), want, 1e-5) == 0.0
+    got = want.copy()
+    got.loc[1, "PredictionString"] = "0.5 1 2 3 4"
+    with pytest.raises(UserError, match="column 'PredictionString': 1 of 2 labels differ"):
+        compare_submissions(got, want, 1e-5)
+
+
 # ---- errors a user sees -------------------------------------------------------------------------
 def _fails(r: object, *words: str) -> None:
     assert r.returncode == 2, (r.stdout, r.stderr)

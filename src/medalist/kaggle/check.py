@@ -307,7 +307,9 @@ def compare_submissions(got: pd.DataFrame, want: pd.DataFrame, atol: float) -> f
                     f"{diff:.2%} of its pixels (allowed {MASK_TOLERANCE:.0%})"
                 )
         else:
-            bad = int((a.astype(str) != b.astype(str)).sum())
+            # An empty cell (no box on an image) is read back as missing on both sides, and
+            # pandas keeps a missing string missing (never equal to itself): compare as "".
+            bad = int((a.fillna("").astype(str) != b.fillna("").astype(str)).sum())
             if bad:
                 raise CheckFailed(
                     f"column {col!r}: {bad} of {len(a)} labels differ from medalist predict's"

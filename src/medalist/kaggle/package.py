@@ -27,6 +27,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from rich.markup import escape
+
 from medalist.console import console
 from medalist.errors import UserError
 from medalist.io import read_json, write_json
@@ -227,6 +229,31 @@ def expand_ensemble(
     return paths, weights, run.task_state()
 
 
+def smoothed_task(
+    run: RunDir, n_runs: int, opts: PackageOptions, window: int
+) -> dict[str, Any] | None:
+    """The task state the notebook uses with predictions smoothed over `window` frames: the
+    post-processing of `run` (an ensemble's, or the one run's) refitted on its out-of-fold
+    predictions smoothed the same way, as `medalist predict --smooth` does. None (each run's
+    own state) for several runs blended by --weights, which have no pooled out-of-fold rows."""
+    from medalist.tasks import load_run_task
+    from medalist.workflows.smooth import refit_after_smoothing, use_filter
+
+    if run.ensemble() is None and n_runs > 1:
+        console.print(
+            "the post-processing stays as fitted without smoothing: runs blended by --weights "
+            "have no pooled out-of-fold predictions (make them an ensemble: medalist ensemble)"
+        )
+        return None
+    cfg = run.config()
+    use_filter(cfg, opts.smooth_filter)
+    task = load_run_task(run, cfg)
+    note = refit_after_smoothing(run, cfg, task, window)
+    if note:
+        console.print(escape(note))
+    return task.state()
+
+
 def create_package(runs: Sequence[Path], opts: PackageOptions | None = None) -> PackageResult:
     """Build the dataset folder and notebook for `runs` (written whole, then moved into place).
 
@@ -241,6 +268,7 @@ def create_package(runs: Sequence[Path], opts: PackageOptions | None = None) -> 
         from medalist.workflows.smooth import check_filter
 
         check_filter(opts.smooth_filter)
+    blend_run = next((RunDir(Path(p)) for p in runs if RunDir(Path(p)).ensemble()), None)
     runs, blend_weights, blend_task = expand_ensemble(runs, opts.weights)
     opened = _open_runs(runs)
     first_run, cfg, _ = opened[0]
@@ -249,6 +277,9 @@ def create_package(runs: Sequence[Path], opts: PackageOptions | None = None) -> 
         from medalist.workflows.smooth import check_filter
 
         check_filter(opts.smooth_filter, load_run_task(first_run, cfg))
+    window = opts.smooth if opts.smooth is not None else cfg.predict.smooth_window
+    if window > 1:
+        blend_task = smoothed_task(blend_run or first_run, len(opened), opts, window)
     competition, user, slug, title = _names(opts, cfg)
     data_root, data_rel = competition_data_root(cfg, opts.data_dir)
     names = [r.name for r, _, _ in opened]
@@ -286,7 +317,7 @@ def create_package(runs: Sequence[Path], opts: PackageOptions | None = None) -> 
             "runs": entries,
             "weights": {n: w / sum(weights.values()) for n, w in weights.items()},
             "task": blend_task,
-            "smooth_window": opts.smooth if opts.smooth is not None else cfg.predict.smooth_window,
+            "smooth_window": window,
             "smooth_filter": opts.smooth_filter or cfg.predict.smooth_filter,
             "extra_packages": extra_names,
             "data": data_rel,

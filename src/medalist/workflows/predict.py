@@ -57,7 +57,10 @@ def predict(
     """Fold-averaged test predictions of a run (an ensemble: its members' blend), smoothed over
     video frames when `smooth` (else `predict.smooth_window`) is above 1, written as
     `RUN/submission.csv`."""
-    from medalist.workflows.smooth import check_filter, use_filter
+    from rich.markup import escape
+
+    from medalist.console import console
+    from medalist.workflows.smooth import check_filter, refit_after_smoothing, use_filter
 
     if smooth is not None:
         check_window(smooth)
@@ -79,6 +82,9 @@ def predict(
         )  # fmt: skip
     window = smooth if smooth is not None else cfg.predict.smooth_window
     use_filter(cfg, smooth_filter)
+    note = refit_after_smoothing(run, cfg, task, window)
+    if note:
+        console.print(escape(note))
     preds, sub = make_submission(cfg, task, ids, tables.test, preds, tables.sample, window)
     path = write_submission(out or run.file(layout.SUBMISSION), sub)
     return PredictResult(run, sub, path, preds)

@@ -102,6 +102,41 @@ def smooth_test_predictions(
     return task.smooth_frames(preds, seqs, frames, window, kind)
 
 
+def refit_after_smoothing(run: RunDir, cfg: Any, task: Task, window: int) -> str | None:
+    """Fit `task`'s post-processing (a detection score threshold; segmentation or multilabel
+    thresholds and minimum areas) again on the run's out-of-fold predictions smoothed over
+    `window` frames with `predict.smooth_filter`, as the test predictions are: smoothing moves
+    the scores those were fitted on (the boost raises confirmed boxes). `task` is changed in
+    place. Returns a line saying what moved, or None (window 1, or nothing moved)."""
+    from medalist.data.tables import load_train
+
+    if window <= 1:
+        return None
+    before = task.state()
+    kept = "post-processing kept as fitted on unsmoothed predictions"
+    if not run.file(layout.OOF).is_file():
+        return f"{kept}: run {run.name} has no oof.csv yet"
+    oof = pd.read_csv(run.file(layout.OOF))
+    seqs, frames = sequence_info(cfg, oof["id"], load_train(cfg), "train")
+    try:
+        y, preds = task.preds_from_oof(oof, run.seed_fold_dirs(cfg.cv.n_splits, cfg.train.seeds))
+    except UserError as e:  # an ensemble of detectors keeps no out-of-fold boxes of its own
+        return f"{kept} ({e})"
+    kind = check_filter(cfg.predict.smooth_filter or task.smooth_filters[0], task)
+    task.fit_postprocess(
+        y, task.smooth_frames(preds, seqs, frames, window, kind), oof["fold"].to_numpy()
+    )
+    after = task.state()
+    shown = [k for k in after if not (k == "threshold" and "thresholds" in after)]
+    moved = [f"{k} {before.get(k)} -> {after[k]}" for k in shown if before.get(k) != after[k]]
+    if not moved:
+        return None
+    return (
+        f"post-processing refitted on the out-of-fold predictions smoothed as the test set is "
+        f"({kind}, {window} frames): {'; '.join(moved)}"
+    )
+
+
 def evaluate_smoothing(
     run_path: str | Path, windows: list[int] | tuple[int, ...] = DEFAULT_WINDOWS
 ) -> SmoothingResult:
