@@ -1,6 +1,6 @@
 """Does the baseline `medalist new` writes beat the training loop a person writes by hand?
 
-On real data sets, with the same backbone, image size, epochs, batch and validation fold
+On real data sets, with the same backbone, image size, epochs and validation fold
 (fold 0 of the project's 5 folds, or with `--folds 5` every fold: the CV of all the
 out-of-fold rows), from scratch:
 
@@ -17,9 +17,11 @@ out-of-fold rows), from scratch:
 The arms:
 
 - medalist: the config `medalist new` writes for the data, with only the backbone, size and
-  epochs set to the shared values (and one CPU thread, no tracker);
+  epochs set to the shared values (and one CPU thread, no tracker); its batch is the one `new`
+  chose for the data (32 for 1,000 images: 25 updates an epoch) unless `--batch` sets every
+  arm's;
 - plain loop: timm model, AdamW (lr 1e-3, torch's weight decay 0.01), cosine over the steps,
-  no augmentation, plain cross-entropy;
+  no augmentation, plain cross-entropy, batch 64 (or `--batch`);
 - tuned loop: the same with one-cycle (peak 3e-3), label smoothing 0.1, weight decay 0.05;
 - `--variant NAME:key=value;key=value`: medalist with more overrides (ablations).
 
@@ -55,6 +57,7 @@ from _common import machine, write_result  # noqa: E402
 
 FMNIST = Path("/usr/share/datasets/fashion-mnist")
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+LOOP_BATCH = 64  # the hand-written loops' batch unless --batch sets every arm's
 
 
 def read_idx(name: str) -> np.ndarray:
@@ -223,7 +226,7 @@ def medalist_arm(
         f"model.backbone={args.backbone}",
         f"data.image_size={args.size}",
         f"train.epochs={args.epochs}",
-        f"train.batch_size={args.batch}",
+        *([f"train.batch_size={args.batch}"] if args.batch else []),  # else new's own
         f"train.seed={seed}",
         "train.threads=1",
         "data.num_workers=0",
@@ -281,7 +284,8 @@ def loop_fold(args: argparse.Namespace, x: Any, y: Any, valid: Any, tuned: bool)
 
     xt, yt, xv, yv = x[~valid], y[~valid], x[valid], y[valid]
     model = timm.create_model(args.backbone, num_classes=int(y.max()) + 1, **loop_start(args))
-    steps = args.epochs * (len(xt) // args.batch)
+    batch = args.batch or LOOP_BATCH
+    steps = args.epochs * (len(xt) // batch)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.05 if tuned else 0.01)
     if tuned:
         sched: Any = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=3e-3, total_steps=steps)
@@ -289,7 +293,7 @@ def loop_fold(args: argparse.Namespace, x: Any, y: Any, valid: Any, tuned: bool)
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=steps)
     best = 0.0
     for _ in range(args.epochs):
-        fit_epoch(model, opt, sched, xt, yt, args.batch, smoothing=0.1 * tuned)
+        fit_epoch(model, opt, sched, xt, yt, batch, smoothing=0.1 * tuned)
         best = max(best, accuracy(model, xv, yv))
     return best
 
@@ -362,10 +366,18 @@ def summary(scores: list[float]) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument(
+        "--first-seed", type=int, default=0, help="seeds first-seed .. first-seed + seeds - 1"
+    )
     parser.add_argument("--train-images", type=int, default=1200, help="images per data set")
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--size", type=int, default=32)
-    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument(
+        "--batch",
+        type=int,
+        default=None,
+        help="every arm's batch (default: the loops 64, medalist the batch `new` wrote)",
+    )
     parser.add_argument("--backbone", default="resnet10t")
     parser.add_argument(
         "--folds", type=int, default=1, help="train the first N folds of 5 (5: the whole CV)"
@@ -411,7 +423,7 @@ def main() -> None:
             run_folds(load_config(project / "configs" / "baseline.yaml"))
             arms: dict[str, list[float]] = {ARMS[a]: [] for a in args.arms.split(",") if a}
             arms.update({f"medalist {v}": [] for v in variants})
-            for seed in range(args.seeds):
+            for seed in range(args.first_seed, args.first_seed + args.seeds):
                 for arm in arms:
                     if arm == "medalist" or arm.startswith("medalist "):
                         variant = arm.removeprefix("medalist").strip()

@@ -101,6 +101,30 @@ def test_plain_multiclass_ids_without_extension_infers_columns_and_folders(tmp_p
     assert TODO not in report.config_path.read_text()
 
 
+@pytest.mark.parametrize(
+    ("images", "rows_per_image", "batch"),
+    [(6, 1, 16), (500, 1, 16), (1000, 1, 32), (1999, 1, 32), (2000, 1, 64), (1000, 4, 32)],
+)
+def test_the_batch_new_writes_keeps_25_updates_an_epoch(
+    tmp_path: Path, images: int, rows_per_image: int, batch: int
+) -> None:
+    """A small set gets a smaller batch (a baseline of a few epochs is short of updates);
+    a row per box or class repeats an image, and the images are what an epoch goes over."""
+    ids = [f"a{i}" for i in range(images) for _ in range(rows_per_image)]
+    data = _competition(
+        tmp_path,
+        {"id": ids, "label": (["cat", "dog"] * len(ids))[: len(ids)]},
+        sub={"id": ["t0"], "label": ["cat"]},
+    )
+    _images(data / "train", [f"a{i}.png" for i in range(min(images, 30))])
+    _images(data / "test", ["t0.png"])
+    report = create_project(tmp_path / "proj", data)
+    assert load_config(report.config_path).train.batch_size == batch
+    train = images * 4 // 5
+    assert report.inferred["train.batch_size"] == str(batch)
+    assert f"{train} training images a fold: {train // batch} updates" in render_report(report)
+
+
 def test_config_has_a_comment_above_every_section_and_validates(tmp_path):
     report = create_project(tmp_path / "proj", _plain(tmp_path))
     lines = report.config_path.read_text().splitlines()

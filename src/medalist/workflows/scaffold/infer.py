@@ -15,6 +15,7 @@ from medalist.errors import UserError
 from medalist.io import read_user_csv
 from medalist.workflows.scaffold.found import DataPath, Found, rel
 from medalist.workflows.scaffold.images import first_values, image_suffix, infer_images
+from medalist.workflows.scaffold.render import batch_for
 from medalist.workflows.scaffold.video import infer_video
 
 # Column names, in order of preference, compared without case, "_", "-" or spaces.
@@ -67,7 +68,13 @@ def infer(data_dir: Path) -> Found:
     if found.values.get(C + "task") == "segment" and found.values.get("data.image_size", 32) < 32:
         found.ok("data.image_size", 32, "a U-Net takes multiples of 32")
     found.ok_groups(data_dir, train, test if test is not None else sub)
+    found.ok("train.batch_size", *batch_for(_image_count(train, id_col)))
     return found
+
+
+def _image_count(train: pd.DataFrame, id_col: str | None) -> int:
+    """Training images: distinct ids (a row per box or per class repeats an image)."""
+    return int(train[id_col].nunique()) if id_col in train.columns else len(train)
 
 
 def read_csv(path: Path, nrows: int | None = None) -> pd.DataFrame:

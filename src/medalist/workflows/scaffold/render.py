@@ -203,7 +203,10 @@ def render_config(found: Found, name: str, prefix: str) -> str:
         _line("cache", True),
         *augment_lines(found),
         "",
-        *train_lines(found.values.get(c + "task", "classify")),
+        *train_lines(
+            found.values.get(c + "task", "classify"),
+            found.values.get("train.batch_size", BATCH_SIZES[0]),
+        ),
         "",
         "# Tracking: the run directory is the truth; trackers mirror it.",
         "track:",
@@ -226,14 +229,32 @@ def augment_lines(found: Found) -> list[str]:
     return [f"  augment:  # {why}", *(f"    - {_yaml(step)}" for step in steps)]
 
 
-def train_lines(task: str) -> list[str]:
-    """The training recipe measured by bench/recipe.py (one-cycle, label smoothing, decay)."""
+MIN_UPDATES = 25  # optimizer updates an epoch the default batch keeps on a small data set
+BATCH_SIZES = (64, 32, 16)  # the default batch: the largest of these that keeps MIN_UPDATES
+
+
+def batch_for(n_images: int, n_splits: int = 5) -> tuple[int, str]:
+    """(batch size, why): the largest of BATCH_SIZES whose epoch over a fold's training images
+    still makes MIN_UPDATES updates (the smallest when none does). A baseline of a few epochs
+    on a small set is short of updates, not of images per update (bench/recipe.py)."""
+    train = n_images * (n_splits - 1) // n_splits
+    size = next((b for b in BATCH_SIZES if train / b >= MIN_UPDATES), BATCH_SIZES[-1])
+    return size, f"{train} training images a fold: {train // size} updates an epoch"
+
+
+def train_lines(task: str, batch: int = BATCH_SIZES[0]) -> list[str]:
+    """The training recipe measured by bench/recipe.py (one-cycle, label smoothing, decay, a
+    batch that keeps MIN_UPDATES updates an epoch)."""
     classify = task == "classify"
     return [
         "# Training: one-cycle to lr at 30% of the updates; `medalist lr` suggests an lr.",
         "train:",
         _line("epochs", 10),
-        _line("batch_size", 64, "# per step; lower it and raise accumulate_grad_batches"),
+        _line(
+            "batch_size",
+            batch,
+            f"# per step; 16-64 for {MIN_UPDATES}+ updates an epoch",
+        ),
         _line("accumulate_grad_batches", 1, "# steps per update (a larger effective batch)"),
         _line("lr", 3.0e-3, "# the peak; auto: the lr finder's pick on fold 0"),
         _line(
