@@ -204,10 +204,11 @@ def _names(opts: PackageOptions, cfg: Any) -> tuple[str, str, str, str]:
 
 def expand_ensemble(
     runs: Sequence[Path], weights_file: Path | None
-) -> tuple[list[Path], dict[str, float] | None, dict[str, Any] | None]:
-    """An ensemble run given alone becomes its members with its weights and task (thresholds).
+) -> tuple[list[Path], dict[str, float] | None, RunDir | None]:
+    """An ensemble run given alone becomes its members with its weights (its task, with the
+    thresholds fitted on the blend, is the package's).
 
-    Members with weight 0 are left out. Returns (runs, weights or None, task state or None).
+    Members with weight 0 are left out. Returns (runs, weights or None, the ensemble or None).
     """
     blends = [p for p in runs if RunDir(Path(p)).ensemble() is not None]
     if not blends:
@@ -226,7 +227,7 @@ def expand_ensemble(
     if dropped:
         console.print(f"ensemble {run.name}: {', '.join(dropped)} weigh 0 and are left out")
     paths = [member.path for member in run.members() if member.name in weights]
-    return paths, weights, run.task_state()
+    return paths, weights, run
 
 
 def smoothed_task(
@@ -268,8 +269,8 @@ def create_package(runs: Sequence[Path], opts: PackageOptions | None = None) -> 
         from medalist.workflows.smooth import check_filter
 
         check_filter(opts.smooth_filter)
-    blend_run = next((RunDir(Path(p)) for p in runs if RunDir(Path(p)).ensemble()), None)
-    runs, blend_weights, blend_task = expand_ensemble(runs, opts.weights)
+    runs, blend_weights, blend_run = expand_ensemble(runs, opts.weights)
+    blend_task = blend_run.task_state() if blend_run is not None else None
     opened = _open_runs(runs)
     first_run, cfg, _ = opened[0]
     if opts.smooth_filter is not None:
