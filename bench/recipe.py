@@ -13,6 +13,9 @@ out-of-fold rows), from scratch:
 - objects: colour photos whose class is an object: Fashion-MNIST items, tinted, pasted at a
   random place and size on random crops of the three photos (10 classes);
 - photos: random 32 px crops of scikit-learn's two photos labelled by photo (at the ceiling).
+- sources: random small crops (4-10% of the side) of eleven colour photos (the three above and
+  eight of scikit-image's) labelled by the photo they come from (11 classes; `pip install
+  scikit-image`).
 
 The arms:
 
@@ -185,12 +188,56 @@ def objects(
     return np.stack(xs), labels
 
 
+def sources(n: int, rng: np.random.Generator, side: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    """Random crops of eleven colour photos, labelled by the photo they come from: the three of
+    `backgrounds()` and scikit-image's astronaut, coffee, chelsea (a cat), rocket, ihc
+    (stained tissue), hubble_deep_field, motorcycle_left and retina. Each crop is a square of
+    4-10% of the photo's shorter side at a random place, shrunk to `side` pixels: the class
+    rests on texture and colour, and a mirror, a shift or a zoom keeps it (unlike the regions,
+    whose class is a place)."""
+    try:
+        import skimage.data as sk
+    except ImportError:
+        sys.exit("the scikit-image photos are missing: pip install scikit-image (bench only)")
+    photos = (
+        backgrounds()
+        + [
+            getattr(sk, name)()
+            for name in (
+                "astronaut",
+                "coffee",
+                "chelsea",
+                "rocket",
+                "immunohistochemistry",
+                "hubble_deep_field",
+                "retina",
+            )
+        ]
+        + [sk.stereo_motorcycle()[0]]
+    )
+    xs, ys = [], []
+    for i in range(n):
+        k = i % len(photos)
+        photo = photos[k]
+        short = min(photo.shape[:2])
+        crop = int(rng.integers(short // 25, short // 10 + 1))
+        r = int(rng.integers(0, photo.shape[0] - crop + 1))
+        c = int(rng.integers(0, photo.shape[1] - crop + 1))
+        tile = Image.fromarray(photo[r : r + crop, c : c + crop]).resize(
+            (side, side), Image.BILINEAR
+        )
+        xs.append(np.asarray(tile))
+        ys.append(k)
+    return np.stack(xs), np.array(ys, dtype=np.int64)
+
+
 DATASETS = {
     "fashion": fashion,
     "photos": photo_crops,
     "elpv": elpv,
     "regions": photo_regions,
     "objects": objects,
+    "sources": sources,
 }
 
 
