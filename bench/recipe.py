@@ -130,6 +130,14 @@ def backgrounds() -> list[np.ndarray]:
     ]
 
 
+def random_tile(area: np.ndarray, crop: int, side: int, rng: np.random.Generator) -> np.ndarray:
+    """A `crop`-pixel square at a random place in `area`, shrunk to `side` pixels."""
+    r = int(rng.integers(0, area.shape[0] - crop + 1))
+    c = int(rng.integers(0, area.shape[1] - crop + 1))
+    tile = Image.fromarray(area[r : r + crop, c : c + crop])
+    return np.asarray(tile.resize((side, side), Image.BILINEAR))
+
+
 def photo_regions(
     n: int, rng: np.random.Generator, side: int = 32, grid: int = 3
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -147,12 +155,8 @@ def photo_regions(
         row, col = divmod(k % (grid * grid), grid)
         rh, rw = photo.shape[0] // grid, photo.shape[1] // grid
         crop = int(rng.integers(min(rh, rw) * 3 // 10, min(rh, rw) * 6 // 10 + 1))
-        r = row * rh + int(rng.integers(0, rh - crop + 1))
-        c = col * rw + int(rng.integers(0, rw - crop + 1))
-        tile = Image.fromarray(photo[r : r + crop, c : c + crop]).resize(
-            (side, side), Image.BILINEAR
-        )
-        xs.append(np.asarray(tile))
+        region = photo[row * rh : (row + 1) * rh, col * rw : (col + 1) * rw]
+        xs.append(random_tile(region, crop, side, rng))
         ys.append(k)
     return np.stack(xs), np.array(ys, dtype=np.int64)
 
@@ -199,34 +203,23 @@ def sources(n: int, rng: np.random.Generator, side: int = 32) -> tuple[np.ndarra
         import skimage.data as sk
     except ImportError:
         sys.exit("the scikit-image photos are missing: pip install scikit-image (bench only)")
-    photos = (
-        backgrounds()
-        + [
-            getattr(sk, name)()
-            for name in (
-                "astronaut",
-                "coffee",
-                "chelsea",
-                "rocket",
-                "immunohistochemistry",
-                "hubble_deep_field",
-                "retina",
-            )
-        ]
-        + [sk.stereo_motorcycle()[0]]
-    )
+    photos = backgrounds() + [
+        sk.astronaut(),
+        sk.coffee(),
+        sk.chelsea(),
+        sk.rocket(),
+        sk.immunohistochemistry(),
+        sk.hubble_deep_field(),
+        sk.retina(),
+        sk.stereo_motorcycle()[0],
+    ]
     xs, ys = [], []
     for i in range(n):
         k = i % len(photos)
         photo = photos[k]
         short = min(photo.shape[:2])
         crop = int(rng.integers(short // 25, short // 10 + 1))
-        r = int(rng.integers(0, photo.shape[0] - crop + 1))
-        c = int(rng.integers(0, photo.shape[1] - crop + 1))
-        tile = Image.fromarray(photo[r : r + crop, c : c + crop]).resize(
-            (side, side), Image.BILINEAR
-        )
-        xs.append(np.asarray(tile))
+        xs.append(random_tile(photo, crop, side, rng))
         ys.append(k)
     return np.stack(xs), np.array(ys, dtype=np.int64)
 
