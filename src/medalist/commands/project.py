@@ -23,6 +23,14 @@ def new(
     layout: Annotated[
         str, typer.Option(help="script (src/, scripts/) | notebook | hybrid (both)")
     ] = "script",
+    train_csv: Annotated[
+        str | None,
+        typer.Option(
+            "--train-csv",
+            help="the training table in the data folder, when it is not train.csv or a name "
+            "like train_labels.csv, trainLabels.csv or labels.csv",
+        ),
+    ] = None,
 ) -> None:
     """Make a project folder and a baseline config inferred from the data."""
     from medalist.console import console
@@ -36,7 +44,7 @@ def new(
         console.print(
             f"downloading {competition} from Kaggle into {dest / 'data'} ...", markup=False
         )
-        report = create_competition_project(dest, competition, layout=layout)
+        report = create_competition_project(dest, competition, layout=layout, train_csv=train_csv)
     else:
-        report = create_project(dest, data, layout=layout)
+        report = create_project(dest, data, layout=layout, train_csv=train_csv)
     console.print(render_report(report), markup=False)

@@ -111,7 +111,12 @@ def _rules_accepted(k: Kaggle, slug: str) -> Iterator[None]:
 
 
 def create_competition_project(
-    dest: Path, slug: str, *, layout: str = "script", k: Kaggle | None = None
+    dest: Path,
+    slug: str,
+    *,
+    layout: str = "script",
+    k: Kaggle | None = None,
+    train_csv: str | None = None,
 ) -> ProjectReport:
     """`medalist new DEST --competition SLUG`: the data downloaded into DEST/data, the config
     inferred from it, competition.name set to the slug."""
@@ -130,7 +135,7 @@ def create_competition_project(
     if not _holds_data(staging, slug):
         download_competition(slug, staging, k)
     try:
-        report = create_project(dest, staging, name=slug, layout=layout)
+        report = create_project(dest, staging, name=slug, layout=layout, train_csv=train_csv)
     except UserError as exc:
         raise UserError(f"{exc} (the download is kept in {staging})") from None
     if report.data_linked:

@@ -20,33 +20,41 @@ from medalist.workflows.scaffold.render import (
     validated,
 )
 from medalist.workflows.scaffold.report import ProjectReport
+from medalist.workflows.scaffold.tables import Tables, find_tables
 
 CONFIG_NAME = "baseline.yaml"
 PROJECT_DIRS = ("configs", "models", "runs", "folds")  # and the layout's (layout_dirs)
 
 
 def create_project(
-    dest: Path, data_dir: Path, *, name: str | None = None, layout: str = "script"
+    dest: Path,
+    data_dir: Path,
+    *,
+    name: str | None = None,
+    layout: str = "script",
+    train_csv: str | None = None,
 ) -> ProjectReport:
     """Make the project folder `dest` for the competition data in `data_dir`.
 
     `layout`: script (src/train.py, src/predict.py, scripts/sweep.sh), notebook
     (notebook/train.ipynb, notebook/test.ipynb) or hybrid (src/, scripts/, notebook/eda.ipynb,
     notebook/test.ipynb). Raises UserError for an unknown layout, when `dest` exists and is
-    not empty, when `data_dir` is missing, or when it holds no train.csv. Nothing is written
-    before the inference is done and the config validates.
+    not empty, when `data_dir` is missing, or when it holds no training table (train.csv, a
+    name other competitions give it such as train_labels.csv, or `train_csv`). Nothing is
+    written before the inference is done and the config validates.
     """
     from medalist.workflows.layout_templates import layout_dirs, readme_section, write_layout
 
     extra_dirs = layout_dirs(layout)
     dest = Path(dest).expanduser().absolute()
     data_dir = Path(data_dir).expanduser()
-    _check_data_dir(data_dir)
+    _check_data_dir(data_dir, train_csv)
     data_dir = data_dir.resolve()
+    tables = find_tables(data_dir, train_csv)
     _check_dest(dest, data_dir)
     name = name or dest.name
 
-    found = infer(data_dir)
+    found = infer(data_dir, tables)
     # Validate before anything touches the disk: a config that can't load is never written.
     validated(render_config(found, name, "data"), name)
 
@@ -85,7 +93,7 @@ def create_project(
     )
 
 
-def _check_data_dir(data_dir: Path) -> None:
+def _check_data_dir(data_dir: Path, train_csv: str | None) -> Tables:
     if not data_dir.exists():
         raise UserError(
             f"data folder {data_dir} not found: pass --data the competition folder "
@@ -96,18 +104,7 @@ def _check_data_dir(data_dir: Path) -> None:
             f"--data {data_dir} is a file, not a folder: pass the competition folder "
             "that holds train.csv"
         )
-    if (data_dir / "train.csv").is_file():
-        return
-    nested = sorted(p.parent for p in data_dir.glob("*/train.csv"))
-    if nested:
-        hint = f"did you mean --data {nested[0]}?"
-    elif list(data_dir.glob("*.zip")):
-        hint = "unzip the competition archive first"
-    else:
-        names = sorted(p.name for p in data_dir.iterdir())[:6]
-        hint = f"it holds {', '.join(names)}" if names else "it is empty"
-        hint += "; pass the competition folder that holds train.csv"
-    raise UserError(f"data folder {data_dir} has no train.csv: {hint}")
+    return find_tables(data_dir, train_csv)
 
 
 def _check_dest(dest: Path, data_dir: Path) -> None:

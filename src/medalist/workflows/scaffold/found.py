@@ -20,6 +20,10 @@ class Found:
     inferred: dict[str, str] = field(default_factory=dict)  # config key -> reason
     unresolved: dict[str, str] = field(default_factory=dict)  # config key -> sentence
     groups: Any = None  # medalist.workflows.group_search.NewProjectGroups
+    # The tables' file names in the data folder, for the reasons and the guesses' sentences.
+    train_name: str = "train.csv"
+    test_name: str = "test.csv"
+    sub_name: str = "sample_submission.csv"
 
     def ok(self, key: str, value: Any, why: str = "") -> None:
         """Record a value read from the data (`why`: where it came from, "" for no reason)."""

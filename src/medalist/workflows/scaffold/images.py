@@ -8,6 +8,7 @@ from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from medalist.workflows.scaffold.augment import image_kind, preset
@@ -17,6 +18,9 @@ IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".dcm")
 TRAIN_DIRS = ("train", "train_images", "images", "train/images")
 TEST_DIRS = ("test", "test_images", "test/images")
 N_CHECK = 5  # how many of the first ids must resolve to files
+N_SIZES = 20  # how many of the first images decide the input size
+MIN_RATIO = 1.2  # longer side / shorter side from which the input keeps the aspect
+RATIO_SPREAD = 1.15  # how far apart the images' aspects may be and still be one aspect
 MAX_IMAGE_SIZE = 224
 
 
@@ -108,10 +112,11 @@ def infer_images(
     _image_ext(found, data_dir, image_col, value_ext, ext_used)
     if train_dir is not None and ext_used is not None:
         first = train_dir / f"{train_values[0]}{ext_used}"
-        size = _image_size(first)
-        if size is not None:
-            w, h = size
-            found.ok("data.image_size", _baseline_size(min(w, h)), f"images are {w}x{h}")
+        sample = first_values(train, image_col or id_col, N_SIZES)
+        sizes = [_image_size(train_dir / f"{v}{ext_used}") for v in sample]
+        known = [size for size in sizes if size is not None]
+        if known:
+            found.ok("data.image_size", *baseline_size(known))
         kind = image_kind(first)
         if kind is not None:
             comment, steps = preset(kind[0], found.values.get("competition.task", "classify"))
@@ -143,8 +148,8 @@ def _train_images(
         found.guess(
             c + "image_dir",
             rel(guess_dir, data_dir),
-            f"the first ids of train.csv ({', '.join(train_values[:3])}) are not image files "
-            f"in any folder of {data_dir}; guessed {guess_dir.name}/: set "
+            f"the first ids of {found.train_name} ({', '.join(train_values[:3])}) are not "
+            f"image files in any folder of {data_dir}; guessed {guess_dir.name}/: set "
             "competition.image_dir to the folder of training images",
         )
     return train_dir, ext_used, image_col
@@ -191,16 +196,16 @@ def _test_images(
     if test is not None:
         col = image_col if image_col in test.columns else id_col if id_col in test.columns else None
         if col is not None:
-            test_values, source = first_values(test, col, N_CHECK), "test.csv"
+            test_values, source = first_values(test, col, N_CHECK), found.test_name
         else:
             found.guess(
                 c + "test_csv",
-                DataPath("test.csv"),
-                f"test.csv has no column {id_col!r}: check competition.id_column, or set "
-                "competition.test_csv to null to take the test ids from sample_submission.csv",
+                DataPath(found.test_name),
+                f"{found.test_name} has no column {id_col!r}: check competition.id_column, or "
+                f"set competition.test_csv to null to take the test ids from {found.sub_name}",
             )
     if not test_values and sub is not None and len(sub.columns):
-        test_values, source = first_values(sub, sub.columns[0], N_CHECK), "sample_submission.csv"
+        test_values, source = first_values(sub, sub.columns[0], N_CHECK), found.sub_name
     extra = [train_dir] if train_dir is not None else []
     test_dir = None
     if test_values:
@@ -249,3 +254,24 @@ def _baseline_size(side: int) -> int:
     if size >= 32:
         size -= size % 32
     return max(size, 8)
+
+
+def baseline_size(sizes: Sequence[tuple[int, int]]) -> tuple[int | list[int], str]:
+    """The input size a baseline trains at, for training images of `sizes` (width, height),
+    and why: the median shorter side, down to a multiple of 32 and at most MAX_IMAGE_SIZE; and
+    when the images share one aspect (every one landscape or every one portrait, their ratios
+    within RATIO_SPREAD of each other, at least MIN_RATIO: 4:3, 16:9), `[height, width]` with the
+    longer side at that aspect (a multiple of 32, at most twice MAX_IMAGE_SIZE) instead of a
+    square that would squash them."""
+    w, h = sizes[0]
+    seen = f"images are {w}x{h}" if len(set(sizes)) == 1 else f"images are {w}x{h}, ..."
+    short = _baseline_size(int(np.median([min(s) for s in sizes])))
+    ratios = np.array([sw / sh for sw, sh in sizes if sw > 0 and sh > 0])
+    wide = bool(len(ratios) and (ratios >= MIN_RATIO).all())
+    tall = bool(len(ratios) and (ratios <= 1 / MIN_RATIO).all())
+    if short < 32 or not (wide or tall) or ratios.max() / ratios.min() > RATIO_SPREAD:
+        return short, seen
+    ratio = float(np.median(ratios if wide else 1 / ratios))
+    long = int(min(max(round(short * ratio / 32) * 32, short + 32), 2 * MAX_IMAGE_SIZE))
+    size = [short, long] if wide else [long, short]
+    return size, f"{seen}: their aspect {ratio:.2f}:1 kept, height x width"

@@ -16,6 +16,7 @@ from medalist.io import read_user_csv
 from medalist.workflows.scaffold.found import DataPath, Found, rel
 from medalist.workflows.scaffold.images import first_values, image_suffix, infer_images
 from medalist.workflows.scaffold.render import batch_for
+from medalist.workflows.scaffold.tables import Tables, find_tables
 from medalist.workflows.scaffold.video import infer_video
 
 # Column names, in order of preference, compared without case, "_", "-" or spaces.
@@ -42,10 +43,16 @@ N_SAMPLE = 20  # how many values decide "these are file names"
 C = "competition."
 
 
-def infer(data_dir: Path) -> Found:
-    """Everything `medalist new` can read from the competition folder `data_dir`."""
-    found = Found()
-    train, test, sub = _read_tables(found, data_dir)
+def infer(data_dir: Path, tables: Tables | None = None) -> Found:
+    """Everything `medalist new` can read from the competition folder `data_dir` (whose
+    tables are `tables`, found in it when not given)."""
+    tables = tables or find_tables(data_dir)
+    found = Found(
+        train_name=tables.train,
+        test_name=tables.test or "test.csv",
+        sub_name=tables.sub or "sample_submission.csv",
+    )
+    train, test, sub = _read_tables(found, data_dir, tables)
     columns = list(train.columns)
     id_col = _id_column(found, columns, sub)
     if _named_like(columns, SEGMENT_NAMES) is not None:  # masks: ids may join image and class
@@ -65,7 +72,11 @@ def infer(data_dir: Path) -> Found:
     _target_type(found, train, targets, group_col)
     _task(found, data_dir, train, id_col, group_col, sub)
     infer_images(found, data_dir, train, test, sub, id_col, image_col, value_ext)
-    if found.values.get(C + "task") == "segment" and found.values.get("data.image_size", 32) < 32:
+    size = found.values.get("data.image_size", 32)
+    if (
+        found.values.get(C + "task") == "segment"
+        and min(size if isinstance(size, list) else [size]) < 32
+    ):
         found.ok("data.image_size", 32, "a U-Net takes multiples of 32")
     found.ok_groups(data_dir, train, test if test is not None else sub)
     found.ok("train.batch_size", *batch_for(_image_count(train, id_col)))
@@ -85,33 +96,49 @@ def read_csv(path: Path, nrows: int | None = None) -> pd.DataFrame:
 
 
 def _read_tables(
-    found: Found, data_dir: Path
+    found: Found, data_dir: Path, tables: Tables
 ) -> tuple[pd.DataFrame, pd.DataFrame | None, pd.DataFrame | None]:
-    """train.csv (which must have rows), and test.csv and sample_submission.csv if present."""
-    train_path = data_dir / "train.csv"
+    """The training table (which must have rows), and the test table and sample submission
+    if present."""
+    train_path = data_dir / tables.train
     train = read_csv(train_path)
     if train.empty or not len(train.columns):
         raise UserError(f"{train_path} has no rows: check the file (one row per training image)")
 
-    sub_path = data_dir / "sample_submission.csv"
-    test_path = data_dir / "test.csv"
-    sub = read_csv(sub_path, nrows=200) if sub_path.is_file() else None
-    test = read_csv(test_path, nrows=200) if test_path.is_file() else None
+    sub = read_csv(data_dir / tables.sub, nrows=200) if tables.sub else None
+    test = read_csv(data_dir / tables.test, nrows=200) if tables.test else None
 
-    found.ok(C + "train_csv", DataPath("train.csv"), "found")
+    found.ok(
+        C + "train_csv",
+        DataPath(tables.train),
+        _found_as(tables.train, "train.csv", "the training table"),
+    )
     if test is not None:
-        found.ok(C + "test_csv", DataPath("test.csv"), "found")
+        found.ok(
+            C + "test_csv",
+            DataPath(tables.test),
+            _found_as(tables.test, "test.csv", "the test table"),
+        )
     else:
-        found.ok(C + "test_csv", None, "no test.csv: sample_submission.csv lists the test ids")
+        found.ok(C + "test_csv", None, f"no test.csv: {found.sub_name} lists the test ids")
     masks = _mask_file_sample(data_dir) if sub is None else None
     if sub is not None:
-        found.ok(C + "sample_submission", DataPath("sample_submission.csv"), "found")
+        found.ok(
+            C + "sample_submission",
+            DataPath(tables.sub),
+            _found_as(tables.sub, "sample_submission.csv", "the sample submission"),
+        )
     elif masks is not None:
         why = "a folder or zip of PNG masks: the submission is PNG masks (predict.mask_format)"
         found.ok(C + "sample_submission", DataPath(masks), why)
     else:
         found.ok(C + "sample_submission", None, "no sample_submission.csv")
     return train, test, sub
+
+
+def _found_as(name: str | None, usual: str, role: str) -> str:
+    """ "found", or for a table under another name than Kaggle's usual one, what it was taken as."""
+    return "found" if name == usual else f"taken as {role}"
 
 
 def _mask_file_sample(data_dir: Path) -> str | None:
@@ -153,7 +180,7 @@ def _id_column(found: Found, columns: list[str], sub: pd.DataFrame | None) -> st
     sub_id = sub.columns[0] if sub is not None and len(sub.columns) else None
     named_id = _named_like(columns, ID_NAMES)
     if sub_id is not None and sub_id in columns:
-        found.ok(C + "id_column", sub_id, "first column of sample_submission.csv")
+        found.ok(C + "id_column", sub_id, f"first column of {found.sub_name}")
         return sub_id
     if named_id is not None:
         found.ok(C + "id_column", named_id, "named like an id")
@@ -162,8 +189,8 @@ def _id_column(found: Found, columns: list[str], sub: pd.DataFrame | None) -> st
     found.guess(
         C + "id_column",
         id_col,
-        f"no column of train.csv is named like an id (id, image_id, filename, ...) or "
-        f"matches sample_submission.csv; guessed {id_col!r}, the first column: set "
+        f"no column of {found.train_name} is named like an id (id, image_id, filename, ...) "
+        f"or matches {found.sub_name}; guessed {id_col!r}, the first column: set "
         "competition.id_column to the column that names each image",
     )
     return id_col
@@ -227,12 +254,12 @@ def _target_columns(
     sub_cols = [col for col in (sub.columns[1:] if sub is not None else [])]
     if sub_cols and all(col in columns and col not in reserved for col in sub_cols):
         targets = list(sub_cols)
-        why = "the sample_submission.csv column" + ("s" if len(targets) > 1 else "")
+        why = f"the {found.sub_name} column" + ("s" if len(targets) > 1 else "")
         found.ok(C + "target_column", targets[0] if len(targets) == 1 else targets, why)
         return targets, None
     if (match := _per_class_column(train, sub_cols, reserved)) is not None:
-        found.ok(C + "target_column", match[0], "its values are the sample_submission.csv columns")
-        found.ok(C + "classes", match[1], "one sample_submission.csv column per class")
+        found.ok(C + "target_column", match[0], f"its values are the {found.sub_name} columns")
+        found.ok(C + "classes", match[1], f"one {found.sub_name} column per class")
         return [match[0]], match[1]
     if (named := _named_like(columns, TARGET_NAMES, reserved)) is not None:
         found.ok(C + "target_column", named, "named like a target")
@@ -266,7 +293,8 @@ def _guess_target(
     found.guess(
         C + "target_column",
         guess,
-        "no sample_submission.csv column is in train.csv and no train.csv column is "
+        f"no {found.sub_name} column is in {found.train_name} and no {found.train_name} "
+        "column is "
         f"named like a target (label, target, class, ...); {where}: set "
         "competition.target_column to the column to predict",
     )

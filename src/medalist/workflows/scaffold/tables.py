@@ -1,0 +1,118 @@
+"""Which files of a competition folder are its tables: the training table (train.csv, or the
+names other competitions give it: train_labels.csv, trainLabels.csv, labels.csv, ...), the
+test table and the sample submission."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from medalist.errors import UserError
+
+# Stems of a training table, in order of preference, compared without case, "_", "-" or spaces.
+TRAIN_STEMS = (
+    "train", "trainlabels", "labels", "training", "trainsolution", "trainset", "traindata",
+    "trainannotations", "trainlabel", "traindf",
+)  # fmt: skip
+SUB_STEMS = ("samplesubmission", "samplesubmissions", "samplesolution")
+TEST_STEMS = ("test", "testset", "testdata", "testimages")
+
+
+@dataclass(frozen=True)
+class Tables:
+    """The competition's tables, relative to its data folder (None: not there)."""
+
+    train: str
+    test: str | None
+    sub: str | None
+
+
+def _stem(path: Path) -> str:
+    return re.sub(r"[^a-z0-9]", "", path.stem.lower())
+
+
+def _csvs(data_dir: Path) -> list[Path]:
+    return sorted(p for p in data_dir.iterdir() if p.is_file() and p.suffix.lower() == ".csv")
+
+
+def _pick(csvs: list[Path], stems: tuple[str, ...]) -> Path | None:
+    """The first CSV whose stem is the earliest in `stems`."""
+    by_stem = {_stem(p): p for p in reversed(csvs)}
+    return next((by_stem[s] for s in stems if s in by_stem), None)
+
+
+def train_table(data_dir: Path, train_csv: str | None = None) -> Path | None:
+    """The training table of `data_dir` (`train_csv` when given), or None when there is none.
+
+    Raises UserError when `train_csv` is not a file, or when several CSVs are named like a
+    training table and none of them by a name in TRAIN_STEMS.
+    """
+    if train_csv is not None:
+        path = Path(train_csv)
+        path = path if path.is_absolute() else data_dir / path
+        if not path.is_file():
+            raise UserError(
+                f"--train-csv {train_csv}: no such file in {data_dir}: give the training "
+                "table's file name inside the data folder"
+            )
+        return path
+    if (data_dir / "train.csv").is_file():
+        return data_dir / "train.csv"
+    csvs = _csvs(data_dir)
+    picked = _pick(csvs, TRAIN_STEMS)
+    if picked is not None:
+        return picked
+    named = [p for p in csvs if _stem(p).startswith("train")]
+    if len(named) == 1:
+        return named[0]
+    if named:
+        names = ", ".join(p.name for p in named)
+        raise UserError(
+            f"data folder {data_dir} holds several tables named like a training table "
+            f"({names}): name the one with a row per training image with --train-csv FILE"
+        )
+    return None
+
+
+def find_tables(data_dir: Path, train_csv: str | None = None) -> Tables:
+    """The training table (UserError when there is none), the test table and the sample."""
+    train = train_table(data_dir, train_csv)
+    if train is None:
+        raise UserError(f"data folder {data_dir} has no train.csv: {_missing_hint(data_dir)}")
+    others = [p for p in _csvs(data_dir) if p != train]
+    sub = _pick(others, SUB_STEMS)
+    if sub is None:
+        named = [p for p in others if _stem(p).startswith("samplesubmission")]
+        sub = named[0] if len(named) == 1 else None
+    test = _pick([p for p in others if p != sub], TEST_STEMS)
+    return Tables(
+        train=_rel(train, data_dir),
+        test=_rel(test, data_dir) if test else None,
+        sub=_rel(sub, data_dir) if sub else None,
+    )
+
+
+def _rel(path: Path, data_dir: Path) -> str:
+    try:
+        return path.relative_to(data_dir).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def _missing_hint(data_dir: Path) -> str:
+    for sub in sorted(p for p in data_dir.iterdir() if p.is_dir()):
+        try:
+            found = train_table(sub)
+        except UserError:
+            found = None
+        if found is not None:
+            return f"did you mean --data {sub}?"
+    if list(data_dir.glob("*.zip")):
+        return "unzip the competition archive first"
+    names = sorted(p.name for p in data_dir.iterdir())[:6]
+    hint = f"it holds {', '.join(names)}" if names else "it is empty"
+    return hint + (
+        "; pass the competition folder that holds train.csv, or name the training table with "
+        "--train-csv FILE"
+    )
