@@ -61,6 +61,9 @@ class Competition(Section):
     image_column: str | None = None
     image_ext: str = ".png"
     target_column: str | list[str] = "label"
+    # The target column holds several labels joined by this (Planet's "clear primary", Human
+    # Protein Atlas's "0 5 25"): a multilabel target, a submission of labels joined the same way.
+    label_separator: str | None = None
     classes: list[str | int] | None = None
     group_column: str | None = None
     groups_csv: str | None = None
@@ -443,6 +446,29 @@ class Config(Section):
 
     _root: Path = PrivateAttr(default_factory=Path.cwd)
     _source: Path | None = PrivateAttr(default=None)
+
+    @model_validator(mode="after")
+    def _joined_labels(self) -> Config:
+        """Labels joined in one column: one classification target that is multilabel."""
+        comp = self.competition
+        if comp.label_separator is None:
+            return self
+        if comp.label_separator == "":
+            raise ValueError(
+                'competition.label_separator is empty: give the text between labels (" " for '
+                '"clear primary") or null for one label per row'
+            )
+        if comp.task != "classify" or not isinstance(comp.target_column, str):
+            raise ValueError(
+                "competition.label_separator splits one classification target column into "
+                "labels: set competition.task: classify and one target_column, or remove it"
+            )
+        if comp.target_type not in ("auto", "multilabel"):
+            raise ValueError(
+                f"competition.label_separator makes a multilabel target, but target_type is "
+                f"{comp.target_type}: set target_type: multilabel (or auto), or remove it"
+            )
+        return self
 
     @model_validator(mode="after")
     def _smooth_filter(self) -> Config:

@@ -93,7 +93,9 @@ def load_train(cfg: Config) -> pd.DataFrame:
     check_sequence_columns(cfg, df, path)
     _check_unique_ids(df, comp.id_column, path)
     # An empty run-length cell is an image without the object, not a missing target.
-    for col in cfg.target_columns if comp.task != "segment" else []:
+    # So is an empty cell of joined labels (competition.label_separator): a row of no label.
+    checked = comp.task != "segment" and comp.label_separator is None
+    for col in cfg.target_columns if checked else []:
         bad = df[col].isna().to_numpy()
         if bad.any():
             rows = (np.flatnonzero(bad) + 2).tolist()[:3]
@@ -275,7 +277,8 @@ def check_classes(cfg: Config, train: pd.DataFrame, sample: pd.DataFrame | None)
     if classes is None:
         return
     allowed = {str(c) for c in classes}
-    for col in cfg.target_columns if isinstance(comp.target_column, str) else []:
+    single = isinstance(comp.target_column, str) and comp.label_separator is None
+    for col in cfg.target_columns if single else []:  # joined labels: the task checks each
         values = train[col].astype(str)
         first = first_outside(values, allowed)
         if first is not None:

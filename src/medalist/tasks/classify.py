@@ -36,6 +36,8 @@ def competition_metric(cfg: Config) -> Metric:
 
 
 def infer_kind(cfg: Config, train: pd.DataFrame) -> str:
+    if cfg.competition.label_separator is not None:
+        return "multilabel"  # labels joined in one column (the config's validator checks it)
     kind = cfg.competition.target_type
     if kind != "auto":
         return "multiclass" if kind == "binary" else kind
@@ -139,6 +141,8 @@ class ClassifyTask(ModelOutputs):
     thresholds: list[float] = field(default_factory=list)
     mean: float = 0.0
     std: float = 1.0
+    separator: str | None = None  # multilabel: labels joined in one column by this
+    never_empty: bool = False  # joined labels: every training row has one (a submission too)
     name: ClassVar[str] = "classify"
     pred_dtype: ClassVar[Any] = np.float64
     collate: ClassVar[Any] = None
@@ -168,6 +172,23 @@ class ClassifyTask(ModelOutputs):
                     f"{cfg.competition.train_csv}: target {cols[0]!r} has only one class "
                     f"({task.classes[0]!r}); a classifier needs two or more"
                 )
+        elif kind == "multilabel" and cfg.competition.label_separator is not None:
+            from medalist.tasks.joined_labels import label_classes, split_labels
+
+            sep = cfg.competition.label_separator
+            task.separator = sep
+            if cfg.competition.classes is not None:
+                task.classes = [str(c) for c in cfg.competition.classes]
+            else:
+                task.classes = label_classes(train[cols[0]], sep)
+            if len(task.classes) < 2:
+                raise UserError(
+                    f"{cfg.competition.train_csv}: target {cols[0]!r} split at "
+                    f"{sep!r} holds {len(task.classes)} label(s); a multilabel target needs two "
+                    "or more: check competition.label_separator"
+                )
+            task.never_empty = all(split_labels(train[cols[0]], sep))
+            task.thresholds = [0.5] * len(task.classes)
         elif kind == "multilabel":
             task.classes = list(cols)
             for c in cols:
@@ -191,6 +212,8 @@ class ClassifyTask(ModelOutputs):
             "thresholds": self.thresholds,
             "mean": self.mean,
             "std": self.std,
+            "separator": self.separator,
+            "never_empty": self.never_empty,
         }
 
     @classmethod
@@ -205,6 +228,8 @@ class ClassifyTask(ModelOutputs):
             state.get("thresholds", []),
             state.get("mean", 0.0),
             state.get("std", 1.0),
+            state.get("separator"),
+            state.get("never_empty", False),
         )
 
     def target_signature(self) -> tuple[Any, ...]:
@@ -212,8 +237,21 @@ class ClassifyTask(ModelOutputs):
 
     @classmethod
     def fold_table(cls, cfg: Config, train: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
-        """Stratified folds balance the target column(s) themselves."""
-        return train, cfg.target_columns
+        """Stratified folds balance the target column(s) themselves; labels joined in one
+        column are balanced as one 0/1 column per label (cv.scheme: multilabel)."""
+        sep = cfg.competition.label_separator
+        if sep is None:
+            return train, cfg.target_columns
+        from medalist.tasks.joined_labels import label_classes, multi_hot
+
+        column = cfg.target_columns[0]
+        classes = cfg.competition.classes or label_classes(train[column], sep)
+        y = multi_hot(train[column], sep, classes, str(cfg.path(cfg.competition.train_csv)))
+        names = [str(c) for c in classes]
+        if set(names) & set(train.columns):  # a label named like a column of the table
+            names = [f"{column}:{c}" for c in classes]
+        wide = pd.DataFrame(y.astype(np.int64), columns=names, index=train.index)
+        return pd.concat([train, wide], axis=1), names
 
     # ---- targets, loss, outputs -----------------------------------------------------------
     @property
@@ -234,6 +272,11 @@ class ClassifyTask(ModelOutputs):
                     f"the classes the run was trained on"
                 )
             return values.map(index).to_numpy(dtype=np.int64)
+        if self.kind == "multilabel" and self.separator is not None:
+            from medalist.tasks.joined_labels import multi_hot
+
+            column = self.target_columns[0]
+            return multi_hot(df[column], self.separator, self.classes, "train table")
         if self.kind == "multilabel":
             return df[self.target_columns].to_numpy(dtype=np.float32)
         return df[self.target_columns[0]].to_numpy(dtype=np.float32)

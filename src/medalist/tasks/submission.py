@@ -44,6 +44,17 @@ def format_classify_submission(
                 f"sample_submission columns {sub_cols} match neither one label column nor the "
                 f"classes {names[:6]}; fix competition.sample_submission or competition.classes"
             )
+    elif task.kind == "multilabel" and task.separator is not None:
+        if len(sub_cols) != 1:
+            raise UserError(
+                f"sample_submission has {len(sub_cols)} value columns; labels joined by "
+                f"{task.separator!r} (competition.label_separator) go in one"
+            )
+        from medalist.tasks.joined_labels import join_labels
+
+        out[sub_cols[0]] = join_labels(
+            preds, task.classes, task.thresholds, task.separator, never_empty=task.never_empty
+        )
     elif task.kind == "multilabel":
         missing = [c for c in sub_cols if c not in task.classes]
         if missing:
@@ -96,3 +107,12 @@ def check_submission(task: ClassifyTask, sub: pd.DataFrame, sample: pd.DataFrame
             bad = ~v.astype(str).isin(allowed)
             if bad.any():
                 raise UserError(f"submission column {col!r} has unknown label {v[bad].iloc[0]!r}")
+        if task.separator is not None:
+            from medalist.tasks.joined_labels import split_labels
+
+            allowed = {str(c) for c in task.classes}
+            unknown = [
+                x for row in split_labels(v, task.separator) for x in row if x not in allowed
+            ]
+            if unknown:
+                raise UserError(f"submission column {col!r} has unknown label {unknown[0]!r}")

@@ -82,7 +82,12 @@ def run_folds(cfg: Config) -> tuple[Path, pd.DataFrame]:
     warn_split_sequences(cfg, train, folds)
     path = folds_path(cfg)
     write_folds(path, train[cfg.competition.id_column], folds)
-    return path, fold_summary(train, folds, cfg.target_columns, cfg.competition.group_column)
+    targets = cfg.target_columns
+    if cfg.competition.label_separator is not None:  # each label's share, not each combination's
+        from medalist.tasks import task_class
+
+        train, targets = task_class(cfg).fold_table(cfg, train)
+    return path, fold_summary(train, folds, targets, cfg.competition.group_column)
 
 
 def print_fold_table(summary: pd.DataFrame) -> None:

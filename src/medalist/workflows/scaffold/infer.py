@@ -40,6 +40,7 @@ MASK_DIRS = ("masks", "train_masks", "train/masks")
 CLASS_NAMES = ("class", "class_id", "classid", "class_name", "label", "category", "organ")
 
 N_SAMPLE = 20  # how many values decide "these are file names"
+JOINED_SEPARATORS = (" ", "|", ";")  # between the labels of one row, in order of trial
 C = "competition."
 
 
@@ -305,6 +306,16 @@ def _target_type(
     found: Found, train: pd.DataFrame, targets: list[str], group_col: str | None
 ) -> None:
     """Target type, metric and fold scheme: multilabel, regression or classes."""
+    sep = _joined_separator(train[targets[0]]) if len(targets) == 1 else None
+    if sep is not None:
+        from medalist.tasks.joined_labels import label_classes
+
+        n = len(label_classes(train[targets[0]], sep))
+        found.ok(C + "label_separator", sep, f"{targets[0]!r} holds several of {n} labels a row")
+        found.ok(C + "target_type", "multilabel", "labels joined in one column")
+        found.ok(C + "metric", "f1", "macro F1 for multilabel")
+        found.ok("cv.scheme", "multilabel", "every label balanced over the folds")
+        return
     if len(targets) > 1:
         found.ok(C + "target_type", "multilabel", "several target columns")
         found.ok(C + "metric", "f1", "macro F1 for multilabel")
@@ -334,6 +345,13 @@ def _target_type(
     if C + "metric" not in found.values:
         found.ok(C + "metric", metric, "regression" if regression else "classification")
     found.ok("cv.scheme", scheme, "group column found" if group_col else "")
+
+
+def _joined_separator(values: pd.Series) -> str | None:
+    """The separator when a target column holds several labels a row ("clear primary")."""
+    from medalist.tasks.joined_labels import looks_joined
+
+    return next((sep for sep in JOINED_SEPARATORS if looks_joined(values, sep)), None)
 
 
 def _task(

@@ -25,8 +25,8 @@ KEY_ORDER = (
         for k in (
             "task", "target_type", "train_csv", "test_csv", "image_dir", "test_image_dir",
             "sample_submission", "id_column", "image_column", "image_ext", "target_column",
-            "classes", "group_column", "metric", "mask_dir", "rle_order", "class_column",
-            "mask_mode", "ignore_index", "mask_pattern", "id_class_separator",
+            "label_separator", "classes", "group_column", "metric", "mask_dir", "rle_order",
+            "class_column", "mask_mode", "ignore_index", "mask_pattern", "id_class_separator",
             "box_format", "box_normalized", "sequence_column", "frame_column",
         )
     ),
@@ -73,6 +73,8 @@ def show(value: Any) -> str:
         return "null"
     if isinstance(value, list):
         return ", ".join(str(v) for v in value)
+    if isinstance(value, str) and value.strip() != value:
+        return repr(value)  # a separator such as " " reads as nothing unquoted
     return str(value)
 
 
@@ -137,6 +139,11 @@ def render_config(found: Found, name: str, prefix: str) -> str:
         line(c + "image_column", None, "# the column of file names; null: id + image_ext"),
         line(c + "image_ext", ".png"),
         line(c + "target_column"),
+        *(
+            [line(c + "label_separator", None, "# several labels a row, joined by this")]
+            if c + "label_separator" in found.values
+            else []
+        ),
         line(c + "classes", None, "# null: taken from the target values"),
         *(
             found.groups.yaml_lines()
