@@ -149,6 +149,7 @@ def test_one_table_starting_with_train_is_the_training_table(tmp_path: Path) -> 
         ([(160, 90), (90, 160)], 64),  # landscape and portrait mixed: a square
         ([(160, 90), (120, 90)], 64),  # aspects 1.78 and 1.33: no one aspect
         ([(40, 20)], 20),  # too small for multiples of 32: a square at the shorter side
+        ([(64, 48)], 32),  # 4:3 at 32 px high: 32x32 or 32x64 are no 4:3, so a square
     ],
 )
 def test_the_baseline_size_keeps_an_aspect_the_images_share(sizes, expected) -> None:

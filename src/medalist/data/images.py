@@ -43,6 +43,24 @@ def open_image(path: Path) -> Iterator[Image.Image]:
         ) from None
 
 
+# PIL modes of more than 8 bits a pixel: 16-bit greyscale PNGs and TIFFs (X-rays, microscopy),
+# 32-bit integer and float. PIL's convert to "L" or "RGB" clips them at 255, which turns a 16-bit
+# scan white; they are stretched to 0-255 instead.
+WIDE_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
+
+
+def eight_bit(img: Image.Image) -> Image.Image:
+    """`img` itself, or for a 16- or 32-bit greyscale image, an 8-bit ("L") one whose values are
+    stretched from the image's own minimum and maximum to 0-255 (a flat image is black)."""
+    if img.mode not in WIDE_MODES:
+        return img
+    arr = np.asarray(img, dtype=np.float64)
+    arr = np.nan_to_num(arr, nan=0.0, posinf=0.0, neginf=0.0)
+    low, high = float(arr.min()), float(arr.max())
+    scaled = (arr - low) * (255.0 / (high - low)) if high > low else np.zeros_like(arr)
+    return Image.fromarray(np.clip(np.rint(scaled), 0, 255).astype(np.uint8), mode="L")
+
+
 def image_size(path: Path) -> tuple[int, int]:
     """Width and height from the file header (no decoding)."""
     with open_image(path) as img:
@@ -52,6 +70,7 @@ def image_size(path: Path) -> tuple[int, int]:
 def read_image(path: Path, channels: int) -> np.ndarray:
     """Decode one image to an (H, W, C) uint8 array; unreadable or truncated files are UserError."""
     with open_image(path) as img:
+        img = eight_bit(img)
         if channels == 3:
             img = img.convert("RGB")
         elif channels == 1:
@@ -132,8 +151,14 @@ def _size_tag(size: Size, keep_aspect: bool) -> str:
     return size_text(size) + ("-lb" if keep_aspect else "")
 
 
+# Bumped whenever `read_image` decodes a file differently (2: 16-bit greyscale stretched, no
+# longer clipped), so a cache built by an older medalist is rebuilt instead of reused.
+DECODING = 2
+
+
 def cache_key(paths: Sequence[Path], size: Size, channels: int, keep_aspect: bool = False) -> str:
-    h = hashlib.sha1(f"{_size_tag(size, keep_aspect)}|{channels}|{len(paths)}".encode())
+    tag = f"{_size_tag(size, keep_aspect)}|{channels}|{len(paths)}|decoding{DECODING}"
+    h = hashlib.sha1(tag.encode())
     for p in paths:
         st = os.stat(p)
         h.update(f"{p}|{st.st_size}|{st.st_mtime_ns}\n".encode())

@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from medalist.data.images import image_size, open_image
+from medalist.data.images import eight_bit, image_size, open_image
 from medalist.data.leak_match import THUMB, Threshold, blurred_thumb, choose_threshold
 from medalist.data.leak_match import verify_pairs as verify_pairs
 from medalist.errors import UserError
@@ -77,7 +77,7 @@ class Fingerprints:
 def _open_grey(path: Path) -> Image.Image:
     with open_image(path) as img:
         img.load()
-        return img.convert("L")
+        return eight_bit(img).convert("L")
 
 
 def spectrum(grey: np.ndarray, scale: float) -> np.ndarray:

@@ -203,8 +203,10 @@ def _thumbnail(path: Path | None, channels: int) -> np.ndarray | None:
     if path is None:
         return None
     try:
+        from medalist.data.images import eight_bit
+
         with Image.open(path) as img:
-            img = img.convert("L" if channels == 1 else "RGB")
+            img = eight_bit(img).convert("L" if channels == 1 else "RGB")
             img.thumbnail((THUMBNAIL, THUMBNAIL))
             arr = np.asarray(img)
     except OSError:

@@ -81,8 +81,10 @@ def _read_thumbnail(path: Path | None) -> np.ndarray | None:
     if path is None:
         return None
     try:
+        from medalist.data.images import WIDE_MODES, eight_bit
+
         with Image.open(path) as img:
-            img = img.convert("L" if img.mode in ("1", "L", "I;16", "I", "F") else "RGB")
+            img = eight_bit(img).convert("L" if img.mode in ("1", "L", *WIDE_MODES) else "RGB")
             img.thumbnail((THUMBNAIL, THUMBNAIL))
             arr = np.asarray(img)
     except OSError:

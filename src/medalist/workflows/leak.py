@@ -223,8 +223,10 @@ def find_leaks(
 def _thumb_uri(path: Path, size: int = 128) -> str:
     from PIL import Image
 
+    from medalist.data.images import eight_bit
+
     with Image.open(path) as img:
-        img = img.convert("RGB")
+        img = eight_bit(img).convert("RGB")
         img.thumbnail((size, size))
         buf = io.BytesIO()
         img.save(buf, format="PNG")

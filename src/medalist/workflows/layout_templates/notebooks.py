@@ -98,6 +98,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from PIL import Image
 
+from medalist.data.images import eight_bit
 from medalist.data.tables import load_tables
 
 tables = load_tables(cfg)
@@ -107,7 +108,7 @@ for ax in axes.flat:
     ax.axis("off")
 for ax, i in zip(axes.flat, picks):
     with Image.open(tables.train_paths[i]) as img:
-        ax.imshow(img.convert("RGB"))
+        ax.imshow(eight_bit(img).convert("RGB"))  # 16-bit scans stretched, not clipped
         size = f"{img.size[0]}x{img.size[1]}"
     ax.set_title(f"{tables.train.iloc[i][targets[0]]}\\n{size}", fontsize=8)
 plt.show()"""

@@ -21,6 +21,7 @@ N_CHECK = 5  # how many of the first ids must resolve to files
 N_SIZES = 20  # how many of the first images decide the input size
 MIN_RATIO = 1.2  # longer side / shorter side from which the input keeps the aspect
 RATIO_SPREAD = 1.15  # how far apart the images' aspects may be and still be one aspect
+ASPECT_ERROR = 0.15  # how far the input's aspect may be from the images' (multiples of 32)
 MAX_IMAGE_SIZE = 224
 
 
@@ -261,8 +262,9 @@ def baseline_size(sizes: Sequence[tuple[int, int]]) -> tuple[int | list[int], st
     and why: the median shorter side, down to a multiple of 32 and at most MAX_IMAGE_SIZE; and
     when the images share one aspect (every one landscape or every one portrait, their ratios
     within RATIO_SPREAD of each other, at least MIN_RATIO: 4:3, 16:9), `[height, width]` with the
-    longer side at that aspect (a multiple of 32, at most twice MAX_IMAGE_SIZE) instead of a
-    square that would squash them."""
+    longer side at that aspect (a multiple of 32, at most twice MAX_IMAGE_SIZE; a square when the
+    nearest multiple is more than ASPECT_ERROR off the aspect) instead of a square that would
+    squash them."""
     w, h = sizes[0]
     seen = f"images are {w}x{h}" if len(set(sizes)) == 1 else f"images are {w}x{h}, ..."
     short = _baseline_size(int(np.median([min(s) for s in sizes])))
@@ -272,6 +274,8 @@ def baseline_size(sizes: Sequence[tuple[int, int]]) -> tuple[int | list[int], st
     if short < 32 or not (wide or tall) or ratios.max() / ratios.min() > RATIO_SPREAD:
         return short, seen
     ratio = float(np.median(ratios if wide else 1 / ratios))
-    long = int(min(max(round(short * ratio / 32) * 32, short + 32), 2 * MAX_IMAGE_SIZE))
+    long = int(min(round(short * ratio / 32) * 32, 2 * MAX_IMAGE_SIZE))
+    if abs(long / short - ratio) > ASPECT_ERROR * ratio and long < 2 * MAX_IMAGE_SIZE:
+        return short, seen  # too small for multiples of 32 to draw the aspect (64x48: 32x32)
     size = [short, long] if wide else [long, short]
     return size, f"{seen}: their aspect {ratio:.2f}:1 kept, height x width"
