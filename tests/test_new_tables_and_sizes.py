@@ -184,3 +184,80 @@ def test_a_segmentation_competition_of_wide_images_keeps_multiples_of_32(tmp_pat
     cfg = load_config(report.config_path)
     assert cfg.data.image_size == [96, 160]
     assert all(side % 32 == 0 for side in cfg.data.image_size)
+
+
+def _class_folders(root: Path, *, sample: bool = True) -> Path:
+    """Plant Seedlings' layout: train/<class>/*.png, test/*.png and a sample file,species."""
+    for k, cls in enumerate(["Black-grass", "Charlock", "Cleavers"]):
+        (root / "train" / cls).mkdir(parents=True)
+        for i in range(4):
+            colour = [0, 0, 0]
+            colour[k] = 200 + i
+            Image.new("RGB", (8, 8), tuple(colour)).save(root / "train" / cls / f"{k}{i}.png")
+    (root / "test").mkdir()
+    for name in ("t0.png", "t1.png"):
+        Image.new("RGB", (8, 8), (9, 9, 9)).save(root / "test" / name)
+    if sample:
+        pd.DataFrame({"file": ["t0.png", "t1.png"], "species": "Charlock"}).to_csv(
+            root / "sample_submission.csv", index=False
+        )
+    return root
+
+
+def test_class_folders_without_a_table_become_a_table_named_like_the_sample(
+    tmp_path: Path,
+) -> None:
+    data = _class_folders(tmp_path / "comp")
+    before = sorted(str(p.relative_to(data)) for p in data.rglob("*"))
+    report = create_project(tmp_path / "proj", data)
+    table = pd.read_csv(tmp_path / "proj" / "configs" / "train_folders.csv")
+    assert list(table.columns) == ["file", "species"]
+    assert len(table) == 12
+    assert table["file"].iloc[0] == "Black-grass/00.png"
+    assert sorted(table["species"].unique()) == ["Black-grass", "Charlock", "Cleavers"]
+    assert all(row.file.split("/")[0] == row.species for row in table.itertuples())
+    assert report.inferred["competition.train_csv"] == "configs/train_folders.csv"
+    assert report.unresolved == []
+    cfg = load_config(report.config_path)
+    assert (cfg.competition.id_column, cfg.competition.target_column) == ("file", "species")
+    assert cfg.competition.image_column == "file"
+    assert cfg.path(cfg.competition.image_dir).resolve() == (data / "train").resolve()
+    assert sorted(str(p.relative_to(data)) for p in data.rglob("*")) == before  # data untouched
+
+
+def test_class_folders_train_and_predict_a_submission_of_class_names(tmp_path: Path) -> None:
+    data = _class_folders(tmp_path / "comp")
+    assert create_project(tmp_path / "proj", data).unresolved == []
+    cfg = str(tmp_path / "proj" / "configs" / "baseline.yaml")
+    small = [
+        "model.backbone=test_resnet",
+        "model.pretrained=false",
+        "data.image_size=16",
+        "train.epochs=1",
+        "train.batch_size=4",
+        "cv.n_splits=2",
+        "track.backends=[none]",
+    ]
+    done = medalist("train", cfg, *small, "--name", "folders")
+    assert done.returncode == 0, done.stderr
+    pred = medalist("predict", str(tmp_path / "proj" / "runs" / "folders"))
+    assert pred.returncode == 0, pred.stderr
+    sub = pd.read_csv(tmp_path / "proj" / "runs" / "folders" / "submission.csv")
+    assert sub["file"].tolist() == ["t0.png", "t1.png"]
+    assert set(sub["species"]) <= {"Black-grass", "Charlock", "Cleavers"}
+
+
+def test_class_folders_without_a_sample_get_image_and_label_columns(tmp_path: Path) -> None:
+    data = _class_folders(tmp_path / "comp", sample=False)
+    create_project(tmp_path / "proj", data)
+    table = pd.read_csv(tmp_path / "proj" / "configs" / "train_folders.csv")
+    assert list(table.columns) == ["image", "label"]
+
+
+def test_one_class_folder_is_no_class_layout_and_the_error_stays(tmp_path: Path) -> None:
+    data = tmp_path / "comp"
+    (data / "train" / "only").mkdir(parents=True)
+    Image.new("RGB", (8, 8)).save(data / "train" / "only" / "a.png")
+    with pytest.raises(UserError, match="no train.csv"):
+        create_project(tmp_path / "proj", data)
+    assert not (tmp_path / "proj").exists()

@@ -20,7 +20,7 @@ from medalist.workflows.scaffold.render import (
     validated,
 )
 from medalist.workflows.scaffold.report import ProjectReport
-from medalist.workflows.scaffold.tables import Tables, find_tables
+from medalist.workflows.scaffold.tables import FOLDER_TABLE, Tables, find_tables
 
 CONFIG_NAME = "baseline.yaml"
 PROJECT_DIRS = ("configs", "models", "runs", "folds")  # and the layout's (layout_dirs)
@@ -68,6 +68,8 @@ def create_project(
         text = validated(render_config(found, name, prefix), name)
         config_path = dest / "configs" / CONFIG_NAME
         _write(config_path, text)
+        if found.folder_table is not None:
+            _write(dest / FOLDER_TABLE, found.folder_table.to_csv(index=False))
         if found.groups is not None and found.groups.table is not None:
             _write(dest / "configs" / "groups.csv", found.groups.table.to_csv(index=False))
         _write(dest / ".gitignore", GITIGNORE)

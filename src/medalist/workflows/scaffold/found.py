@@ -24,6 +24,7 @@ class Found:
     train_name: str = "train.csv"
     test_name: str = "test.csv"
     sub_name: str = "sample_submission.csv"
+    folder_table: Any = None  # the training table made from class folders (a DataFrame)
 
     def ok(self, key: str, value: Any, why: str = "") -> None:
         """Record a value read from the data (`why`: where it came from, "" for no reason)."""

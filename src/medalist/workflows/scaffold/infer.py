@@ -101,19 +101,29 @@ def _read_tables(
 ) -> tuple[pd.DataFrame, pd.DataFrame | None, pd.DataFrame | None]:
     """The training table (which must have rows), and the test table and sample submission
     if present."""
-    train_path = data_dir / tables.train
-    train = read_csv(train_path)
-    if train.empty or not len(train.columns):
-        raise UserError(f"{train_path} has no rows: check the file (one row per training image)")
+    if tables.frame is not None:  # class folders: the table new writes into the project
+        train = tables.frame
+    else:
+        train_path = data_dir / tables.train
+        train = read_csv(train_path)
+        if train.empty or not len(train.columns):
+            raise UserError(
+                f"{train_path} has no rows: check the file (one row per training image)"
+            )
 
     sub = read_csv(data_dir / tables.sub, nrows=200) if tables.sub else None
     test = read_csv(data_dir / tables.test, nrows=200) if tables.test else None
 
-    found.ok(
-        C + "train_csv",
-        DataPath(tables.train),
-        _found_as(tables.train, "train.csv", "the training table"),
-    )
+    if tables.frame is not None:
+        found.folder_table = tables.frame
+        why = f"written by medalist new from {tables.folder}/: a row per image, its class folder"
+        found.ok(C + "train_csv", tables.train, why)  # in the project, not in data/
+    else:
+        found.ok(
+            C + "train_csv",
+            DataPath(tables.train),
+            _found_as(tables.train, "train.csv", "the training table"),
+        )
     if test is not None:
         found.ok(
             C + "test_csv",

@@ -246,7 +246,11 @@ def batch_for(n_images: int, n_splits: int = 5) -> tuple[int, str]:
     on a small set is short of updates, not of images per update (bench/recipe.py)."""
     train = n_images * (n_splits - 1) // n_splits
     size = next((b for b in BATCH_SIZES if train / b >= MIN_UPDATES), BATCH_SIZES[-1])
-    return size, f"{train} training images a fold: {train // size} updates an epoch"
+    updates = train // size
+    return (
+        size,
+        f"{train} training images a fold: {updates} update{'s' if updates != 1 else ''} an epoch",
+    )
 
 
 def train_lines(task: str, batch: int = BATCH_SIZES[0]) -> list[str]:

@@ -8,6 +8,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
+
 from medalist.errors import UserError
 
 # Stems of a training table, in order of preference, compared without case, "_", "-" or spaces.
@@ -17,6 +19,10 @@ TRAIN_STEMS = (
 )  # fmt: skip
 SUB_STEMS = ("samplesubmission", "samplesubmissions", "samplesolution")
 TEST_STEMS = ("test", "testset", "testdata", "testimages")
+# A training folder of one subfolder per class (Plant Seedlings' train/<species>/*.png).
+CLASS_FOLDER_PARENTS = ("train", "train_images", "training", "images")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
+FOLDER_TABLE = "configs/train_folders.csv"  # the table `new` writes for them, in the project
 
 
 @dataclass(frozen=True)
@@ -26,6 +32,10 @@ class Tables:
     train: str
     test: str | None
     sub: str | None
+    # No training table but a folder of class subfolders: the table made from it (FOLDER_TABLE,
+    # a row per image: its path inside `folder`, and its class) and that folder.
+    frame: pd.DataFrame | None = None
+    folder: str | None = None
 
 
 def _stem(path: Path) -> str:
@@ -78,7 +88,8 @@ def train_table(data_dir: Path, train_csv: str | None = None) -> Path | None:
 def find_tables(data_dir: Path, train_csv: str | None = None) -> Tables:
     """The training table (UserError when there is none), the test table and the sample."""
     train = train_table(data_dir, train_csv)
-    if train is None:
+    folders = class_folders(data_dir) if train is None else None
+    if train is None and folders is None:
         raise UserError(f"data folder {data_dir} has no train.csv: {_missing_hint(data_dir)}")
     others = [p for p in _csvs(data_dir) if p != train]
     sub = _pick(others, SUB_STEMS)
@@ -86,11 +97,55 @@ def find_tables(data_dir: Path, train_csv: str | None = None) -> Tables:
         named = [p for p in others if _stem(p).startswith("samplesubmission")]
         sub = named[0] if len(named) == 1 else None
     test = _pick([p for p in others if p != sub], TEST_STEMS)
+    frame = folder = None
+    if folders is not None:
+        folder, frame = folders
+        frame.columns = _folder_columns(sub)
     return Tables(
-        train=_rel(train, data_dir),
+        train=_rel(train, data_dir) if train is not None else FOLDER_TABLE,
         test=_rel(test, data_dir) if test else None,
         sub=_rel(sub, data_dir) if sub else None,
+        frame=frame,
+        folder=folder,
     )
+
+
+def class_folders(data_dir: Path) -> tuple[str, pd.DataFrame] | None:
+    """(folder, table) when a training folder holds one subfolder of images per class (two or
+    more) and no images of its own: a row per image, its path inside the folder and its class
+    (the subfolder's name); None otherwise."""
+    for name in CLASS_FOLDER_PARENTS:
+        parent = data_dir / name
+        if not parent.is_dir() or any(_is_image(p) for p in parent.iterdir()):
+            continue
+        rows = [
+            (f"{sub.name}/{f.name}", sub.name)
+            for sub in sorted(p for p in parent.iterdir() if p.is_dir())
+            if not sub.name.startswith(".")
+            for f in sorted(sub.iterdir())
+            if _is_image(f)
+        ]
+        if len({label for _, label in rows}) >= 2:
+            return name, pd.DataFrame(rows, columns=["image", "label"])
+    return None
+
+
+def _is_image(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_SUFFIXES and path.is_file()
+
+
+def _folder_columns(sub: Path | None) -> list[str]:
+    """The made table's columns, named as the sample submission names the id and the class
+    (Plant Seedlings: file, species), so that the ids and the target match it."""
+    names = ["image", "label"]
+    if sub is not None:
+        try:
+            header = list(pd.read_csv(sub, nrows=0).columns)
+        except (OSError, ValueError, pd.errors.ParserError):
+            header = []
+        if len(header) == 2 and header[0] != header[1]:
+            names = [str(header[0]), str(header[1])]
+    return names
 
 
 def _rel(path: Path, data_dir: Path) -> str:
