@@ -102,13 +102,15 @@ def test_new_writes_the_separator_a_multilabel_target_macro_f1_and_multilabel_fo
     sample.to_csv(data / "sample_submission.csv", index=False)
 
     report = create_project(tmp_path / "proj", data)
-    assert report.inferred["competition.label_separator"] == "' '"
-    assert report.inferred["competition.target_type"] == "multilabel"
-    assert report.inferred["competition.metric"] == "f1"
-    assert report.inferred["cv.scheme"] == "multilabel"
+    expected = {
+        "competition.label_separator": "' '",
+        "competition.target_type": "multilabel",
+        "competition.metric": "f1",
+        "cv.scheme": "multilabel",
+    }
+    assert {key: report.inferred[key] for key in expected} == expected
     cfg = load_config(report.config_path)
-    assert cfg.competition.label_separator == " "
-    assert cfg.competition.target_column == "tags"
+    assert (cfg.competition.label_separator, cfg.competition.target_column) == (" ", "tags")
 
 
 def test_a_joined_label_project_folds_trains_and_submits_labels_joined_the_same_way(
