@@ -76,7 +76,7 @@ def test_auto_workers_are_the_cpus_at_most_eight(monkeypatch):
 def test_rectangular_images_are_cached_at_height_by_width(tmp_path):
     from PIL import Image
 
-    from medalist.data.images import build_cache, cache_key
+    from medalist.data.images import DECODING, build_cache, cache_key
 
     paths = []
     for i in range(3):
@@ -86,12 +86,16 @@ def test_rectangular_images_are_cached_at_height_by_width(tmp_path):
     arr = build_cache(paths, cfg.data.image_size, 3, tmp_path / "cache")
     assert arr.shape == (3, 16, 24, 3)
     assert cfg.data.height_width == (16, 24) and cfg.data.scaled_size(2) == "[32,48]"
-    # A square size keeps the cache file it had before sizes could be rectangles.
+    # A square size is one cache whether written 16 or [16, 16], and the key names the
+    # decoding, so a cache an older medalist decoded differently (16-bit scans) is not reused.
     old = hashlib.sha1(f"{16}|{3}|{len(paths)}".encode())
+    now = hashlib.sha1(f"{16}|{3}|{len(paths)}|decoding{DECODING}".encode())
     for p in paths:
         st = p.stat()
-        old.update(f"{p}|{st.st_size}|{st.st_mtime_ns}\n".encode())
-    assert cache_key(paths, 16, 3) == old.hexdigest()[:20] == cache_key(paths, [16, 16], 3)
+        for h in (old, now):
+            h.update(f"{p}|{st.st_size}|{st.st_mtime_ns}\n".encode())
+    assert cache_key(paths, 16, 3) == now.hexdigest()[:20] == cache_key(paths, [16, 16], 3)
+    assert cache_key(paths, 16, 3) != old.hexdigest()[:20]
 
 
 def test_segmentation_names_the_side_that_is_not_a_multiple_of_32(tmp_path):

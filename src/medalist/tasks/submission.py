@@ -107,7 +107,7 @@ def check_submission(task: ClassifyTask, sub: pd.DataFrame, sample: pd.DataFrame
             bad = ~v.astype(str).isin(allowed)
             if bad.any():
                 raise UserError(f"submission column {col!r} has unknown label {v[bad].iloc[0]!r}")
-        if task.separator is not None:
+        if getattr(task, "separator", None) is not None:  # joined labels (classify)
             from medalist.tasks.joined_labels import split_labels
 
             allowed = {str(c) for c in task.classes}
