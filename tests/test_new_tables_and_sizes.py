@@ -261,3 +261,17 @@ def test_one_class_folder_is_no_class_layout_and_the_error_stays(tmp_path: Path)
     with pytest.raises(UserError, match="no train.csv"):
         create_project(tmp_path / "proj", data)
     assert not (tmp_path / "proj").exists()
+
+
+def test_no_sample_submission_is_left_to_check_rather_than_reported_as_inferred(
+    tmp_path: Path,
+) -> None:
+    data = _class_folders(tmp_path / "comp", sample=False)
+    report = create_project(tmp_path / "proj", data)
+    assert report.reasons["competition.test_csv"] == "no test.csv"
+    (line,) = [u for u in report.unresolved if u.startswith("competition.sample_submission")]
+    assert "no sample_submission.csv" in line and "medalist predict" in line
+    text = (tmp_path / "proj" / "configs" / "baseline.yaml").read_text()
+    assert any(
+        row.strip().startswith("sample_submission:") and "TODO" in row for row in text.splitlines()
+    )

@@ -131,7 +131,8 @@ def _read_tables(
             _found_as(tables.test, "test.csv", "the test table"),
         )
     else:
-        found.ok(C + "test_csv", None, f"no test.csv: {found.sub_name} lists the test ids")
+        why = f"no test.csv: {found.sub_name} lists the test ids" if sub is not None else ""
+        found.ok(C + "test_csv", None, why or "no test.csv")
     masks = _mask_file_sample(data_dir) if sub is None else None
     if sub is not None:
         found.ok(
@@ -143,7 +144,13 @@ def _read_tables(
         why = "a folder or zip of PNG masks: the submission is PNG masks (predict.mask_format)"
         found.ok(C + "sample_submission", DataPath(masks), why)
     else:
-        found.ok(C + "sample_submission", None, "no sample_submission.csv")
+        found.guess(
+            C + "sample_submission",
+            None,
+            "no sample_submission.csv in the data folder: medalist predict shapes the "
+            "submission on it (its ids, columns and order); set competition.sample_submission "
+            "to the competition's sample file",
+        )
     return train, test, sub
 
 
