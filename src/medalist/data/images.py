@@ -25,12 +25,62 @@ from medalist.errors import UserError
 cv2.setNumThreads(1)
 
 
+DICOM_SUFFIXES = (".dcm", ".dicom")
+
+
+def read_dicom(path: Path) -> Image.Image:
+    """A DICOM file (X-ray, CT, mammography) as a PIL image: pydicom's pixel data through the
+    file's modality LUT (rescale slope and intercept) and VOI LUT (its window), inverted when
+    MONOCHROME1 stores bright as dark, as float ("F", stretched to 8 bits where decoded); a
+    colour file as RGB; a multi-frame file's first frame. A UserError without pydicom."""
+    try:
+        import pydicom
+    except ImportError:
+        raise UserError(
+            f"image {path} is DICOM, which needs pydicom: pip install pydicom (or "
+            "'medalist[dicom]'), or convert the images to PNG"
+        ) from None
+    try:
+        from pydicom.pixels import apply_modality_lut, apply_voi_lut
+    except ImportError:  # pydicom 2
+        from pydicom.pixel_data_handlers.util import apply_modality_lut, apply_voi_lut
+
+    ds = pydicom.dcmread(path)
+    arr = ds.pixel_array
+    frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
+    colour = int(getattr(ds, "SamplesPerPixel", 1) or 1) > 1
+    if frames > 1:
+        arr = arr[0]
+    if colour:
+        return Image.fromarray(np.ascontiguousarray(np.asarray(arr, dtype=np.uint8)[..., :3]))
+    arr = apply_voi_lut(apply_modality_lut(arr, ds), ds).astype(np.float32)
+    if str(getattr(ds, "PhotometricInterpretation", "")) == "MONOCHROME1":
+        arr = arr.max() - arr
+    return Image.fromarray(arr)  # float32: mode "F"
+
+
 @contextlib.contextmanager
 def open_image(path: Path) -> Iterator[Image.Image]:
-    """PIL's image of `path`; a missing, unreadable or truncated file is a UserError.
+    """PIL's image of `path` (a DICOM file read with pydicom); a missing, unreadable or
+    truncated file is a UserError.
 
     Decoding errors inside the block count too (PIL decodes lazily, on load or convert).
     """
+    path = Path(path)
+    if path.suffix.lower() in DICOM_SUFFIXES:
+        if not path.is_file():
+            raise UserError(f"image {path} not found: add it or drop its row")
+        try:
+            img = read_dicom(path)
+        except UserError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - pydicom raises many kinds for a bad file
+            raise UserError(
+                f"image {path} is an unreadable DICOM file ({str(exc).splitlines()[0]}); "
+                "replace the file or drop its row (a compressed one may need pylibjpeg)"
+            ) from None
+        yield img
+        return
     try:
         with Image.open(path) as img:
             yield img
@@ -58,7 +108,7 @@ def eight_bit(img: Image.Image) -> Image.Image:
     arr = np.nan_to_num(arr, nan=0.0, posinf=0.0, neginf=0.0)
     low, high = float(arr.min()), float(arr.max())
     scaled = (arr - low) * (255.0 / (high - low)) if high > low else np.zeros_like(arr)
-    return Image.fromarray(np.clip(np.rint(scaled), 0, 255).astype(np.uint8), mode="L")
+    return Image.fromarray(np.clip(np.rint(scaled), 0, 255).astype(np.uint8))  # mode "L"
 
 
 def image_size(path: Path) -> tuple[int, int]:

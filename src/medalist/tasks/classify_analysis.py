@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from medalist.advice import step
+from medalist.errors import UserError
 from medalist.plots import (
     plot_confusion_matrix,
     plot_image_grid,
@@ -198,18 +199,17 @@ def rare_class_suggestions(table: pd.DataFrame, kind: str, loss: str) -> list[di
 
 
 def _thumbnail(path: Path | None, channels: int) -> np.ndarray | None:
-    from PIL import Image
 
     if path is None:
         return None
     try:
-        from medalist.data.images import eight_bit
+        from medalist.data.images import eight_bit, open_image
 
-        with Image.open(path) as img:
+        with open_image(path) as img:
             img = eight_bit(img).convert("L" if channels == 1 else "RGB")
             img.thumbnail((THUMBNAIL, THUMBNAIL))
             arr = np.asarray(img)
-    except OSError:
+    except (OSError, UserError):  # missing or unreadable: no thumbnail
         return None
     return arr[:, :, None] if arr.ndim == 2 else arr
 

@@ -76,18 +76,17 @@ def _image_lookup(cfg: Any) -> dict[str, Path]:
 
 def _read_thumbnail(path: Path | None) -> np.ndarray | None:
     """The image as uint8 (H, W, 3), or (H, W, 1) for grey, at most THUMBNAIL px on a side."""
-    from PIL import Image
 
     if path is None:
         return None
     try:
-        from medalist.data.images import WIDE_MODES, eight_bit
+        from medalist.data.images import WIDE_MODES, eight_bit, open_image
 
-        with Image.open(path) as img:
+        with open_image(path) as img:
             img = eight_bit(img).convert("L" if img.mode in ("1", "L", *WIDE_MODES) else "RGB")
             img.thumbnail((THUMBNAIL, THUMBNAIL))
             arr = np.asarray(img)
-    except OSError:
+    except (OSError, UserError):  # missing or unreadable: no thumbnail
         return None
     return arr[:, :, None] if arr.ndim == 2 else arr
 

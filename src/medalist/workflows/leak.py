@@ -221,11 +221,10 @@ def find_leaks(
 
 
 def _thumb_uri(path: Path, size: int = 128) -> str:
-    from PIL import Image
 
-    from medalist.data.images import eight_bit
+    from medalist.data.images import eight_bit, open_image
 
-    with Image.open(path) as img:
+    with open_image(path) as img:
         img = eight_bit(img).convert("RGB")
         img.thumbnail((size, size))
         buf = io.BytesIO()

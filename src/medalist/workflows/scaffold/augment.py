@@ -91,9 +91,10 @@ def image_kind(path: Path) -> tuple[str, str] | None:
     """("photo" | "document" | "medical", why) for the image at `path`; None if unreadable."""
     try:
         import numpy as np
-        from PIL import Image
 
-        with Image.open(path) as img:
+        from medalist.data.images import open_image
+
+        with open_image(path) as img:  # DICOM too, through pydicom
             w, h = img.size
             grey = img.mode in ("1", "L", "LA", "I", "I;16", "F")
             if not grey and img.mode in ("RGB", "RGBA"):

@@ -242,11 +242,11 @@ def _test_images(
 
 def _image_size(path: Path) -> tuple[int, int] | None:
     try:
-        from PIL import Image
+        from medalist.data.images import open_image
 
-        with Image.open(path) as img:
+        with open_image(path) as img:  # DICOM too, through pydicom
             return img.size
-    except Exception:  # unreadable or a format PIL lacks (DICOM): keep the default size
+    except Exception:  # unreadable (or DICOM without pydicom): keep the default size
         return None
 
 
