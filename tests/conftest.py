@@ -109,6 +109,27 @@ def make_project(root: Path, config_text: str = TINY_CONFIG, **kw: object) -> Pa
     return cfg
 
 
+# A project `medalist new` wrote, trained in seconds: the tiny backbone, one epoch, two folds.
+QUICK_RUN = (
+    "model.backbone=test_resnet",
+    "model.pretrained=false",
+    "train.epochs=1",
+    "train.batch_size=4",
+    "cv.n_splits=2",
+    "track.backends=[none]",
+)
+
+
+def train_then_predict(project: Path, name: str, *overrides: str) -> pd.DataFrame:
+    """`medalist train` (QUICK_RUN) then `predict` on a project's baseline; its submission."""
+    cfg = str(project / "configs" / "baseline.yaml")
+    done = medalist("train", cfg, *QUICK_RUN, *overrides, "--name", name)
+    assert done.returncode == 0, done.stderr
+    pred = medalist("predict", str(project / "runs" / name))
+    assert pred.returncode == 0, pred.stderr
+    return pd.read_csv(project / "runs" / name / "submission.csv")
+
+
 def in_ci() -> bool:
     """Whether the suite runs in CI: CI set to anything non-empty, as CI services do."""
     return bool(os.environ.get("CI", "").strip())

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import medalist
+from conftest import train_then_predict
 
 from medalist.data.images import read_image
 from medalist.errors import UserError
@@ -109,18 +109,6 @@ def test_a_dicom_competition_gets_a_project_that_trains_and_submits(tmp_path: Pa
     assert report.inferred["data.image_size"] == "32"  # read from the DICOM file
     assert "greyscale" in report.reasons["data.augment"]
 
-    cfg = str(tmp_path / "proj" / "configs" / "baseline.yaml")
-    small = [
-        "model.backbone=test_resnet",
-        "train.epochs=1",
-        "train.batch_size=4",
-        "cv.n_splits=2",
-        "track.backends=[none]",
-    ]
-    done = medalist("train", cfg, *small, "--name", "dicom")
-    assert done.returncode == 0, done.stderr
-    pred = medalist("predict", str(tmp_path / "proj" / "runs" / "dicom"))
-    assert pred.returncode == 0, pred.stderr
-    sub = pd.read_csv(tmp_path / "proj" / "runs" / "dicom" / "submission.csv")
+    sub = train_then_predict(tmp_path / "proj", "dicom")
     assert sub["patientId"].tolist() == ["t0", "t1"]
     assert set(sub["Target"]) <= {0, 1}

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import medalist
+from conftest import medalist, train_then_predict
 from PIL import Image
 
 from medalist.config import load_config
@@ -228,21 +228,7 @@ def test_class_folders_without_a_table_become_a_table_named_like_the_sample(
 def test_class_folders_train_and_predict_a_submission_of_class_names(tmp_path: Path) -> None:
     data = _class_folders(tmp_path / "comp")
     assert create_project(tmp_path / "proj", data).unresolved == []
-    cfg = str(tmp_path / "proj" / "configs" / "baseline.yaml")
-    small = [
-        "model.backbone=test_resnet",
-        "model.pretrained=false",
-        "data.image_size=16",
-        "train.epochs=1",
-        "train.batch_size=4",
-        "cv.n_splits=2",
-        "track.backends=[none]",
-    ]
-    done = medalist("train", cfg, *small, "--name", "folders")
-    assert done.returncode == 0, done.stderr
-    pred = medalist("predict", str(tmp_path / "proj" / "runs" / "folders"))
-    assert pred.returncode == 0, pred.stderr
-    sub = pd.read_csv(tmp_path / "proj" / "runs" / "folders" / "submission.csv")
+    sub = train_then_predict(tmp_path / "proj", "folders", "data.image_size=16")
     assert sub["file"].tolist() == ["t0.png", "t1.png"]
     assert set(sub["species"]) <= {"Black-grass", "Charlock", "Cleavers"}
 
