@@ -185,6 +185,48 @@ def test_resume_after_sigkill_ends_with_the_scores_of_an_uninterrupted_run(
         assert len(pd.read_csv(run / f"fold_{k}" / "history.csv")) == 6
 
 
+def test_a_sigterm_stops_training_in_one_line_with_exit_143_and_the_run_resumes(
+    tmp_path: Path,
+) -> None:
+    # A scheduler, a preempted cloud machine or `kill` sends SIGTERM: the run stops with one
+    # line that says how to go on, never a traceback, and --resume finishes it.
+    config = make_project(tmp_path / "p", TINY_CONFIG.replace("epochs: 2", "epochs: 6"))
+    run = config.parent.parent / "runs" / "stopped"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from medalist.cli import main; main()", "train", str(config)]
+        + ["--name", "stopped", "track.backends=[mlflow]"],
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.time() + 120
+    history = run / "fold_0" / "history.csv"
+    while time.time() < deadline and proc.poll() is None:
+        if history.is_file() and len(pd.read_csv(history)) >= 2:
+            break
+        time.sleep(0.02)
+    assert proc.poll() is None, "the run finished before it could be stopped"
+    proc.send_signal(signal.SIGTERM)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 143, stderr
+    assert "Traceback" not in stderr, stderr
+    line = [row for row in stderr.splitlines() if row.startswith("medalist:")]
+    assert line == [line[0]] and "stopped by SIGTERM" in line[0] and "--resume" in line[0]
+    assert not (run / "scores.json").exists()
+    # The tracker was told the run was stopped (an exception without a message once crashed it).
+    from mlflow import MlflowClient
+
+    ids = json.loads((run / "tracking.json").read_text())
+    client = MlflowClient(f"sqlite:///{config.parent.parent / 'mlruns.db'}")
+    parent = client.get_run(ids["parent"])
+    assert parent.info.status == "KILLED"
+    assert parent.data.tags["medalist.stopped"] == "SIGTERMException"
+    resumed = medalist("train", "--resume", str(run))
+    assert resumed.returncode == 0, resumed.stderr
+    assert json.loads((run / "scores.json").read_text())["folds"]
+
+
 def test_folds_option_trains_only_those_folds_and_resume_finishes_the_rest(tmp_path: Path) -> None:
     config = make_project(tmp_path / "p")
     part = train(config, name="part", folds="0,2")

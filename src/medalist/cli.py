@@ -9,7 +9,7 @@ import typer
 
 import medalist.commands  # noqa: F401 - registers the commands of every area
 from medalist.cli_app import app
-from medalist.errors import UserError
+from medalist.errors import UserError, was_stopped
 
 __all__ = ["app", "main"]
 
@@ -27,9 +27,15 @@ def main() -> None:
         err_console.print(Text.assemble(("error", "red"), f": {exc}"))
         sys.exit(2)
     except (typer.Exit, SystemExit) as exc:
+        if was_stopped(exc):  # Lightning's SIGTERMException is a SystemExit without a code
+            _stopped("stopped by SIGTERM")
+            sys.exit(143)
         code = getattr(exc, "exit_code", getattr(exc, "code", 0))
         sys.exit(code)
     except typer.Abort:
+        sys.exit(130)
+    except KeyboardInterrupt:
+        _stopped("interrupted")
         sys.exit(130)
     except Exception as exc:
         # Usage errors (a missing option value, an unknown option): typer's own click copy and
@@ -37,6 +43,17 @@ def main() -> None:
         if hasattr(exc, "show") and isinstance(getattr(exc, "exit_code", None), int):
             _usage_error(exc)
         raise
+
+
+def _stopped(how: str) -> None:
+    """One line for a command stopped from outside: what was kept, and how to go on."""
+    from medalist.console import err_console
+
+    err_console.print(
+        f"medalist: {how}; finished folds and each fold's last checkpoint are kept: continue "
+        "a training run with medalist train --resume runs/<name>",
+        markup=False,
+    )
 
 
 def _usage_error(exc: Exception) -> None:

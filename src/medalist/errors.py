@@ -18,3 +18,21 @@ class UserError(Exception):
 
 class TrainingDiverged(UserError):
     """A loss became NaN or infinite; the fold stops with advice."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message, or its type's name when it has none (an
+    interrupt or a signal carries no text)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+# Exceptions that mean "the run was stopped from outside", not "it failed": Ctrl-C, and the
+# SIGTERM a scheduler, a preemptible cloud machine or `kill` sends (Lightning turns it into
+# SIGTERMException), or a pruned Optuna trial.
+STOPPED = {"KeyboardInterrupt", "SIGTERMException", "TrialPruned"}
+
+
+def was_stopped(exc: BaseException) -> bool:
+    """True when `exc` is one of STOPPED (by class name: the libraries are imported lazily)."""
+    return bool({cls.__name__ for cls in type(exc).__mro__} & STOPPED)

@@ -23,7 +23,7 @@ import albumentations as A  # noqa: E402
 from albumentations.pytorch import ToTensorV2  # noqa: E402
 
 from medalist.data.images import ImageSource  # noqa: E402
-from medalist.errors import UserError  # noqa: E402
+from medalist.errors import UserError, first_line  # noqa: E402
 
 
 def mix_seed(*parts: int) -> int:
@@ -82,7 +82,7 @@ def create_transform(augment: list[dict[str, Any]], *, train: bool, seed: int = 
             try:
                 steps.append(cls(**kwargs))
             except (TypeError, ValueError) as exc:
-                msg = str(exc).splitlines()[0]
+                msg = first_line(exc)
                 raise UserError(f"data.augment[{i}] ({spec['name']}): {msg}") from None
     steps.append(ToTensorV2())
     return A.Compose(steps, seed=seed)

@@ -19,7 +19,7 @@ import pandas as pd
 
 from medalist.config.schema import Config
 from medalist.data.images import ImageSource
-from medalist.errors import UserError
+from medalist.errors import UserError, first_line
 
 if TYPE_CHECKING:
     from medalist.tasks.base import Task
@@ -202,7 +202,7 @@ def check_frame_augment(cfg: Config, task: Task) -> None:
             fix = " or set data.frames_grey: false" if cfg.data.frames_grey else ""
             raise UserError(
                 f"data.augment[{i}] ({spec['name']}) can't be applied to stacked frames of "
-                f"{ch} channel(s): {str(exc).splitlines()[0]}; remove it{fix}"
+                f"{ch} channel(s): {first_line(exc)}; remove it{fix}"
             ) from None
 
 

@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from medalist.errors import UserError
+from medalist.errors import UserError, first_line
 
 cv2.setNumThreads(1)
 
@@ -76,7 +76,7 @@ def open_image(path: Path) -> Iterator[Image.Image]:
             raise
         except Exception as exc:  # noqa: BLE001 - pydicom raises many kinds for a bad file
             raise UserError(
-                f"image {path} is an unreadable DICOM file ({str(exc).splitlines()[0]}); "
+                f"image {path} is an unreadable DICOM file ({first_line(exc)}); "
                 "replace the file or drop its row (a compressed one may need pylibjpeg)"
             ) from None
         yield img
@@ -88,7 +88,7 @@ def open_image(path: Path) -> Iterator[Image.Image]:
         raise UserError(f"image {path} not found: add it or drop its row") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
         raise UserError(
-            f"image {path} is unreadable or truncated ({str(exc).splitlines()[0]}); "
+            f"image {path} is unreadable or truncated ({first_line(exc)}); "
             "replace the file or drop its row"
         ) from None
 

@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from medalist.config.schema import Config
-from medalist.errors import UserError
+from medalist.errors import UserError, first_line
 
 DETECTORS = ("fcos", "retinanet", "faster_rcnn")
 
@@ -57,7 +57,7 @@ def feature_body(cfg: Config, weights: Path | None) -> nn.Module:
         what = f"model.pretrained = {str(weights)!r}" if weights else "model.backbone"
         raise UserError(
             f"{what}: could not build a feature model from {cfg.model.backbone} "
-            f"({str(exc).splitlines()[0][:160]}); pick a timm backbone with feature maps "
+            f"({first_line(exc)[:160]}); pick a timm backbone with feature maps "
             "(e.g. resnet18, efficientnet_b0, convnext_nano)"
         ) from None
     strides = body.feature_info.reduction()

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 
 from medalist.config.schema import Config
-from medalist.errors import UserError
+from medalist.errors import UserError, first_line
 
 
 def check_backbone(name: str) -> None:
@@ -70,7 +70,7 @@ def create_model(cfg: Config, num_outputs: int, *, pretrained: bool = True) -> t
     except (RuntimeError, KeyError, ValueError, OSError) as exc:
         raise UserError(
             f"{_pretrained_what(cfg, weights)}: could not load it into "
-            f"{cfg.model.backbone} ({str(exc).splitlines()[0][:160]})"
+            f"{cfg.model.backbone} ({first_line(exc)[:160]})"
         ) from None
 
 
@@ -134,7 +134,7 @@ def create_segmenter(cfg: Config, num_outputs: int, weights: Path | None) -> tor
         what = _pretrained_what(cfg, weights) if pretrained else "model.backbone"
         raise UserError(
             f"{what}: could not build a {cfg.model.arch} encoder from {cfg.model.backbone} "
-            f"({str(exc).splitlines()[0][:160]}); pick a timm backbone with feature maps"
+            f"({first_line(exc)[:160]}); pick a timm backbone with feature maps"
         ) from None
 
 

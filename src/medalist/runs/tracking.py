@@ -34,6 +34,7 @@ from lightning.pytorch.loggers.logger import Logger
 
 from medalist.config import Config, config_to_dict, flatten
 from medalist.console import err_console
+from medalist.errors import first_line, was_stopped
 from medalist.io import read_json, write_json
 from medalist.logs import quiet_libraries
 from medalist.runs import layout
@@ -129,7 +130,7 @@ class Mirror:
 
     def abort(self, exc: BaseException) -> None:
         """The run stopped early: pruned or interrupted (KILLED) or an error (FAILED)."""
-        self._call("stop", self._abort, stop_status(exc), str(exc).splitlines()[0][:250])
+        self._call("stop", self._abort, stop_status(exc), first_line(exc)[:250])
 
     # ---- hooks --------------------------------------------------------------------------------
     def _start(self) -> None:
@@ -165,9 +166,9 @@ class Mirror:
 
 
 def stop_status(exc: BaseException) -> str:
-    """KILLED for a pruned trial or an interrupt (the run was stopped), FAILED otherwise."""
-    names = {cls.__name__ for cls in type(exc).__mro__}
-    return "KILLED" if names & {"TrialPruned", "KeyboardInterrupt"} else "FAILED"
+    """KILLED for a pruned trial, an interrupt or a SIGTERM (the run was stopped), FAILED
+    otherwise."""
+    return "KILLED" if was_stopped(exc) else "FAILED"
 
 
 class SafeLogger(Logger):

@@ -31,7 +31,7 @@ from medalist.data.dataset import transform_with_mask
 from medalist.data.images import image_size
 from medalist.data.masks import load_masks, mask_layout, mask_strata
 from medalist.data.rle import rle_decode, rle_encode  # noqa: F401 - the codec of this task
-from medalist.errors import UserError
+from medalist.errors import UserError, first_line
 from medalist.runs import layout
 from medalist.tasks.base import AnalysisPage, ModelOutputs
 from medalist.tasks.classify import combine_arrays, competition_metric
@@ -87,7 +87,7 @@ def _check_side(cfg: Config, key: str, value: Any, height: int, width: int) -> N
         except RuntimeError as exc:
             raise UserError(
                 f"{key} = {value} is too small for {cfg.model.arch} on "
-                f"{cfg.model.backbone} ({str(exc).splitlines()[0][:120]}); use a larger size"
+                f"{cfg.model.backbone} ({first_line(exc)[:120]}); use a larger size"
             ) from None
 
 

@@ -24,7 +24,7 @@ from medalist.config import Config
 from medalist.console import console
 from medalist.data.images import ImageSource
 from medalist.data.tables import Tables, load_tables
-from medalist.errors import UserError
+from medalist.errors import UserError, first_line
 from medalist.io import write_csv
 from medalist.runs import layout
 from medalist.runs.rundir import RunDir
@@ -143,7 +143,7 @@ def run_test_predictions(run: RunDir, *, tta: list[str] | None = None) -> TestPr
                 state = torch.load(path, map_location="cpu", weights_only=False)
             except (RuntimeError, EOFError, pickle.UnpicklingError) as exc:
                 raise UserError(
-                    f"{path} is unreadable ({str(exc).splitlines()[0][:80]}): restore the file, "
+                    f"{path} is unreadable ({first_line(exc)[:80]}): restore the file, "
                     "or train the run again"
                 ) from None
             yield inference_weights(state["state_dict"], cfg.train.averaged_weights)

@@ -22,7 +22,7 @@ from medalist.config import Config, load_config
 from medalist.config.schema import Tune
 from medalist.config.space import grid_of, parse_space
 from medalist.console import console, err_console
-from medalist.errors import TrainingDiverged, UserError
+from medalist.errors import TrainingDiverged, UserError, first_line
 from medalist.io import read_json, write_json
 from medalist.logs import quiet_libraries
 from medalist.runs import layout
@@ -111,7 +111,7 @@ def open_storage(url: str, t: Tune) -> optuna.storages.RDBStorage:
 
 
 def _cannot_open(url: str, exc: Exception) -> UserError:
-    reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
+    reason = first_line(getattr(exc, "orig", None) or exc)
     if isinstance(exc, ImportError):
         reason = f"{reason} (for postgresql:// pip install psycopg2-binary)"
     return UserError(
@@ -297,7 +297,7 @@ class Objective:
             _drop_resume_points(run_dir)
             raise optuna.TrialPruned(str(exc)) from None
         except Exception as exc:  # caught by optimize(catch=...) or re-raised there
-            trial.set_user_attr("failed_because", str(exc).splitlines()[0] if str(exc) else "")
+            trial.set_user_attr("failed_because", first_line(exc))
             raise
         scores = [read_fold_result(run_dir, k).score for k in self.folds]
         return float(sum(scores) / len(scores))
