@@ -173,14 +173,11 @@ class ClassifyTask(ModelOutputs):
                     f"({task.classes[0]!r}); a classifier needs two or more"
                 )
         elif kind == "multilabel" and cfg.competition.label_separator is not None:
-            from medalist.tasks.joined_labels import label_classes, split_labels
+            from medalist.tasks.joined_labels import joined_classes, split_labels
 
             sep = cfg.competition.label_separator
             task.separator = sep
-            if cfg.competition.classes is not None:
-                task.classes = [str(c) for c in cfg.competition.classes]
-            else:
-                task.classes = label_classes(train[cols[0]], sep)
+            task.classes = joined_classes(cfg.competition.classes, train[cols[0]], sep)
             if len(task.classes) < 2:
                 raise UserError(
                     f"{cfg.competition.train_csv}: target {cols[0]!r} split at "
@@ -242,14 +239,13 @@ class ClassifyTask(ModelOutputs):
         sep = cfg.competition.label_separator
         if sep is None:
             return train, cfg.target_columns
-        from medalist.tasks.joined_labels import label_classes, multi_hot
+        from medalist.tasks.joined_labels import joined_classes, multi_hot
 
         column = cfg.target_columns[0]
-        classes = cfg.competition.classes or label_classes(train[column], sep)
-        y = multi_hot(train[column], sep, classes, str(cfg.path(cfg.competition.train_csv)))
-        names = [str(c) for c in classes]
+        names = joined_classes(cfg.competition.classes, train[column], sep)
+        y = multi_hot(train[column], sep, names, str(cfg.path(cfg.competition.train_csv)))
         if set(names) & set(train.columns):  # a label named like a column of the table
-            names = [f"{column}:{c}" for c in classes]
+            names = [f"{column}:{c}" for c in names]
         wide = pd.DataFrame(y.astype(np.int64), columns=names, index=train.index)
         return pd.concat([train, wide], axis=1), names
 

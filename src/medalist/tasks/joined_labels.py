@@ -38,6 +38,16 @@ def label_classes(values: pd.Series, separator: str) -> list[str]:
     return sorted(seen, key=_order)
 
 
+def joined_classes(
+    configured: Sequence[object] | None, values: pd.Series, separator: str
+) -> list[str]:
+    """The classes of a joined-labels target: `competition.classes` as text when given, else
+    every label the column holds (label_classes)."""
+    if configured is not None:
+        return [str(c) for c in configured]
+    return label_classes(values, separator)
+
+
 def multi_hot(
     values: pd.Series, separator: str, classes: Sequence[object], where: str
 ) -> np.ndarray:

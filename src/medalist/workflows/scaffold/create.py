@@ -48,9 +48,8 @@ def create_project(
     extra_dirs = layout_dirs(layout)
     dest = Path(dest).expanduser().absolute()
     data_dir = Path(data_dir).expanduser()
-    _check_data_dir(data_dir, train_csv)
+    tables = _check_data_dir(data_dir, train_csv)  # names relative to the data folder
     data_dir = data_dir.resolve()
-    tables = find_tables(data_dir, train_csv)
     _check_dest(dest, data_dir)
     name = name or dest.name
 

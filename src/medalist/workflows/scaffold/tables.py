@@ -11,6 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from medalist.errors import UserError
+from medalist.workflows.scaffold.images import IMAGE_EXTS
 
 # Stems of a training table, in order of preference, compared without case, "_", "-" or spaces.
 TRAIN_STEMS = (
@@ -21,7 +22,6 @@ SUB_STEMS = ("samplesubmission", "samplesubmissions", "samplesolution")
 TEST_STEMS = ("test", "testset", "testdata", "testimages")
 # A training folder of one subfolder per class (Plant Seedlings' train/<species>/*.png).
 CLASS_FOLDER_PARENTS = ("train", "train_images", "training", "images")
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
 FOLDER_TABLE = "configs/train_folders.csv"  # the table `new` writes for them, in the project
 
 
@@ -131,7 +131,7 @@ def class_folders(data_dir: Path) -> tuple[str, pd.DataFrame] | None:
 
 
 def _is_image(path: Path) -> bool:
-    return path.suffix.lower() in IMAGE_SUFFIXES and path.is_file()
+    return path.suffix.lower() in IMAGE_EXTS and path.is_file()
 
 
 def _folder_columns(sub: Path | None) -> list[str]:
