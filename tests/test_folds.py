@@ -207,6 +207,18 @@ def test_more_splits_than_the_smallest_class_names_the_class_and_its_count(schem
         folds_for(df, scheme)
 
 
+def test_a_class_seen_once_is_not_answered_with_fewer_splits_that_cannot_help():
+    df = grouped_table()
+    df.loc[0, "label"] = "axolotl"
+    df.loc[1, "label"] = "okapi"
+    with pytest.raises(UserError) as err:
+        folds_for(df, "stratified")
+    message = str(err.value)
+    assert "only 1 row(s)" in message and "(2 classes have fewer)" in message
+    assert "lower cv.n_splits" not in message
+    assert "drop or merge the rows of classes seen once, or use cv.scheme: kfold" in message
+
+
 def test_multilabel_with_non_binary_targets_names_the_column():
     df = grouped_table()
     df.loc[0, "b"] = 2

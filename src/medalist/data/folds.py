@@ -129,10 +129,16 @@ def _strata(df: pd.DataFrame, target: str, n_splits: int, scheme: str, where: st
     smallest, n_smallest = counts.index[-1], int(counts.iloc[-1])
     if n_smallest < n_splits:
         other = "group" if scheme == "stratified_group" else "kfold"
+        rare = int((counts < n_splits).sum())
+        others = f" ({rare} classes have fewer)" if rare > 1 else ""
+        fix = (
+            f"lower cv.n_splits to {n_smallest}"
+            if n_smallest >= 2
+            else "drop or merge the rows of classes seen once"
+        )
         raise UserError(
             f"{where}: class '{smallest}' of column '{target}' has only {n_smallest} row(s), "
-            f"fewer than cv.n_splits={n_splits}; lower cv.n_splits to {max(n_smallest, 2)} "
-            f"or use cv.scheme: {other}"
+            f"fewer than cv.n_splits={n_splits}{others}; {fix}, or use cv.scheme: {other}"
         )
     codes, _ = pd.factorize(col)
     return codes
