@@ -192,7 +192,8 @@ def test_several_sample_submission_columns_make_a_multilabel_target(tmp_path):
 
     assert report.inferred["competition.target_column"] == "healthy, rust, scab"
     assert report.inferred["competition.target_type"] == "multilabel"
-    assert report.inferred["competition.metric"] == "f1"
+    # the sample's 0.5: probabilities, scored by a probability metric (to check)
+    assert any(s.startswith("competition.metric: ") for s in report.unresolved)
     assert report.inferred["cv.scheme"] == "multilabel"
     assert report.inferred["competition.image_dir"] == "data/images"
     assert report.inferred["competition.test_image_dir"] == "data/images"
@@ -200,6 +201,7 @@ def test_several_sample_submission_columns_make_a_multilabel_target(tmp_path):
     assert cfg.target_columns == ["healthy", "rust", "scab"]
     assert cfg.competition.target_type == "multilabel"
     assert cfg.cv.scheme == "multilabel"
+    assert cfg.competition.metric == "roc_auc"
 
 
 @pytest.mark.parametrize(
@@ -219,9 +221,11 @@ def test_one_sample_submission_column_per_class_sets_classes(tmp_path, labels, c
     report = create_project(tmp_path / "proj", data)
 
     assert report.inferred["competition.target_column"] == "kind"
-    assert report.unresolved == []
+    # the sample's 1/3 a class: probabilities, scored by a probability metric (to check)
+    assert [s.split(":")[0] for s in report.unresolved] == ["competition.metric"]
     cfg = load_config(report.config_path)
     assert cfg.competition.target_column == "kind"
+    assert cfg.competition.target_type == "auto"  # classes, not a score
     assert cfg.competition.classes == classes
     assert [str(c) for c in cfg.competition.classes] == columns
 

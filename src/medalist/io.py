@@ -77,6 +77,30 @@ def read_user_csv(path: Path, label: str, fix: str = "", **read_csv_kwargs: Any)
         raise UserError(f"{label}: not a readable CSV ({reason}){advice}") from None
 
 
+PADDED = r"^\s*[+-]?0\d"  # a number's text with a leading zero: "00123", "007"
+
+
+def read_table_csv(path: Path, label: str, fix: str = "", nrows: int | None = None) -> pd.DataFrame:
+    """`read_user_csv` of a competition's table, with every column of whole numbers whose text
+    is zero-padded ("00123") kept as that text: pandas reads it as 123, and an id read so names
+    no image ("123.jpg" for "00123.jpg") and no row of the sample submission."""
+    frame = read_user_csv(path, label, fix, nrows=nrows)
+    whole = [c for c in frame.columns if pd.api.types.is_integer_dtype(frame[c])]
+    if not whole:
+        return frame
+    text = pd.read_csv(path, usecols=whole, dtype=str, nrows=nrows, keep_default_na=False)
+    for column in whole:
+        if text[column].str.match(PADDED).any():
+            frame[column] = text[column].to_numpy()
+    return frame
+
+
+def read_ids_csv(path: Path) -> pd.DataFrame:
+    """One of medalist's own tables (oof.csv, folds.csv), its "id" column read back as the text
+    it was written as, so that an id like "00123" stays the id of its image and row."""
+    return pd.read_csv(path, dtype={"id": str})
+
+
 def _jsonable(value: Any) -> Any:
     if hasattr(value, "item"):
         return value.item()

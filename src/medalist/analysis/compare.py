@@ -31,7 +31,7 @@ import pandas as pd
 
 from medalist.config import flatten
 from medalist.errors import UserError
-from medalist.io import read_json
+from medalist.io import read_ids_csv, read_json
 from medalist.noise import ALPHA, SEED_FACTOR, judge, paired_test, sign_test  # noqa: F401
 from medalist.runs import layout
 from medalist.runs.rundir import RunDir, open_run_dir
@@ -108,8 +108,8 @@ def _same_folds(a: RunDir, b: RunDir) -> bool:
     fa, fb = a.file(layout.FOLDS), b.file(layout.FOLDS)
     if not (fa.is_file() and fb.is_file()):
         return False
-    da = pd.read_csv(fa).astype({"id": str}).sort_values("id").reset_index(drop=True)
-    db = pd.read_csv(fb).astype({"id": str}).sort_values("id").reset_index(drop=True)
+    da = read_ids_csv(fa).sort_values("id").reset_index(drop=True)
+    db = read_ids_csv(fb).sort_values("id").reset_index(drop=True)
     return da.equals(db)
 
 

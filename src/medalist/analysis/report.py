@@ -22,7 +22,7 @@ import yaml
 from medalist.analysis.run_analysis import analyse_run, read_histories
 from medalist.config import flatten
 from medalist.errors import UserError
-from medalist.io import read_json, write_text
+from medalist.io import read_ids_csv, read_json, write_text
 from medalist.runs import layout
 from medalist.runs.rundir import RunDir, open_run_dir
 
@@ -63,7 +63,7 @@ def frame_table(df: pd.DataFrame, limit: int | None = None) -> dict[str, Any]:
 
 def _read_csv(run: RunDir, rel: str) -> pd.DataFrame | None:
     f = run.file(rel)
-    return pd.read_csv(f) if f.is_file() else None
+    return read_ids_csv(f) if f.is_file() else None
 
 
 def fold_scores(run: RunDir, n_splits: int) -> dict[int, float]:

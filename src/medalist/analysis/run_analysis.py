@@ -17,7 +17,7 @@ from medalist import plots
 from medalist.advice import step
 from medalist.analysis import diagnosis as dg
 from medalist.errors import UserError
-from medalist.io import write_csv, write_json
+from medalist.io import read_ids_csv, write_csv, write_json
 from medalist.runs import layout
 from medalist.runs.rundir import RunDir, open_run_dir
 from medalist.tasks import Task, load_run_task
@@ -123,10 +123,10 @@ def load_oof(run: RunDir, folds: list[int]) -> pd.DataFrame | None:
     """The out-of-fold predictions of the finished folds (oof.csv once the run is complete)."""
     merged = run.file(layout.OOF)
     if merged.is_file():
-        return pd.read_csv(merged)
+        return read_ids_csv(merged)
     parts = [run.fold_dir(k) / layout.FOLD_OOF for k in folds]
     parts = [p for p in parts if p.is_file()]
-    return pd.concat([pd.read_csv(p) for p in parts], ignore_index=True) if parts else None
+    return pd.concat([read_ids_csv(p) for p in parts], ignore_index=True) if parts else None
 
 
 def image_size_suggestion(

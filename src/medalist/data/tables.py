@@ -16,7 +16,7 @@ import pandas as pd
 from medalist.config.schema import Config
 from medalist.data.mask_files import is_file_sample, read_file_sample
 from medalist.errors import UserError
-from medalist.io import read_user_csv
+from medalist.io import read_table_csv
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
 
@@ -27,7 +27,7 @@ def read_csv(path: Path | None, what: str, key: str) -> pd.DataFrame:
         raise UserError(f"{key} is not set: name the {what} file in the config")
     if not path.is_file():
         raise UserError(f"{what} {path} not found: fix {key} in the config or add the file")
-    return read_user_csv(path, f"{what} {path}")
+    return read_table_csv(path, f"{what} {path}")
 
 
 def _require_columns(df: pd.DataFrame, columns: list[str], path: Path, key: str) -> None:

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from medalist.config import Config
-from medalist.io import read_json, write_csv, write_json
+from medalist.io import read_ids_csv, read_json, write_csv, write_json
 from medalist.runs import layout
 from medalist.runs.rundir import RunDir
 from medalist.tasks.base import Task
@@ -26,7 +26,7 @@ def merge_folds(
     if not all((d / layout.RESULT).is_file() for d in dirs):
         return None
     results = [read_json(d / layout.RESULT) for d in dirs]
-    oof = pd.concat([pd.read_csv(d / layout.FOLD_OOF) for d in dirs])
+    oof = pd.concat([read_ids_csv(d / layout.FOLD_OOF) for d in dirs])
     scores = [float(r["score"]) for r in results]
     summary = {
         "metric": metric_name,

@@ -161,7 +161,19 @@ class ClassifyTask(ModelOutputs):
         metric = competition_metric(cfg)
         cols = cfg.target_columns
         task = cls(kind, cols, [], metric, cfg.competition.id_column)
-        if kind == "multiclass":
+        if kind == "multiclass" and len(cols) > 1:  # one 0/1 column per class
+            from medalist.tasks.one_hot import class_index
+
+            class_index(train, cols, str(cfg.competition.train_csv))
+            configured = cfg.competition.classes
+            if configured is not None and [str(c) for c in configured] != list(cols):
+                raise UserError(
+                    f"competition.classes {list(configured)[:4]} differ from the one-hot class "
+                    f"columns {list(cols)[:4]}: remove competition.classes (the columns name "
+                    "the classes)"
+                )
+            task.classes = list(cols)
+        elif kind == "multiclass":
             values = train[cols[0]]
             if cfg.competition.classes is not None:
                 task.classes = list(cfg.competition.classes)
@@ -235,10 +247,17 @@ class ClassifyTask(ModelOutputs):
     @classmethod
     def fold_table(cls, cfg: Config, train: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
         """Stratified folds balance the target column(s) themselves; labels joined in one
-        column are balanced as one 0/1 column per label (cv.scheme: multilabel)."""
+        column are balanced as one 0/1 column per label (cv.scheme: multilabel), and one-hot
+        class columns as one column of class names."""
         sep = cfg.competition.label_separator
+        cols = cfg.target_columns
+        if sep is None and len(cols) > 1 and cfg.competition.target_type == "multiclass":
+            from medalist.tasks.one_hot import fold_column
+
+            train, name = fold_column(train, cols, str(cfg.competition.train_csv))
+            return train, [name]
         if sep is None:
-            return train, cfg.target_columns
+            return train, cols
         from medalist.tasks.joined_labels import joined_classes, multi_hot
 
         column = cfg.target_columns[0]
@@ -256,6 +275,10 @@ class ClassifyTask(ModelOutputs):
 
     def encode(self, df: pd.DataFrame) -> np.ndarray:
         """Targets as the model trains on them."""
+        if self.kind == "multiclass" and len(self.target_columns) > 1:
+            from medalist.tasks.one_hot import class_index
+
+            return class_index(df, self.target_columns, "train table")
         if self.kind == "multiclass":
             from medalist.data.tables import first_outside
 

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from medalist.errors import UserError
+from medalist.io import read_ids_csv
 from medalist.runs import layout
 from medalist.tasks import label_issues as cl
 from medalist.tasks.label_issues import LabelIssues
@@ -27,7 +28,7 @@ def _read_oof(run_dir: Path) -> pd.DataFrame:
             f"run {Path(run_dir).name} has no oof.csv yet: finish every fold (medalist train "
             f"--resume {run_dir}) before looking for label issues"
         )
-    return pd.read_csv(path)
+    return read_ids_csv(path)
 
 
 def class_issues(task: ClassifyTask, run_dir: Path, filter_by: str, rank_by: str) -> LabelIssues:

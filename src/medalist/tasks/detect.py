@@ -26,6 +26,7 @@ from torch import nn
 from medalist.config.schema import Config
 from medalist.data.boxes import BOXES, IMAGE_HEIGHT, IMAGE_WIDTH, LABELS, LINES, box_strata
 from medalist.errors import UserError
+from medalist.io import read_ids_csv
 from medalist.runs import layout
 from medalist.tasks import detect_ensemble
 from medalist.tasks.base import AnalysisPage
@@ -295,7 +296,7 @@ class DetectTask:
         """(ids, boxes) pooled over the folds, each fold's seeds fused."""
         ids, parts, k = [], [], self.cfg.model.detections_per_image
         for dirs in folds:
-            ids += pd.read_csv(dirs[0] / layout.FOLD_OOF)["id"].astype(str).tolist()
+            ids += read_ids_csv(dirs[0] / layout.FOLD_OOF)["id"].astype(str).tolist()
             parts.append(self._fuse([load_boxes(d / layout.OOF_BOXES, k) for d in dirs], None))
         width = max(p.shape[1] for p in parts)
         return ids, np.concatenate([pad_boxes(list(map(valid_rows, p)), width) for p in parts])

@@ -32,6 +32,7 @@ from medalist.data.images import image_size
 from medalist.data.masks import load_masks, mask_layout, mask_strata
 from medalist.data.rle import rle_decode, rle_encode  # noqa: F401 - the codec of this task
 from medalist.errors import UserError, first_line
+from medalist.io import read_ids_csv
 from medalist.runs import layout
 from medalist.tasks.base import AnalysisPage, ModelOutputs
 from medalist.tasks.classify import combine_arrays, competition_metric
@@ -355,7 +356,7 @@ class SegmentTask(ModelOutputs):
 
         ids, parts = [], []
         for dirs in folds:
-            ids.append(pd.read_csv(dirs[0] / layout.FOLD_OOF)["id"].astype(str))
+            ids.append(read_ids_csv(dirs[0] / layout.FOLD_OOF)["id"].astype(str))
             masks = [np.load(d / layout.OOF_MASKS) for d in dirs]
             mean = masks[0] if len(masks) == 1 else np.mean(masks, axis=0, dtype=np.float32)
             parts.append(mean.astype(np.float16))

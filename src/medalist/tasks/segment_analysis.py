@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pandas as pd
 
+from medalist.io import read_ids_csv
 from medalist.plots import plot_image_grid
 from medalist.runs import layout
 
@@ -34,7 +34,7 @@ def mask_error_analysis(task: SegmentTask, page: AnalysisPage) -> None:
         folder = layout.fold_dir(page.run_dir, k)
         if (folder / layout.OOF_MASKS).is_file():
             masks[k] = np.load(folder / layout.OOF_MASKS, mmap_mode="r")
-            ids = pd.read_csv(folder / layout.FOLD_OOF)["id"].astype(str)
+            ids = read_ids_csv(folder / layout.FOLD_OOF)["id"].astype(str)
             rows.update({(k, i): r for r, i in enumerate(ids)})
     train_masks = _train_masks(cfg, task, set(worst["id"].astype(str)))
     images, titles = [], []

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 
 from medalist.errors import UserError
+from medalist.io import read_ids_csv
 from medalist.runs import layout
 
 CHUNK = 64  # images scored at a time
@@ -96,7 +97,7 @@ def read_oof_masks(
                 "needed here (an ensemble keeps none: give its member runs); restore the file "
                 f"or train the run again"
             )
-        ids = pd.read_csv(dirs[0] / layout.FOLD_OOF)["id"].astype(str)
+        ids = read_ids_csv(dirs[0] / layout.FOLD_OOF)["id"].astype(str)
         rows = np.array([where[i] for i in ids], dtype=np.int64)
         masks = [np.load(d / layout.OOF_MASKS, mmap_mode="r") for d in dirs]
         if masks[0].shape[1:] != shape[1:]:

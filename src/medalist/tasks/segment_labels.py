@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from medalist.errors import UserError
+from medalist.io import read_ids_csv
 from medalist.runs import layout
 from medalist.tasks import label_issues as cl
 from medalist.tasks.label_issues import LabelIssues
@@ -29,7 +30,7 @@ def _fold_masks(run_dir: Path, cfg: Any) -> list[tuple[int, pd.Series, list[np.n
                     f"run {Path(run_dir).name}: {d.name} has no out-of-fold masks yet "
                     f"({layout.OOF_MASKS}); finish every fold (medalist train --resume {run_dir})"
                 )
-        ids = pd.read_csv(dirs[0] / layout.FOLD_OOF)["id"].astype(str)
+        ids = read_ids_csv(dirs[0] / layout.FOLD_OOF)["id"].astype(str)
         out.append((k, ids, [np.load(d / layout.OOF_MASKS, mmap_mode="r") for d in dirs]))
     return out
 

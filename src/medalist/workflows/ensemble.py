@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from medalist.errors import UserError
-from medalist.io import write_csv, write_json, write_text
+from medalist.io import read_ids_csv, write_csv, write_json, write_text
 from medalist.runs import layout
 from medalist.runs.rundir import RunDir, create_run_dir, open_run_dir
 from medalist.tasks import Task, load_run_task
@@ -105,7 +105,7 @@ def _open_member(path: Path) -> Member:
             f"finish it with medalist train --resume {run.path}"
         )
     task = load_run_task(run, cfg)
-    oof = pd.read_csv(run.file(layout.OOF)).astype({"id": str})
+    oof = read_ids_csv(run.file(layout.OOF))
     oof = oof.sort_values("id", kind="stable").reset_index(drop=True)
     return Member(run, cfg, task, oof, scores)
 
@@ -226,7 +226,7 @@ def make_ensemble(
     write_json(run.file(layout.ENSEMBLE), spec)
     write_text(run.file(layout.CONFIG), first.run.file(layout.CONFIG).read_text())
     if first.run.file(layout.FOLDS).is_file():
-        write_csv(run.file(layout.FOLDS), pd.read_csv(first.run.file(layout.FOLDS)))
+        write_csv(run.file(layout.FOLDS), read_ids_csv(first.run.file(layout.FOLDS)))
     final_task = type(task).from_state(cfg, task.state())
     postprocess = final_task.fit_postprocess(y, blended, folds)
     oof = final_task.blend_oof(first.oof, y, blended)  # at the thresholds fitted on the blend

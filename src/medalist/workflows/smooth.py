@@ -21,7 +21,7 @@ import numpy as np
 import pandas as pd
 
 from medalist.errors import UserError
-from medalist.io import write_csv
+from medalist.io import read_ids_csv, write_csv
 from medalist.runs import layout
 from medalist.runs.rundir import RunDir, open_run_dir
 from medalist.tasks.detect_temporal import BOOST_FILTERS
@@ -116,7 +116,7 @@ def refit_after_smoothing(run: RunDir, cfg: Any, task: Task, window: int) -> str
     kept = "post-processing kept as fitted on unsmoothed predictions"
     if not run.file(layout.OOF).is_file():
         return f"{kept}: run {run.name} has no oof.csv yet"
-    oof = pd.read_csv(run.file(layout.OOF))
+    oof = read_ids_csv(run.file(layout.OOF))
     seqs, frames = sequence_info(cfg, oof["id"], load_train(cfg), "train")
     try:
         y, preds = task.preds_from_oof(oof, run.seed_fold_dirs(cfg.cv.n_splits, cfg.train.seeds))
@@ -156,7 +156,7 @@ def evaluate_smoothing(
             f"run {run.name} has no oof.csv: finish it first (medalist train --resume {run.path})"
         )
     task = load_run_task(run, cfg)
-    oof = pd.read_csv(run.file(layout.OOF))
+    oof = read_ids_csv(run.file(layout.OOF))
     seqs, frames = sequence_info(cfg, oof["id"], load_train(cfg), "train")
     y, preds = task.preds_from_oof(oof, run.seed_fold_dirs(cfg.cv.n_splits, cfg.train.seeds))
     folds = oof["fold"].to_numpy()

@@ -12,7 +12,7 @@ from typing import Any
 import pandas as pd
 
 from medalist.errors import UserError
-from medalist.io import read_user_csv
+from medalist.io import read_table_csv
 from medalist.workflows.scaffold.found import DataPath, Found, rel
 from medalist.workflows.scaffold.images import first_values, image_suffix, infer_images
 from medalist.workflows.scaffold.render import batch_for
@@ -70,7 +70,7 @@ def infer(data_dir: Path, tables: Tables | None = None) -> Found:
         targets = _guess_target(found, columns, reserved, group_col)
     if classes is None:
         found.ok(C + "classes", None)
-    _target_type(found, train, targets, group_col)
+    _target_type(found, train, targets, group_col, _fraction(sub), _fraction(sub, targets))
     _task(found, data_dir, train, id_col, group_col, sub)
     infer_images(found, data_dir, train, test, sub, id_col, image_col, value_ext)
     size = found.values.get("data.image_size", 32)
@@ -91,7 +91,7 @@ def _image_count(train: pd.DataFrame, id_col: str | None) -> int:
 
 def read_csv(path: Path, nrows: int | None = None) -> pd.DataFrame:
     """A CSV with text column names; UserError when it can't be parsed."""
-    frame = read_user_csv(path, str(path), "check the file", nrows=nrows)
+    frame = read_table_csv(path, str(path), "check the file", nrows=nrows)
     frame.columns = [str(c) for c in frame.columns]
     return frame
 
@@ -319,10 +319,45 @@ def _guess_target(
     return [guess] if rest else []
 
 
+def _fraction(sub: pd.DataFrame | None, columns: list[str] | None = None) -> float | None:
+    """A value of the sample submission's columns (or of those of `columns` it has) that is not
+    a whole number (0.5: it holds probabilities or scores); None when there is none."""
+    if sub is None:
+        return None
+    for column in [c for c in sub.columns[1:] if columns is None or c in columns]:
+        values = sub[column]
+        if pd.api.types.is_float_dtype(values):
+            values = values.dropna()
+            fractional = values[(values % 1) != 0]
+            if len(fractional):
+                return float(fractional.iloc[0])
+    return None
+
+
+def _probability_metric(found: Found, fraction: float) -> None:
+    """A sample of probabilities: a metric that scores them, to check (roc_auc or log_loss)."""
+    found.guess(
+        C + "metric",
+        "roc_auc",
+        f"{found.sub_name} holds probabilities ({fraction:g}), so the submission writes them; "
+        "guessed roc_auc: set competition.metric to the competition's (roc_auc, log_loss or "
+        "module:function)",
+    )
+
+
 def _target_type(
-    found: Found, train: pd.DataFrame, targets: list[str], group_col: str | None
+    found: Found,
+    train: pd.DataFrame,
+    targets: list[str],
+    group_col: str | None,
+    fraction: float | None = None,
+    own_fraction: float | None = None,
 ) -> None:
-    """Target type, metric and fold scheme: multilabel, regression or classes."""
+    """Target type, metric and fold scheme: multilabel, one-hot classes, regression or classes
+    (`fraction`: a value of the sample that is not a whole number, if any; `own_fraction`: one
+    in the sample's column of the target itself, which makes whole numbers a score)."""
+    from medalist.tasks.one_hot import is_one_hot
+
     sep = _joined_separator(train[targets[0]]) if len(targets) == 1 else None
     if sep is not None:
         from medalist.tasks.joined_labels import label_classes
@@ -333,22 +368,45 @@ def _target_type(
         found.ok(C + "metric", "f1", "macro F1 for multilabel")
         found.ok("cv.scheme", "multilabel", "every label balanced over the folds")
         return
+    if len(targets) > 1 and is_one_hot(train, targets):
+        why = f"one 0/1 column per class ({len(targets)}), exactly one 1 a row"
+        found.ok(C + "target_type", "multiclass", why)
+        if fraction is not None:
+            _probability_metric(found, fraction)
+        else:
+            found.ok(C + "metric", "accuracy", "classification")
+        scheme = "stratified_group" if group_col else "stratified"
+        found.ok("cv.scheme", scheme, "group column found" if group_col else "")
+        return
     if len(targets) > 1:
         found.ok(C + "target_type", "multilabel", "several target columns")
-        found.ok(C + "metric", "f1", "macro F1 for multilabel")
+        if fraction is not None:
+            _probability_metric(found, fraction)
+        else:
+            found.ok(C + "metric", "f1", "macro F1 for multilabel")
         found.ok("cv.scheme", "multilabel", "group column found" if group_col else "")
         return
     series = train[targets[0]].dropna() if targets else pd.Series(dtype=object)
     regression = pd.api.types.is_float_dtype(series) and bool(((series % 1) != 0).any())
-    if regression:
+    numeric = pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
+    scored = numeric and own_fraction is not None and series.nunique() > 2
+    if regression or scored:
         target_type, metric = "regression", "rmse"
         scheme = "group" if group_col else "kfold"
-        found.ok(C + "target_type", target_type, "the target is a non-integer number")
+        why = (
+            "the target is a non-integer number"
+            if regression
+            else f"whole numbers in {found.train_name}, fractions ({own_fraction:g}) in "
+            f"{found.sub_name}: a score, not a class"
+        )
+        found.ok(C + "target_type", target_type, why)
     else:
         target_type, metric = "auto", "accuracy"
         scheme = "stratified_group" if group_col else "stratified"
         n_values = series.nunique()
-        if pd.api.types.is_numeric_dtype(series) and n_values > 50:
+        # Many whole numbers, or over ten with some too rare for 5 stratified folds: a score?
+        rare = n_values > 10 and int(series.value_counts().min()) < 5
+        if numeric and (n_values > 50 or rare):
             found.guess(
                 C + "target_type",
                 target_type,
@@ -359,6 +417,8 @@ def _target_type(
         else:
             why = f"{n_values} class{'es' if n_values != 1 else ''}"
             found.ok(C + "target_type", target_type, why)
+        if fraction is not None:
+            _probability_metric(found, fraction)
     if C + "metric" not in found.values:
         found.ok(C + "metric", metric, "regression" if regression else "classification")
     found.ok("cv.scheme", scheme, "group column found" if group_col else "")
