@@ -178,6 +178,18 @@ def test_mask_strata_merge_a_stratum_smaller_than_the_fold_count(tmp_path: Path)
     assert strata[0] == strata[3] != strata[39]
 
 
+def test_masks_all_of_one_area_make_one_stratum_beside_the_empty_ones(tmp_path: Path) -> None:
+    from medalist.config import load_config
+    from medalist.data.masks import mask_strata
+
+    cfg = load_config(make_seg_project(tmp_path / "proj", n_train=2, n_test=1), ["cv.n_splits=5"])
+    areas = [0] * 5 + [12] * 35  # 5 empty masks, 35 of one size (fixed-size boxes, full frames)
+    train = pd.DataFrame({"id": range(40), "rle": [f"1 {a}" if a else "" for a in areas]})
+    strata = mask_strata(cfg, train, [])
+    assert strata.notna().all()
+    assert strata.tolist() == [0] * 5 + [1] * 35
+
+
 def test_augmentation_moves_the_mask_with_the_image() -> None:
     from medalist.data.dataset import ImageDataset, create_transform
     from medalist.data.images import ImageSource

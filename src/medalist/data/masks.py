@@ -203,8 +203,9 @@ def mask_strata(cfg: Config, train: pd.DataFrame, image_paths: list[Path]) -> pd
     strata = pd.Series(0, index=range(len(train)))
     full = area.to_numpy() > 0
     if full.sum() >= 4 * cfg.cv.n_splits:
-        bins = pd.qcut(area[full], q=4, labels=False, duplicates="drop")
-        strata[full] = bins.to_numpy() + 1
+        # Masks all of one area (full frames, boxes of one size) make one bin, not NaN.
+        bins = pd.qcut(area[full], q=4, labels=False, duplicates="drop").fillna(0)
+        strata[full] = bins.to_numpy(dtype=np.int64) + 1
     else:
         strata[full] = 1
     # A stratum smaller than the fold count joins its neighbour (empty joins the smallest areas).
