@@ -60,6 +60,9 @@ class Competition(Section):
     id_column: str = "id"
     image_column: str | None = None
     image_ext: str = ".png"
+    # Images in subfolders named by other columns (train_images/<patient_id>/<image_id>.png):
+    # each row's file under image_dir, its columns in braces, e.g. "{patient_id}/{image_id}.png".
+    image_pattern: str | None = None
     target_column: str | list[str] = "label"
     # The target column holds several labels joined by this (Planet's "clear primary", Human
     # Protein Atlas's "0 5 25"): a multilabel target, a submission of labels joined the same way.
@@ -113,6 +116,22 @@ class Competition(Section):
         if isinstance(value, int) and not 0 <= value <= 255:
             raise ValueError("give the void pixels' value (0 to 255) or the void class's name")
         return value
+
+    @field_validator("image_pattern")
+    @classmethod
+    def _image_pattern(cls, pattern: str | None, info: ValidationInfo) -> str | None:
+        if pattern is None:
+            return pattern
+        from medalist.data.tables import pattern_columns
+
+        if not pattern_columns(pattern):
+            raise ValueError(
+                'name the columns in braces, e.g. "{patient_id}/{image_id}.png" (or use '
+                "competition.image_column for a column of file names)"
+            )
+        if info.data.get("image_column") is not None:
+            raise ValueError("set image_column or image_pattern, not both")
+        return pattern
 
     @field_validator("mask_pattern")
     @classmethod

@@ -200,10 +200,42 @@ def _join_groups(df: pd.DataFrame, cfg: Config) -> pd.DataFrame:
     return out
 
 
+def pattern_columns(pattern: str) -> list[str]:
+    """The column names in braces of `competition.image_pattern` ("{patient_id}/{image_id}.png");
+    a malformed pattern (an unclosed brace, "{}") names none."""
+    import string
+
+    try:
+        fields = [f for _, f, _, _ in string.Formatter().parse(pattern) if f is not None]
+    except ValueError:
+        return []
+    return fields if fields and all(fields) else []
+
+
+def _pattern_names(pattern: str, df: pd.DataFrame) -> pd.Series:
+    """`competition.image_pattern` filled in from each row's columns (as text)."""
+    columns = pattern_columns(pattern)
+    missing = [c for c in columns if c not in df.columns]
+    if missing:
+        have = ", ".join(map(str, df.columns[:8]))
+        raise UserError(
+            f"competition.image_pattern {pattern!r} names column {missing[0]!r}, which this "
+            f"table lacks (it has: {have}); fix the pattern, or set competition.test_csv to a "
+            "test table that has the column"
+        )
+    text = df[columns].astype(str)
+    return pd.Series(
+        [pattern.format(**row) for row in text.to_dict("records")], index=df.index, dtype=object
+    )
+
+
 def image_paths(cfg: Config, df: pd.DataFrame, image_dir: Path) -> list[Path]:
-    """The image file of each row: the image column, else the id plus `competition.image_ext`."""
+    """The image file of each row: the image column, the image pattern filled in from the row,
+    else the id plus `competition.image_ext`."""
     comp = cfg.competition
-    if comp.image_column is not None:
+    if comp.image_pattern is not None:
+        names = _pattern_names(comp.image_pattern, df)
+    elif comp.image_column is not None:
         names = df[comp.image_column].astype(str)
     else:
         ids = df[comp.id_column].astype(str)

@@ -7,6 +7,7 @@ import os
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -110,19 +111,68 @@ def infer_images(
     """The folders of training and test images, their extension and the baseline image size."""
     train_values = first_values(train, image_col or id_col, N_CHECK)
     train_dir, ext_used, image_col = _train_images(found, data_dir, train_values, id_col, image_col)
+    if train_dir is None and image_col is None:
+        from medalist.workflows.scaffold.nested import find_nested
+
+        nested = find_nested(_candidates(data_dir, TRAIN_DIRS), train, id_col)
+        if nested is not None:
+            _nested_images(found, data_dir, nested, train, test, sub, id_col)
+            return
     _image_ext(found, data_dir, image_col, value_ext, ext_used)
     if train_dir is not None and ext_used is not None:
         first = train_dir / f"{train_values[0]}{ext_used}"
         sample = first_values(train, image_col or id_col, N_SIZES)
-        sizes = [_image_size(train_dir / f"{v}{ext_used}") for v in sample]
-        known = [size for size in sizes if size is not None]
-        if known:
-            found.ok("data.image_size", *baseline_size(known))
-        kind = image_kind(first)
-        if kind is not None:
-            comment, steps = preset(kind[0], found.values.get("competition.task", "classify"))
-            found.ok("data.augment", steps, f"{kind[1]}; preset {comment}")
+        _baseline_input(found, first, [train_dir / f"{v}{ext_used}" for v in sample])
     _test_images(found, data_dir, test, sub, id_col, image_col, train_dir)
+
+
+def _baseline_input(found: Found, first: Path, paths: Sequence[Path]) -> None:
+    """The input size the first images imply, and the augmentation preset of their kind."""
+    known = [size for size in (_image_size(p) for p in paths) if size is not None]
+    if known:
+        found.ok("data.image_size", *baseline_size(known))
+    kind = image_kind(first)
+    if kind is not None:
+        comment, steps = preset(kind[0], found.values.get("competition.task", "classify"))
+        found.ok("data.augment", steps, f"{kind[1]}; preset {comment}")
+
+
+def _nested_images(
+    found: Found,
+    data_dir: Path,
+    nested: Any,
+    train: pd.DataFrame,
+    test: pd.DataFrame | None,
+    sub: pd.DataFrame | None,
+    id_col: str,
+) -> None:
+    """Images in subfolders named by columns: the pattern, and the test folder it resolves in
+    (the test table must hold the same columns)."""
+    from medalist.workflows.scaffold.nested import fill, resolves
+
+    c = "competition."
+    from medalist.data.tables import pattern_columns
+
+    folders = ", ".join(pattern_columns(nested.pattern)[:-1])
+    found.ok(c + "image_dir", rel(nested.folder, data_dir), "the images are in subfolders there")
+    found.ok(c + "image_pattern", nested.pattern, f"subfolders named by {folders}")
+    found.ok(c + "image_ext", nested.ext, "not used: the pattern names the files")
+    rows = train.head(N_SIZES).to_dict("records")
+    paths = [nested.folder / fill(nested.pattern, r) for r in rows]
+    _baseline_input(found, paths[0], paths)
+    table, source = (test, found.test_name) if test is not None else (sub, found.sub_name)
+    for folder in _candidates(data_dir, TEST_DIRS):
+        if table is not None and resolves(folder, nested.pattern, table):
+            why = f"{source}'s rows name files there"
+            found.ok(c + "test_image_dir", rel(folder, data_dir), why)
+            return
+    found.guess(
+        c + "test_image_dir",
+        next((rel(data_dir / d, data_dir) for d in TEST_DIRS if (data_dir / d).is_dir()), None),
+        f"the first rows of {source} name no file through {nested.pattern!r}: set "
+        "competition.test_image_dir to the folder of test images, and competition.test_csv to "
+        "a table with those columns (null if the images only exist when the notebook is scored)",
+    )
 
 
 def _train_images(

@@ -24,7 +24,8 @@ KEY_ORDER = (
         f"competition.{k}"
         for k in (
             "task", "target_type", "train_csv", "test_csv", "image_dir", "test_image_dir",
-            "sample_submission", "id_column", "image_column", "image_ext", "target_column",
+            "sample_submission", "id_column", "image_column", "image_ext", "image_pattern",
+            "target_column",
             "label_separator", "classes", "group_column", "metric", "mask_dir", "rle_order",
             "class_column", "mask_mode", "ignore_index", "mask_pattern", "id_class_separator",
             "box_format", "box_normalized", "sequence_column", "frame_column",
@@ -138,6 +139,11 @@ def render_config(found: Found, name: str, prefix: str) -> str:
         line(c + "id_column"),
         line(c + "image_column", None, "# the column of file names; null: id + image_ext"),
         line(c + "image_ext", ".png"),
+        *(
+            [line(c + "image_pattern", None, "# each row's file: its columns in braces")]
+            if c + "image_pattern" in found.values
+            else []
+        ),
         line(c + "target_column"),
         *(
             [line(c + "label_separator", None, "# several labels a row, joined by this")]
