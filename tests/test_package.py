@@ -390,3 +390,18 @@ def test_check_fails_when_the_notebook_cannot_install_medalist(package: Path) ->
         wheel.unlink()
     r = medalist("package", str(package), "--check")
     _fails(r, "the notebook failed offline", "medalist")
+
+
+def test_the_check_tells_an_id_that_lost_its_leading_zeros_from_the_samples(
+    tmp_path: Path,
+) -> None:
+    from medalist.kaggle.check import CheckFailed, compare_submissions, read_submission
+
+    want = tmp_path / "want.csv"
+    want.write_text("image_id,label\n00100,1\n00101,0\n")
+    got = tmp_path / "got.csv"
+    got.write_text("image_id,label\n100,1\n101,0\n")
+    assert read_submission(want)["image_id"].tolist() == ["00100", "00101"]
+    with pytest.raises(CheckFailed, match="ids differ"):
+        compare_submissions(read_submission(got), read_submission(want), 1e-5)
+    assert compare_submissions(read_submission(want), read_submission(want), 1e-5) == 0.0

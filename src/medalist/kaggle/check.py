@@ -197,7 +197,7 @@ def _last_error_line(exc: Exception) -> str:
 def reference_submission(runs: list[Path], manifest: dict[str, Any], tmp: Path) -> pd.DataFrame:
     """What `medalist predict` gives for the package's runs, blended with its weights, read back
     from a file as the notebook's is."""
-    return pd.read_csv(reference_file(runs, manifest, tmp))
+    return read_submission(reference_file(runs, manifest, tmp))
 
 
 def reference_file(runs: list[Path], manifest: dict[str, Any], tmp: Path) -> Path:
@@ -277,6 +277,13 @@ def _pixel_disagreement(a: object, b: object) -> float:
     return len(np.setxor1d(pa, pb)) / union if union else 0.0
 
 
+def read_submission(path: Path) -> pd.DataFrame:
+    """A submission (or the sample) with its id column, the first, read as the text it holds,
+    so that an id that lost its leading zeros ("00123" written as 123) is told apart."""
+    first = pd.read_csv(path, nrows=0).columns[0]
+    return pd.read_csv(path, dtype={first: str})
+
+
 def compare_submissions(got: pd.DataFrame, want: pd.DataFrame, atol: float) -> float:
     """The largest probability difference; CheckFailed when ids, columns or labels differ."""
     if list(got.columns) != list(want.columns):
@@ -320,7 +327,7 @@ def compare_submissions(got: pd.DataFrame, want: pd.DataFrame, atol: float) -> f
 def _check_quick_submission(path: Path, sample: pd.DataFrame) -> str:
     if not path.is_file():
         raise CheckFailed("the quick path wrote no submission.csv")
-    sub = pd.read_csv(path)
+    sub = read_submission(path)
     id_col = sample.columns[0]
     if list(sub.columns) != list(sample.columns) or list(sub[id_col].astype(str)) != list(
         sample[id_col].astype(str)
@@ -419,8 +426,8 @@ def check_package(
         if out.suffix == ".zip":  # mask files: equal to predict's, pixel for pixel
             got, worst = compare_mask_zips(out, want), 0.0
         else:
-            got = pd.read_csv(out)
-            worst = compare_submissions(got, pd.read_csv(want), atol)
+            got = read_submission(out)
+            worst = compare_submissions(got, read_submission(want), atol)
         quick = "off in this package"
         if manifest["quick"].get("enabled"):
             out.unlink()
@@ -429,7 +436,7 @@ def check_package(
             if out.suffix == ".zip":
                 quick = _check_quick_files(out, want)
             else:
-                sample = pd.read_csv(data_root / manifest["data"]["sample_submission"])
+                sample = read_submission(data_root / manifest["data"]["sample_submission"])
                 quick = _check_quick_submission(out, sample)
     finally:
         if not keep:
