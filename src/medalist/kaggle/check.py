@@ -158,6 +158,7 @@ def execute_notebook(
         kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(specs)], ensure_native_kernel=False),
         transport="ipc",
         ip=str(ipc / "k"),
+        connection_file=str(ipc / "kernel.json"),  # removed with the folder, not left in /tmp
     )
     nb = nbformat.read(notebook, as_version=4)
     client = NotebookClient(
