@@ -212,7 +212,7 @@ def pattern_columns(pattern: str) -> list[str]:
     return fields if fields and all(fields) else []
 
 
-def _pattern_names(pattern: str, df: pd.DataFrame) -> pd.Series:
+def pattern_names(pattern: str, df: pd.DataFrame) -> pd.Series:
     """`competition.image_pattern` filled in from each row's columns (as text)."""
     columns = pattern_columns(pattern)
     missing = [c for c in columns if c not in df.columns]
@@ -234,7 +234,7 @@ def image_paths(cfg: Config, df: pd.DataFrame, image_dir: Path) -> list[Path]:
     else the id plus `competition.image_ext`."""
     comp = cfg.competition
     if comp.image_pattern is not None:
-        names = _pattern_names(comp.image_pattern, df)
+        names = pattern_names(comp.image_pattern, df)
     elif comp.image_column is not None:
         names = df[comp.image_column].astype(str)
     else:

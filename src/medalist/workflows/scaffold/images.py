@@ -148,17 +148,16 @@ def _nested_images(
 ) -> None:
     """Images in subfolders named by columns: the pattern, and the test folder it resolves in
     (the test table must hold the same columns)."""
-    from medalist.workflows.scaffold.nested import fill, resolves
+    from medalist.data.tables import pattern_columns, pattern_names
+    from medalist.workflows.scaffold.nested import resolves
 
     c = "competition."
-    from medalist.data.tables import pattern_columns
 
     folders = ", ".join(pattern_columns(nested.pattern)[:-1])
     found.ok(c + "image_dir", rel(nested.folder, data_dir), "the images are in subfolders there")
     found.ok(c + "image_pattern", nested.pattern, f"subfolders named by {folders}")
     found.ok(c + "image_ext", nested.ext, "not used: the pattern names the files")
-    rows = train.head(N_SIZES).to_dict("records")
-    paths = [nested.folder / fill(nested.pattern, r) for r in rows]
+    paths = [nested.folder / n for n in pattern_names(nested.pattern, train.head(N_SIZES))]
     _baseline_input(found, paths[0], paths)
     table, source = (test, found.test_name) if test is not None else (sub, found.sub_name)
     for folder in _candidates(data_dir, TEST_DIRS):

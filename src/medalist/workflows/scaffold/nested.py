@@ -42,10 +42,6 @@ def _find_stem(top: Path, stem: str) -> Path | None:
     return None
 
 
-def fill(pattern: str, row: dict[str, object]) -> str:
-    return pattern.format(**{k: str(v) for k, v in row.items()})
-
-
 def _pattern(table: pd.DataFrame, id_col: str, parts: Sequence[str], ext: str) -> str | None:
     """The pattern whose folders are the first row's values of other columns, if every folder
     on the way is one."""
@@ -61,11 +57,14 @@ def _pattern(table: pd.DataFrame, id_col: str, parts: Sequence[str], ext: str) -
 
 def resolves(folder: Path, pattern: str, table: pd.DataFrame) -> bool:
     """Whether the first rows of `table` name files under `folder` through `pattern`."""
-    rows = table.head(N_CHECK).to_dict("records")
+    from medalist.data.tables import pattern_names
+    from medalist.errors import UserError
+
     try:
-        return bool(rows) and all((folder / fill(pattern, r)).is_file() for r in rows)
-    except (KeyError, ValueError, IndexError):
+        names = pattern_names(pattern, table.head(N_CHECK))
+    except (UserError, ValueError, IndexError):  # a column the table lacks, a bad format
         return False
+    return not names.empty and all((folder / n).is_file() for n in names)
 
 
 def find_nested(tops: Sequence[Path], table: pd.DataFrame, id_col: str) -> Nested | None:
