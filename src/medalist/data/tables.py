@@ -6,9 +6,10 @@ before anything is trained or written.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 
 import numpy as np
 import pandas as pd
@@ -229,6 +230,52 @@ def pattern_names(pattern: str, df: pd.DataFrame) -> pd.Series:
     )
 
 
+N_FOREIGN = 5  # how many absolute names of another machine are tried for the folders to drop
+WINDOWS_ROOT = re.compile(r"^[A-Za-z]:[\\/]")
+
+
+def _name_parts(name: str) -> tuple[str, ...] | None:
+    """The folders and file of an absolute path (POSIX or Windows); None for a relative one."""
+    if WINDOWS_ROOT.match(name) or name.startswith("\\\\"):
+        return PureWindowsPath(name).parts[1:]
+    if name.startswith("/"):
+        return PurePosixPath(name).parts[1:]
+    return None
+
+
+def local_names(names: pd.Series, image_dir: Path) -> pd.Series:
+    """The image column's names as written, except absolute paths of another machine (a table
+    made in a Kaggle notebook: /kaggle/input/<slug>/train/x.jpg; C:\\data\\train\\x.jpg) that do
+    not exist here. Those lose the leading folders that exist nowhere here, and the rest is read
+    under `image_dir`: the folders to drop come from the first such names whose rest is a file
+    there, and are dropped from every name that starts with them."""
+    windows = names.str.contains("\\", regex=False) & ~names.str.contains("/", regex=False)
+    if windows.any():  # a table written on Windows: train\\x.jpg
+        names = names.where(~windows, names.str.replace("\\", "/", regex=False))
+    parts = names.map(_name_parts)
+    foreign = parts.notna()
+    if not foreign.any():
+        return names
+    drop: tuple[str, ...] | None = None
+    for name, p in list(zip(names[foreign], parts[foreign], strict=True))[:N_FOREIGN]:
+        if Path(name).exists():
+            return names  # this machine's own absolute paths
+        k = next((k for k in range(1, len(p)) if image_dir.joinpath(*p[k:]).is_file()), None)
+        if k is not None:
+            drop = p[:k]
+            break
+    if drop is None:
+        return names
+    prefix = drop
+
+    def local(name: str, p: tuple[str, ...] | None) -> str:
+        if p is None or p[: len(prefix)] != prefix:
+            return name
+        return "/".join(p[len(prefix) :])
+
+    return pd.Series([local(n, p) for n, p in zip(names, parts, strict=True)], index=names.index)
+
+
 def image_paths(cfg: Config, df: pd.DataFrame, image_dir: Path) -> list[Path]:
     """The image file of each row: the image column, the image pattern filled in from the row,
     else the id plus `competition.image_ext`."""
@@ -236,7 +283,7 @@ def image_paths(cfg: Config, df: pd.DataFrame, image_dir: Path) -> list[Path]:
     if comp.image_pattern is not None:
         names = pattern_names(comp.image_pattern, df)
     elif comp.image_column is not None:
-        names = df[comp.image_column].astype(str)
+        names = local_names(df[comp.image_column].astype(str), image_dir)
     else:
         ids = df[comp.id_column].astype(str)
         has_ext = ids.str.lower().str.endswith(IMAGE_EXTS)

@@ -54,10 +54,28 @@ def _exts_in(folder: Path, limit: int = 2000) -> list[str]:
     return [s for s, _ in counts.most_common()]
 
 
+def local_values(folder: Path, values: Sequence[str]) -> list[str]:
+    """The values as the loader reads them under `folder` (another machine's absolute paths
+    lose the folders that exist nowhere here: `tables.local_names`)."""
+    from medalist.data.tables import local_names
+
+    return list(local_names(pd.Series(list(values), dtype=object), folder))
+
+
+def _dropped(folder: Path, values: Sequence[str]) -> str:
+    """ "; another machine's folders <prefix> dropped" when the values are paths of another
+    machine that resolve under `folder` without their leading folders; else ""."""
+    first, local = values[0], local_values(folder, values[:1])[0]
+    if local == first:
+        return ""
+    return f"; another machine's folders {first[: len(first) - len(local)]} dropped"
+
+
 def _resolve(folder: Path, values: Sequence[str], try_exts: bool) -> str | None:
     """The suffix ("" for none) that makes every value a file in `folder`, else None."""
     if not values or not folder.is_dir():
         return None
+    values = local_values(folder, values)
     exts = [""]
     if try_exts:
         for ext in (*_exts_in(folder), *IMAGE_EXTS, *(e.upper() for e in IMAGE_EXTS)):
@@ -120,9 +138,9 @@ def infer_images(
             return
     _image_ext(found, data_dir, image_col, value_ext, ext_used)
     if train_dir is not None and ext_used is not None:
-        first = train_dir / f"{train_values[0]}{ext_used}"
-        sample = first_values(train, image_col or id_col, N_SIZES)
-        _baseline_input(found, first, [train_dir / f"{v}{ext_used}" for v in sample])
+        sample = local_values(train_dir, first_values(train, image_col or id_col, N_SIZES))
+        paths = [train_dir / f"{v}{ext_used}" for v in sample]
+        _baseline_input(found, paths[0], paths)
     _test_images(found, data_dir, test, sub, id_col, image_col, train_dir)
 
 
@@ -187,7 +205,8 @@ def _train_images(
             train_dir = folder
             break
     if train_dir is not None:
-        found.ok(c + "image_dir", rel(train_dir, data_dir), "the first ids are files there")
+        why = "the first ids are files there" + _dropped(train_dir, train_values)
+        found.ok(c + "image_dir", rel(train_dir, data_dir), why)
         if image_col is None and ext_used == "":
             image_col = id_col  # files named exactly as the ids
             found.ok(c + "image_column", image_col, "the ids are the file names")
@@ -268,7 +287,7 @@ def _test_images(
         found.ok(
             c + "test_image_dir",
             rel(test_dir, data_dir),
-            f"the first ids of {source} are files there",
+            f"the first ids of {source} are files there" + _dropped(test_dir, test_values),
         )
     elif not test_values and existing is not None:
         found.ok(c + "test_image_dir", rel(existing, data_dir), "the test folder")
