@@ -18,7 +18,7 @@ from typing import Any
 
 import cv2
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from medalist.errors import UserError, first_line
 
@@ -59,6 +59,20 @@ def read_dicom(path: Path) -> Image.Image:
     return Image.fromarray(arr)  # float32: mode "F"
 
 
+ORIENTATION = 0x0112  # the EXIF tag a phone or camera writes instead of turning the pixels
+
+
+def upright(img: Image.Image) -> Image.Image:
+    """`img` as a viewer shows it, and as annotators drew its boxes and masks: turned or
+    mirrored by its EXIF orientation (2-8: phone photos held sideways); `img` itself, still
+    undecoded, when it has none."""
+    if img.format != "TIFF" and "exif" not in img.info:
+        return img  # no EXIF block in the header (reading a PNG's later chunks would decode it)
+    if img.getexif().get(ORIENTATION, 1) in (1, None):
+        return img
+    return ImageOps.exif_transpose(img)
+
+
 @contextlib.contextmanager
 def open_image(path: Path) -> Iterator[Image.Image]:
     """PIL's image of `path` (a DICOM file read with pydicom); a missing, unreadable or
@@ -83,7 +97,7 @@ def open_image(path: Path) -> Iterator[Image.Image]:
         return
     try:
         with Image.open(path) as img:
-            yield img
+            yield upright(img)
     except FileNotFoundError:
         raise UserError(f"image {path} not found: add it or drop its row") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
@@ -202,8 +216,9 @@ def _size_tag(size: Size, keep_aspect: bool) -> str:
 
 
 # Bumped whenever `read_image` decodes a file differently (2: 16-bit greyscale stretched, no
-# longer clipped), so a cache built by an older medalist is rebuilt instead of reused.
-DECODING = 2
+# longer clipped; 3: turned upright by the EXIF orientation), so a cache built by an older
+# medalist is rebuilt instead of reused.
+DECODING = 3
 
 
 def cache_key(paths: Sequence[Path], size: Size, channels: int, keep_aspect: bool = False) -> str:

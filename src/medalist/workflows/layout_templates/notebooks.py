@@ -96,9 +96,8 @@ result.submission.head()"""
 EDA_IMAGES = """\
 import matplotlib.pyplot as plt
 import numpy as np
-from PIL import Image
 
-from medalist.data.images import eight_bit
+from medalist.data.images import eight_bit, open_image
 from medalist.data.tables import load_tables
 
 tables = load_tables(cfg)
@@ -107,7 +106,7 @@ fig, axes = plt.subplots(2, 6, figsize=(12, 4.5))
 for ax in axes.flat:
     ax.axis("off")
 for ax, i in zip(axes.flat, picks):
-    with Image.open(tables.train_paths[i]) as img:
+    with open_image(tables.train_paths[i]) as img:  # upright, as the model sees it
         ax.imshow(eight_bit(img).convert("RGB"))  # 16-bit scans stretched, not clipped
         size = f"{img.size[0]}x{img.size[1]}"
     ax.set_title(f"{tables.train.iloc[i][targets[0]]}\\n{size}", fontsize=8)
