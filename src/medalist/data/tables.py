@@ -284,11 +284,16 @@ def image_paths(cfg: Config, df: pd.DataFrame, image_dir: Path) -> list[Path]:
         names = pattern_names(comp.image_pattern, df)
     elif comp.image_column is not None:
         names = local_names(df[comp.image_column].astype(str), image_dir)
+        if comp.image_column == comp.id_column:  # train ids cat.0.jpg, test ids 1, 2, ...
+            names = with_ext(names, comp.image_ext)
     else:
-        ids = df[comp.id_column].astype(str)
-        has_ext = ids.str.lower().str.endswith(IMAGE_EXTS)
-        names = ids.where(has_ext, ids + comp.image_ext)
+        names = with_ext(df[comp.id_column].astype(str), comp.image_ext)
     return [image_dir / n for n in names]
+
+
+def with_ext(names: pd.Series, ext: str) -> pd.Series:
+    """The names, `ext` added to those without an image extension."""
+    return names.where(names.str.lower().str.endswith(IMAGE_EXTS), names + ext)
 
 
 def check_images_exist(paths: list[Path], what: str, key: str) -> None:

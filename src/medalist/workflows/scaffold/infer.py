@@ -116,7 +116,7 @@ def _read_tables(
 
     if tables.frame is not None:
         found.folder_table = tables.frame
-        why = f"written by medalist new from {tables.folder}/: a row per image, its class folder"
+        why = f"written by medalist new from {tables.folder}/: a row per image, {tables.how}"
         found.ok(C + "train_csv", tables.train, why)  # in the project, not in data/
     else:
         found.ok(

@@ -5,6 +5,7 @@ test table and the sample submission."""
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,6 +24,11 @@ TEST_STEMS = ("test", "testset", "testdata", "testimages")
 # A training folder of one subfolder per class (Plant Seedlings' train/<species>/*.png).
 CLASS_FOLDER_PARENTS = ("train", "train_images", "training", "images")
 FOLDER_TABLE = "configs/train_folders.csv"  # the table `new` writes for them, in the project
+# Or one folder of images named by their class and a number (Dogs vs. Cats' train/cat.0.jpg):
+# the class is the name's letters before the first ".", "_" or "-" and a digit.
+NAME_CLASS = re.compile(r"^([A-Za-z]+(?: [A-Za-z]+)*)[._-]\d")
+MIN_NAMED = 5  # images each class named so must have (fewer: names, not classes)
+MAX_NAMED_CLASSES = 50
 
 
 @dataclass(frozen=True)
@@ -36,6 +42,7 @@ class Tables:
     # a row per image: its path inside `folder`, and its class) and that folder.
     frame: pd.DataFrame | None = None
     folder: str | None = None
+    how: str = "its class folder"  # where the made table's classes come from
 
 
 def _stem(path: Path) -> str:
@@ -89,6 +96,10 @@ def find_tables(data_dir: Path, train_csv: str | None = None) -> Tables:
     """The training table (UserError when there is none), the test table and the sample."""
     train = train_table(data_dir, train_csv)
     folders = class_folders(data_dir) if train is None else None
+    how = "its class folder"
+    if train is None and folders is None:
+        folders = named_classes(data_dir)
+        how = "its class the first part of its file name"
     if train is None and folders is None:
         raise UserError(f"data folder {data_dir} has no train.csv: {_missing_hint(data_dir)}")
     others = [p for p in _csvs(data_dir) if p != train]
@@ -107,6 +118,7 @@ def find_tables(data_dir: Path, train_csv: str | None = None) -> Tables:
         sub=_rel(sub, data_dir) if sub else None,
         frame=frame,
         folder=folder,
+        how=how,
     )
 
 
@@ -127,6 +139,26 @@ def class_folders(data_dir: Path) -> tuple[str, pd.DataFrame] | None:
         ]
         if len({label for _, label in rows}) >= 2:
             return name, pd.DataFrame(rows, columns=["image", "label"])
+    return None
+
+
+def named_classes(data_dir: Path) -> tuple[str, pd.DataFrame] | None:
+    """(folder, table) when a training folder holds images named by their class and a number
+    (Dogs vs. Cats: train/cat.0.jpg, train/dog.0.jpg): a row per image, its file name and its
+    class (NAME_CLASS); None unless every image is named so, with two to MAX_NAMED_CLASSES
+    classes of at least MIN_NAMED images each."""
+    for name in CLASS_FOLDER_PARENTS:
+        parent = data_dir / name
+        if not parent.is_dir():
+            continue
+        files = sorted(f.name for f in parent.iterdir() if _is_image(f))
+        found = [NAME_CLASS.match(f) for f in files]
+        if not files or any(m is None for m in found):
+            continue
+        labels = [m.group(1) for m in found if m is not None]
+        counts = Counter(labels)
+        if 2 <= len(counts) <= MAX_NAMED_CLASSES and min(counts.values()) >= MIN_NAMED:
+            return name, pd.DataFrame({"image": files, "label": labels})
     return None
 
 
