@@ -80,15 +80,46 @@ def read_user_csv(path: Path, label: str, fix: str = "", **read_csv_kwargs: Any)
 PADDED = r"^\s*[+-]?0\d"  # a number's text with a leading zero: "00123", "007"
 
 
+OTHER_SEPARATORS = (";", "\t", "|")
+
+
+def csv_separator(path: Path) -> str:
+    """A table's separator: a comma, unless its header line holds none and a semicolon, tab or
+    bar instead (a table saved by a spreadsheet where the comma is the decimal mark; a .tsv)."""
+    try:
+        with open(path, encoding="utf-8-sig", errors="replace") as f:
+            header = f.readline()
+    except OSError:
+        return ","
+    if "," in header:
+        return ","
+    return next((sep for sep in OTHER_SEPARATORS if sep in header), ",")
+
+
+def drop_written_index(frame: pd.DataFrame) -> pd.DataFrame:
+    """`frame` without its first column when that column has no name and holds distinct whole
+    numbers: the row index pandas (`to_csv` with its default index=True, of a whole frame or of
+    a subset) or R (`write.csv`) wrote, which would otherwise be read as the id column."""
+    if len(frame.columns) < 2 or not str(frame.columns[0]).startswith("Unnamed: 0"):
+        return frame
+    first = frame.iloc[:, 0]
+    if first.empty or not pd.api.types.is_integer_dtype(first) or not first.is_unique:
+        return frame
+    return frame.drop(columns=frame.columns[0])
+
+
 def read_table_csv(path: Path, label: str, fix: str = "", nrows: int | None = None) -> pd.DataFrame:
     """`read_user_csv` of a competition's table, with every column of whole numbers whose text
     is zero-padded ("00123") kept as that text: pandas reads it as 123, and an id read so names
-    no image ("123.jpg" for "00123.jpg") and no row of the sample submission."""
-    frame = read_user_csv(path, label, fix, nrows=nrows)
+    no image ("123.jpg" for "00123.jpg") and no row of the sample submission. A table separated
+    by semicolons or tabs is read so (`csv_separator`), and a row index written into the file is
+    dropped (`drop_written_index`)."""
+    sep = csv_separator(path)
+    frame = drop_written_index(read_user_csv(path, label, fix, nrows=nrows, sep=sep))
     whole = [c for c in frame.columns if pd.api.types.is_integer_dtype(frame[c])]
     if not whole:
         return frame
-    text = pd.read_csv(path, usecols=whole, dtype=str, nrows=nrows, keep_default_na=False)
+    text = pd.read_csv(path, usecols=whole, dtype=str, nrows=nrows, keep_default_na=False, sep=sep)
     for column in whole:
         if text[column].str.match(PADDED).any():
             frame[column] = text[column].to_numpy()

@@ -34,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from medalist.errors import UserError
-from medalist.io import read_json, write_json, write_text
+from medalist.io import csv_separator, drop_written_index, read_json, write_json, write_text
 from medalist.kaggle.notebook import submission_file
 from medalist.kaggle.runtime import read_manifest
 from medalist.runs import layout
@@ -281,8 +281,10 @@ def _pixel_disagreement(a: object, b: object) -> float:
 def read_submission(path: Path) -> pd.DataFrame:
     """A submission (or the sample) with its id column, the first, read as the text it holds,
     so that an id that lost its leading zeros ("00123" written as 123) is told apart."""
-    first = pd.read_csv(path, nrows=0).columns[0]
-    return pd.read_csv(path, dtype={first: str})
+    sep = csv_separator(path)
+    header = drop_written_index(pd.read_csv(path, nrows=2, sep=sep))
+    first = header.columns[0]
+    return drop_written_index(pd.read_csv(path, dtype={first: str}, sep=sep))
 
 
 def compare_submissions(got: pd.DataFrame, want: pd.DataFrame, atol: float) -> float:

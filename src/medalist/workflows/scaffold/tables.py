@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 
 from medalist.errors import UserError
+from medalist.io import read_table_csv
 from medalist.workflows.scaffold.images import IMAGE_EXTS
 
 # Stems of a training table, in order of preference, compared without case, "_", "-" or spaces.
@@ -172,8 +173,8 @@ def _folder_columns(sub: Path | None) -> list[str]:
     names = ["image", "label"]
     if sub is not None:
         try:
-            header = list(pd.read_csv(sub, nrows=0).columns)
-        except (OSError, ValueError, pd.errors.ParserError):
+            header = list(read_table_csv(sub, str(sub), nrows=5).columns)
+        except (OSError, ValueError, UserError):
             header = []
         if len(header) == 2 and header[0] != header[1]:
             names = [str(header[0]), str(header[1])]
