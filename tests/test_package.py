@@ -310,6 +310,13 @@ def test_package_options_are_checked(
     _fails(medalist("package", str(trained_run), "--competition", "shapes-demo", *args), *words)
 
 
+def test_a_competition_name_with_capitals_or_underscores_makes_a_valid_dataset_slug(
+    trained_run: Path, kaggle_env: None
+) -> None:
+    made = create_package([trained_run], PackageOptions(competition="Shapes_Demo"))
+    assert made.dataset_id == "alice/shapes-demo-medalist"
+
+
 def test_package_weights_must_name_the_packaged_runs(
     trained_run: Path, kaggle_env: None, tmp_path: Path
 ) -> None:

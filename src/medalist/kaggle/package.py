@@ -195,7 +195,9 @@ def _names(opts: PackageOptions, cfg: Any) -> tuple[str, str, str, str]:
         raise UserError(
             "no Kaggle user name: pass --user NAME, or set KAGGLE_USERNAME (or kaggle.json)"
         )
-    slug = check_slug(opts.slug or f"{competition[:40].strip('-')}-medalist", "dataset", "--slug")
+    # A name with capitals or "_" (a project folder's) is made a slug; --slug is checked as given.
+    stem = re.sub(r"[^a-z0-9]+", "-", competition.lower())[:40].strip("-")
+    slug = check_slug(opts.slug or f"{stem}-medalist", "dataset", "--slug")
     title = opts.title or f"{competition} medalist models"[:50]
     if not 6 <= len(title) <= 50:
         raise UserError(f"--title {title!r}: Kaggle takes 6 to 50 characters")
