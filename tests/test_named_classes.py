@@ -49,16 +49,21 @@ def test_images_named_by_class_become_a_table_named_like_the_sample(tmp_path: Pa
     assert cfg.path(cfg.competition.test_image_dir).resolve() == (data / "test").resolve()
 
 
+def _train_folder(data: Path, counts: dict[str, int]) -> Path:
+    """A data folder whose train/ holds `counts[pattern]` images named by each pattern."""
+    (data / "train").mkdir(parents=True)
+    for k, (pattern, n) in enumerate(counts.items()):
+        for i in range(n):
+            Image.new("RGB", (4, 4), (k, i, 0)).save(data / "train" / pattern.format(i))
+    return data
+
+
 @pytest.mark.parametrize(
     "names",
     [("cat_{}.png", "dog_{}.png"), ("Golden Retriever-{}.png", "Pug-{}.png")],
 )
 def test_underscores_dashes_and_spaces_name_classes_too(tmp_path: Path, names: tuple) -> None:
-    data = tmp_path / "comp"
-    (data / "train").mkdir(parents=True)
-    for k, pattern in enumerate(names):
-        for i in range(5):
-            Image.new("RGB", (4, 4), (k, i, 0)).save(data / "train" / pattern.format(i))
+    data = _train_folder(tmp_path / "comp", {pattern: 5 for pattern in names})
     found = named_classes(data)
     assert found is not None
     assert sorted(found[1]["label"].unique()) == sorted(p.split("{")[0][:-1] for p in names)
@@ -73,23 +78,14 @@ def test_underscores_dashes_and_spaces_name_classes_too(tmp_path: Path, names: t
     ],
 )
 def test_names_that_are_ids_make_no_table_and_the_error_stays(tmp_path: Path, names: tuple) -> None:
-    data = tmp_path / "comp"
-    (data / "train").mkdir(parents=True)
-    for k, pattern in enumerate(names):
-        for i in range(6):
-            Image.new("RGB", (4, 4), (k, i, 0)).save(data / "train" / pattern.format(i))
+    data = _train_folder(tmp_path / "comp", {pattern: 6 for pattern in names})
     assert named_classes(data) is None
     with pytest.raises(UserError, match="no train.csv"):
         create_project(tmp_path / "proj", data)
 
 
 def test_classes_of_fewer_than_five_images_are_taken_for_names(tmp_path: Path) -> None:
-    data = tmp_path / "comp"
-    (data / "train").mkdir(parents=True)
-    for i in range(6):
-        Image.new("RGB", (4, 4)).save(data / "train" / f"cat.{i}.png")
-    for i in range(4):
-        Image.new("RGB", (4, 4)).save(data / "train" / f"dog.{i}.png")
+    data = _train_folder(tmp_path / "comp", {"cat.{}.png": 6, "dog.{}.png": 4})
     assert named_classes(data) is None
 
 
