@@ -63,6 +63,10 @@ class Competition(Section):
     # Images in subfolders named by other columns (train_images/<patient_id>/<image_id>.png):
     # each row's file under image_dir, its columns in braces, e.g. "{patient_id}/{image_id}.png".
     image_pattern: str | None = None
+    # Images stored in the tables, a column per pixel (Digit Recognizer's pixel0 ... pixel783,
+    # row after row): the columns' prefix, and the images' [height, width] (None: a square).
+    pixel_columns: str | None = Field(None, min_length=1)
+    image_shape: list[int] | None = Field(None, min_length=2, max_length=2)
     target_column: str | list[str] = "label"
     # The target column holds several labels joined by this (Planet's "clear primary", Human
     # Protein Atlas's "0 5 25"): a multilabel target, a submission of labels joined the same way.
@@ -132,6 +136,25 @@ class Competition(Section):
         if info.data.get("image_column") is not None:
             raise ValueError("set image_column or image_pattern, not both")
         return pattern
+
+    @field_validator("pixel_columns")
+    @classmethod
+    def _pixel_columns(cls, prefix: str | None, info: ValidationInfo) -> str | None:
+        if prefix is not None:
+            for key in ("image_column", "image_pattern"):
+                if info.data.get(key) is not None:
+                    raise ValueError(f"set {key} or pixel_columns, not both")
+        return prefix
+
+    @field_validator("image_shape")
+    @classmethod
+    def _image_shape(cls, shape: list[int] | None, info: ValidationInfo) -> list[int] | None:
+        if shape is not None:
+            if min(shape) < 1:
+                raise ValueError("give the images' [height, width] in pixels, both at least 1")
+            if info.data.get("pixel_columns") is None:
+                raise ValueError("image_shape is for images stored as pixel_columns: set that too")
+        return shape
 
     @field_validator("mask_pattern")
     @classmethod

@@ -75,6 +75,10 @@ def load_train(cfg: Config) -> pd.DataFrame:
                 "competition.task: segment; set it, or remove the key"
             )
     df = read_csv(path, "train table", "competition.train_csv")
+    if comp.pixel_columns is not None:  # images in the table: rows without ids are numbered
+        from medalist.data.pixels import add_row_ids
+
+        df = add_row_ids(df, comp.id_column)
     _require_columns(df, [comp.id_column], path, "competition.id_column")
     if comp.id_class_separator is not None:  # ids that join image and class
         from medalist.data.joined_ids import split_ids
@@ -276,10 +280,16 @@ def local_names(names: pd.Series, image_dir: Path) -> pd.Series:
     return pd.Series([local(n, p) for n, p in zip(names, parts, strict=True)], index=names.index)
 
 
-def image_paths(cfg: Config, df: pd.DataFrame, image_dir: Path) -> list[Path]:
+def image_paths(cfg: Config, df: pd.DataFrame, image_dir: Path | None) -> list[Path]:
     """The image file of each row: the image column, the image pattern filled in from the row,
     else the id plus `competition.image_ext`."""
     comp = cfg.competition
+    if comp.pixel_columns is not None:  # images in the table, written out as files once
+        from medalist.data.pixels import pixel_files
+
+        train = set(cfg.target_columns) <= set(df.columns)
+        where = comp.train_csv if train else comp.test_csv or "the test table"
+        return pixel_files(cfg, df, where)
     if comp.image_pattern is not None:
         names = pattern_names(comp.image_pattern, df)
     elif comp.image_column is not None:
@@ -288,6 +298,10 @@ def image_paths(cfg: Config, df: pd.DataFrame, image_dir: Path) -> list[Path]:
             names = with_ext(names, comp.image_ext)
     else:
         names = with_ext(df[comp.id_column].astype(str), comp.image_ext)
+    if image_dir is None:
+        raise UserError(
+            "competition.test_image_dir is not set: name the folder of test images in the config"
+        )
     return [image_dir / n for n in names]
 
 
@@ -336,6 +350,10 @@ def load_test(cfg: Config, sample: pd.DataFrame | None) -> pd.DataFrame | None:
     if comp.test_csv is not None and cfg.path(comp.test_csv).is_file():
         path = cfg.path(comp.test_csv)
         df = read_csv(path, "test table", "competition.test_csv")
+        if comp.pixel_columns is not None:  # images in the table: ids from the sample's rows
+            from medalist.data.pixels import ids_from_sample
+
+            df = ids_from_sample(df, sample, comp.id_column, path)
         _require_columns(df, [comp.id_column], path, "competition.id_column")
         _check_unique_ids(df, comp.id_column, path)
         return df.reset_index(drop=True)
@@ -384,7 +402,7 @@ def load_tables(cfg: Config, *, need_test: bool = False, check_files: bool = Tru
     check_classes(cfg, train, sample)
     test = load_test(cfg, sample)
     test_paths = None
-    if test is not None and comp.test_image_dir is not None:
+    if test is not None and (comp.test_image_dir is not None or comp.pixel_columns is not None):
         test_paths = image_paths(cfg, test, cfg.path(comp.test_image_dir))
         if need_test and check_files:
             check_images_exist(test_paths, "test", "competition.test_image_dir")

@@ -99,6 +99,7 @@ def kaggle_layout(tmp: Path, package: Path, data_root: Path, competition: str) -
     root = tmp / "kaggle"
     (root / "input").mkdir(parents=True)
     (root / "working").mkdir()
+    (tmp / "tmp").mkdir(exist_ok=True)
     (root / "input" / competition).symlink_to(data_root, target_is_directory=True)
     (root / "input" / slug).symlink_to(package.resolve(), target_is_directory=True)
     return root
@@ -113,6 +114,7 @@ def _kernel_env(tmp: Path, kaggle_root: Path, quick: str) -> dict[str, str]:
         PIP_NO_INPUT="1",
         IPYTHONDIR=str(tmp / "ipython"),
         MPLCONFIGDIR=str(tmp / "matplotlib"),
+        TMPDIR=str(tmp / "tmp"),  # what the notebook writes to /tmp goes with the check
         NO_ALBUMENTATIONS_UPDATE="1",
         OMP_NUM_THREADS="1",  # the reference prediction shares the CPUs; results don't change
     )

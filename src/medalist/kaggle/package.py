@@ -68,9 +68,12 @@ def check_slug(value: str, what: str, option: str) -> str:
 def competition_data_root(cfg: Any, given: Path | None) -> tuple[Path, dict[str, str | None]]:
     """The local folder Kaggle mounts as the competition, and the test files relative to it."""
     comp = cfg.competition
-    if comp.sample_submission is None or comp.test_image_dir is None:
+    in_table = comp.pixel_columns is not None  # the test images are test_csv's rows
+    test_images = comp.test_csv if in_table else comp.test_image_dir
+    if comp.sample_submission is None or test_images is None:
+        images = "competition.test_csv" if in_table else "competition.test_image_dir"
         raise UserError(
-            "competition.sample_submission and competition.test_image_dir must be set: the "
+            f"competition.sample_submission and {images} must be set: the "
             "notebook predicts the test images in the sample submission's shape"
         )
     paths = {k: cfg.path(getattr(comp, k)) for k in TEST_KEYS}

@@ -89,7 +89,8 @@ def _test_table(cfg: Any) -> tuple[pd.Series, pd.DataFrame, list[Path]]:
     if sample is None:
         raise UserError("the package's runs have no sample_submission: repackage them")
     test = load_test(cfg, sample)
-    paths = image_paths(cfg, test, Path(cfg.competition.test_image_dir))
+    folder = cfg.competition.test_image_dir  # None: the images are the test table's pixels
+    paths = image_paths(cfg, test, Path(folder) if folder is not None else None)
     check_images_exist(paths, "test", "competition.test_image_dir")
     return test[cfg.competition.id_column], sample, paths
 

@@ -11,10 +11,12 @@ from typing import Any
 
 import pandas as pd
 
+from medalist.data.pixels import find_prefix
 from medalist.errors import UserError
 from medalist.io import read_table_csv
 from medalist.workflows.scaffold.found import DataPath, Found, rel
 from medalist.workflows.scaffold.images import first_values, image_suffix, infer_images
+from medalist.workflows.scaffold.pixels import pixel_images, without_pixels
 from medalist.workflows.scaffold.render import batch_for
 from medalist.workflows.scaffold.tables import Tables, find_tables
 from medalist.workflows.scaffold.video import infer_video
@@ -54,6 +56,10 @@ def infer(data_dir: Path, tables: Tables | None = None) -> Found:
         sub_name=tables.sub or "sample_submission.csv",
     )
     train, test, sub = _read_tables(found, data_dir, tables)
+    pixels = find_prefix(train.columns)
+    shape = None
+    if pixels is not None:  # images in the table: its other columns are read as usual
+        train, shape = without_pixels(found, train, sub, pixels)
     columns = list(train.columns)
     id_col = _id_column(found, columns, sub)
     if _named_like(columns, SEGMENT_NAMES) is not None:  # masks: ids may join image and class
@@ -72,14 +78,18 @@ def infer(data_dir: Path, tables: Tables | None = None) -> Found:
         found.ok(C + "classes", None)
     _target_type(found, train, targets, group_col, _fraction(sub), _fraction(sub, targets))
     _task(found, data_dir, train, id_col, group_col, sub)
-    infer_images(found, data_dir, train, test, sub, id_col, image_col, value_ext)
+    if pixels is not None:
+        pixel_images(found, test, pixels, shape)
+    else:
+        infer_images(found, data_dir, train, test, sub, id_col, image_col, value_ext)
     size = found.values.get("data.image_size", 32)
     if (
         found.values.get(C + "task") == "segment"
         and min(size if isinstance(size, list) else [size]) < 32
     ):
         found.ok("data.image_size", 32, "a U-Net takes multiples of 32")
-    found.ok_groups(data_dir, train, test if test is not None else sub)
+    if pixels is None:  # (groups are searched among image files)
+        found.ok_groups(data_dir, train, test if test is not None else sub)
     found.ok("train.batch_size", *batch_for(_image_count(train, id_col)))
     return found
 

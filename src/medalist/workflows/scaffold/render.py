@@ -144,6 +144,14 @@ def render_config(found: Found, name: str, prefix: str) -> str:
             if c + "image_pattern" in found.values
             else []
         ),
+        *(
+            [
+                line(c + "pixel_columns", None, "# the images: a column per pixel, row after row"),
+                line(c + "image_shape", None, "# [height, width]; null: a square"),
+            ]
+            if c + "pixel_columns" in found.values
+            else []
+        ),
         line(c + "target_column"),
         *(
             [line(c + "label_separator", None, "# several labels a row, joined by this")]
