@@ -82,6 +82,8 @@ def test_a_pattern_naming_a_column_the_table_lacks_is_a_one_line_error(tmp_path:
         ("competition.image_pattern=images/scan.png", "name the columns in braces"),
         ("competition.image_pattern={patient_id/{image_id}.png", "name the columns in braces"),
         ("competition.image_column=image_id", "set image_column or image_pattern, not both"),
+        ("competition.image_pattern={image_id.real}.png", "name the columns in braces"),
+        ("competition.image_pattern={image_id[9]}/{image_id}.png", "a character past the end"),
     ],
 )
 def test_a_pattern_without_columns_or_beside_an_image_column_is_a_one_line_error(
@@ -102,3 +104,38 @@ def test_a_test_table_without_the_patterns_columns_leaves_the_test_folder_to_che
     report = create_project(tmp_path / "proj", data)
     assert report.inferred["competition.image_pattern"] == "{patient_id}/{image_id}.png"
     assert any(s.startswith("competition.test_image_dir:") for s in report.unresolved)
+
+
+def _landmarks(root: Path) -> Path:
+    """Google Landmarks' layout: train/<id[0]>/<id[1]>/<id[2]>/<id>.jpg, and test/ the same."""
+    ids = {"train": ["a3f09c", "a3e771", "b01d2e", "c9d0aa"], "test": ["d41d8c", "e0b2f1"]}
+    for split, names in ids.items():
+        for i, name in enumerate(names):
+            path = root / split / name[0] / name[1] / name[2] / f"{name}.jpg"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            Image.new("RGB", (12, 12), (40 * i, 90, 200)).save(path)
+    pd.DataFrame({"id": ids["train"], "landmark": [7, 7, 9, 9]}).to_csv(
+        root / "train.csv", index=False
+    )
+    pd.DataFrame({"id": ids["test"], "landmark": 7}).to_csv(
+        root / "sample_submission.csv", index=False
+    )
+    return root
+
+
+def test_new_finds_images_in_folders_named_by_the_ids_first_characters(tmp_path: Path) -> None:
+    report = create_project(tmp_path / "proj", _landmarks(tmp_path / "comp"))
+    assert report.inferred["competition.image_pattern"] == "{id[0]}/{id[1]}/{id[2]}/{id}.jpg"
+    assert report.reasons["competition.image_pattern"] == "subfolders named by id[0], id[1], id[2]"
+    assert report.inferred["competition.image_dir"] == "data/train"
+    assert report.inferred["competition.test_image_dir"] == "data/test"
+    assert report.unresolved == []
+
+
+def test_a_project_of_images_in_folders_of_the_ids_characters_trains_and_submits(
+    tmp_path: Path,
+) -> None:
+    create_project(tmp_path / "proj", _landmarks(tmp_path / "comp"))
+    sub = train_then_predict(tmp_path / "proj", "landmarks")
+    assert sub["id"].tolist() == ["d41d8c", "e0b2f1"]
+    assert set(sub["landmark"]) <= {7, 9}

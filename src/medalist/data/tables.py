@@ -205,16 +205,26 @@ def _join_groups(df: pd.DataFrame, cfg: Config) -> pd.DataFrame:
     return out
 
 
-def pattern_columns(pattern: str) -> list[str]:
-    """The column names in braces of `competition.image_pattern` ("{patient_id}/{image_id}.png");
-    a malformed pattern (an unclosed brace, "{}") names none."""
+PATTERN_FIELD = re.compile(r"^([^\[\].!:]+)((?:\[\d+\])*)$")  # column, or column[0][1]
+
+
+def pattern_fields(pattern: str) -> list[str]:
+    """The fields in braces of `competition.image_pattern`, as written: a column
+    ("{patient_id}") or a character of one ("{id[0]}": Google Landmarks' train/a/b/c/abc..jpg);
+    a malformed pattern (an unclosed brace, "{}", "{id.x}") names none."""
     import string
 
     try:
         fields = [f for _, f, _, _ in string.Formatter().parse(pattern) if f is not None]
     except ValueError:
         return []
-    return fields if fields and all(fields) else []
+    return fields if fields and all(PATTERN_FIELD.match(f) for f in fields) else []
+
+
+def pattern_columns(pattern: str) -> list[str]:
+    """The columns `competition.image_pattern` reads, each once, in order."""
+    columns = [m.group(1) for f in pattern_fields(pattern) if (m := PATTERN_FIELD.match(f))]
+    return list(dict.fromkeys(columns))
 
 
 def pattern_names(pattern: str, df: pd.DataFrame) -> pd.Series:
@@ -228,10 +238,16 @@ def pattern_names(pattern: str, df: pd.DataFrame) -> pd.Series:
             f"table lacks (it has: {have}); fix the pattern, or set competition.test_csv to a "
             "test table that has the column"
         )
-    text = df[columns].astype(str)
-    return pd.Series(
-        [pattern.format(**row) for row in text.to_dict("records")], index=df.index, dtype=object
-    )
+    names = []
+    for row in df[columns].astype(str).to_dict("records"):
+        try:
+            names.append(pattern.format(**row))
+        except IndexError:  # "{id[2]}" of the id "ab"
+            raise UserError(
+                f"competition.image_pattern {pattern!r} takes a character past the end of "
+                f"{row}: fix the pattern or the row"
+            ) from None
+    return pd.Series(names, index=df.index, dtype=object)
 
 
 N_FOREIGN = 5  # how many absolute names of another machine are tried for the folders to drop

@@ -166,12 +166,12 @@ def _nested_images(
 ) -> None:
     """Images in subfolders named by columns: the pattern, and the test folder it resolves in
     (the test table must hold the same columns)."""
-    from medalist.data.tables import pattern_columns, pattern_names
+    from medalist.data.tables import pattern_fields, pattern_names
     from medalist.workflows.scaffold.nested import resolves
 
     c = "competition."
 
-    folders = ", ".join(pattern_columns(nested.pattern)[:-1])
+    folders = ", ".join(pattern_fields(nested.pattern)[:-1])
     found.ok(c + "image_dir", rel(nested.folder, data_dir), "the images are in subfolders there")
     found.ok(c + "image_pattern", nested.pattern, f"subfolders named by {folders}")
     found.ok(c + "image_ext", nested.ext, "not used: the pattern names the files")

@@ -1,5 +1,6 @@
 """Images in subfolders named by other columns of the table: train_images/<patient_id>/
-<image_id>.dcm (RSNA's mammograms, scans by study and series). `medalist new` finds the first
+<image_id>.dcm (RSNA's mammograms, scans by study and series), or by the id's first characters:
+train/a/b/c/abc123.jpg (Google Landmarks). `medalist new` finds the first
 id's file below a top folder, reads which columns name the folders on its way, and writes
 `competition.image_pattern` ("{patient_id}/{image_id}.dcm") once the first rows all resolve."""
 
@@ -46,12 +47,16 @@ def _pattern(table: pd.DataFrame, id_col: str, parts: Sequence[str], ext: str) -
     """The pattern whose folders are the first row's values of other columns, if every folder
     on the way is one."""
     first = {str(c): str(v) for c, v in table.iloc[0].items()}
+    image_id = first[id_col]
     names = []
-    for part in parts:
+    for k, part in enumerate(parts):
         column = next((c for c, v in first.items() if v == part and c != id_col), None)
-        if column is None:
+        if column is not None:
+            names.append("{" + column + "}")
+        elif len(part) == 1 and k < len(image_id) and image_id[k] == part:
+            names.append("{" + id_col + f"[{k}]" + "}")  # train/a/b/c/abc..jpg
+        else:
             return None
-        names.append("{" + column + "}")
     return "/".join([*names, "{" + id_col + "}" + ext])
 
 
