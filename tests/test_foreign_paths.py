@@ -110,3 +110,24 @@ def test_a_kaggle_path_under_no_image_folder_here_is_a_one_line_error(tmp_path: 
     assert done.stderr.strip().count("\n") == 0, done.stderr
     assert "2 of 12 training images are missing" in done.stderr
     assert not (tmp_path / "proj" / "runs" / "bad").exists()
+
+
+def test_test_ids_without_the_training_tables_image_column_name_their_files_by_id(
+    tmp_path: Path,
+) -> None:
+    """train.csv names its files in a path column; the test ids (the sample's) don't."""
+    data = tmp_path / "comp"
+    rows = []
+    for i in range(8):
+        _image(data / "train" / f"im{i}.png", 20 * i)
+        rows.append({"id": f"im{i}", "path": f"train/im{i}.png", "label": i % 2})
+    pd.DataFrame(rows).to_csv(data / "train.csv", index=False)
+    for name in ("t0", "t1"):
+        _image(data / "test" / f"{name}.png", 90)
+    pd.DataFrame({"id": ["t0", "t1"], "label": 0}).to_csv(
+        data / "sample_submission.csv", index=False
+    )
+    report = create_project(tmp_path / "proj", data)
+    assert report.inferred["competition.image_column"] == "path"
+    sub = train_then_predict(tmp_path / "proj", "by-id", "data.image_size=8")
+    assert sub["id"].tolist() == ["t0", "t1"]

@@ -298,7 +298,8 @@ def local_names(names: pd.Series, image_dir: Path) -> pd.Series:
 
 def image_paths(cfg: Config, df: pd.DataFrame, image_dir: Path | None) -> list[Path]:
     """The image file of each row: the image column, the image pattern filled in from the row,
-    else the id plus `competition.image_ext`."""
+    else (also a test table without the training table's image column: the sample's ids) the id
+    plus `competition.image_ext`."""
     comp = cfg.competition
     if comp.pixel_columns is not None:  # images in the table, written out as files once
         from medalist.data.pixels import pixel_files
@@ -308,7 +309,7 @@ def image_paths(cfg: Config, df: pd.DataFrame, image_dir: Path | None) -> list[P
         return pixel_files(cfg, df, where)
     if comp.image_pattern is not None:
         names = pattern_names(comp.image_pattern, df)
-    elif comp.image_column is not None:
+    elif comp.image_column is not None and comp.image_column in df.columns:
         names = local_names(df[comp.image_column].astype(str), image_dir)
         if comp.image_column == comp.id_column:  # train ids cat.0.jpg, test ids 1, 2, ...
             names = with_ext(names, comp.image_ext)
