@@ -242,3 +242,13 @@ def test_whole_numbers_with_values_too_rare_for_five_folds_are_flagged_as_a_poss
     report = create_project(tmp_path / "proj", _competition(tmp_path / "comp", train, sample))
     note = _to_check(report, "competition.target_type")
     assert "takes 12 integer values" in note and "regression" in note
+
+
+def test_a_sample_naming_its_ids_otherwise_than_the_training_table_is_left_to_check(
+    tmp_path: Path,
+) -> None:
+    train = pd.DataFrame({"image_id": ["a", "b", "c", "d"], "label": [0, 1, 0, 1]})
+    sample = pd.DataFrame({"id": ["t1", "t2"], "label": 0})
+    report = create_project(tmp_path / "proj", _competition(tmp_path / "comp", train, sample))
+    says = _to_check(report, "competition.id_column")
+    assert "names its ids 'id', a column train.csv lacks; took 'image_id'" in says

@@ -210,6 +210,15 @@ def _id_column(found: Found, columns: list[str], sub: pd.DataFrame | None) -> st
     if sub_id is not None and sub_id in columns:
         found.ok(C + "id_column", sub_id, f"first column of {found.sub_name}")
         return sub_id
+    if named_id is not None and sub_id is not None and named_id != sub_id:
+        found.guess(
+            C + "id_column",
+            named_id,
+            f"{found.sub_name} names its ids {sub_id!r}, a column {found.train_name} lacks; "
+            f"took {named_id!r} (named like an id): the tables must share the id column's name, "
+            f"so rename one of them (or set competition.id_column)",
+        )
+        return named_id
     if named_id is not None:
         found.ok(C + "id_column", named_id, "named like an id")
         return named_id
