@@ -252,3 +252,20 @@ def test_a_sample_naming_its_ids_otherwise_than_the_training_table_is_left_to_ch
     report = create_project(tmp_path / "proj", _competition(tmp_path / "comp", train, sample))
     says = _to_check(report, "competition.id_column")
     assert "names its ids 'id', a column train.csv lacks; took 'image_id'" in says
+
+
+@pytest.mark.parametrize(("positives", "guessed"), [(1, True), (3, False)])
+def test_a_rare_binary_class_makes_roc_auc_the_metric_to_check(
+    tmp_path: Path, positives: int, guessed: bool
+) -> None:
+    labels = [1] * positives + [0] * (10 - positives)  # 10% or 30% positive
+    train = pd.DataFrame({"image_name": [f"im{i}" for i in range(10)], "target": labels})
+    sample = pd.DataFrame({"image_name": ["t1", "t2"], "target": 0})
+    report = create_project(tmp_path / "proj", _competition(tmp_path / "comp", train, sample))
+    says = _to_check(report, "competition.metric")
+    if guessed:
+        assert "two classes, the rarer in 10% of the rows" in says
+        assert load_config(report.config_path).competition.metric == "roc_auc"
+    else:
+        assert says == ""
+        assert load_config(report.config_path).competition.metric == "accuracy"

@@ -42,6 +42,7 @@ MASK_DIRS = ("masks", "train_masks", "train/masks")
 CLASS_NAMES = ("class", "class_id", "classid", "class_name", "label", "category", "organ")
 
 N_SAMPLE = 20  # how many values decide "these are file names"
+RARE = 0.2  # a binary target whose rarer class is under this share is seldom scored by accuracy
 JOINED_SEPARATORS = (" ", "|", ";")  # between the labels of one row, in order of trial
 C = "competition."
 
@@ -438,6 +439,15 @@ def _target_type(
             found.ok(C + "target_type", target_type, why)
         if fraction is not None:
             _probability_metric(found, fraction)
+        elif n_values == 2 and (share := float(series.value_counts(normalize=True).min())) < RARE:
+            found.guess(
+                C + "metric",
+                "roc_auc",
+                f"two classes, the rarer in {share:.0%} of the rows: accuracy would reward "
+                "always predicting the common one, so guessed roc_auc (the submission then "
+                "writes probabilities): set competition.metric to the competition's (roc_auc, "
+                "log_loss, f1 or accuracy)",
+            )
     if C + "metric" not in found.values:
         found.ok(C + "metric", metric, "regression" if regression else "classification")
     found.ok("cv.scheme", scheme, "group column found" if group_col else "")
