@@ -112,6 +112,28 @@ def test_numbered_columns_are_taken_for_pixels_only_when_complete_and_many() -> 
     assert find_prefix(["label", *(f"pixel{i}" for i in range(63))]) is None  # under 8x8
     gap = [f"pixel{i}" for i in range(70) if i != 5]
     assert find_prefix(gap) is None
+    assert find_prefix(["image_id", *map(str, range(64)), "grapheme"]) == ""  # 0 ... 63
+
+
+def test_columns_named_by_the_number_alone_are_read_as_pixels(tmp_path: Path) -> None:
+    data = tmp_path / "comp"
+    data.mkdir()
+    x, y = _digits(30)
+    train = pd.DataFrame(x[:24], columns=[str(i) for i in range(64)])
+    train.insert(0, "image_id", [f"Train_{i}" for i in range(24)])
+    train.assign(grapheme=y[:24]).to_csv(data / "train.csv", index=False)
+    test = pd.DataFrame(x[24:], columns=[str(i) for i in range(64)])
+    test.insert(0, "image_id", [f"Test_{i}" for i in range(6)])
+    test.to_csv(data / "test.csv", index=False)
+    sample = pd.DataFrame({"image_id": [f"Test_{i}" for i in range(6)], "grapheme": 0})
+    sample.to_csv(data / "sample_submission.csv", index=False)
+    report = create_project(tmp_path / "proj", data)
+    assert report.unresolved == []
+    cfg = load_config(report.config_path)
+    assert cfg.competition.pixel_columns == ""
+    tables = load_tables(cfg, need_test=True)
+    with Image.open(tables.test_paths[2]) as img:
+        assert np.array_equal(np.asarray(img), x[26].reshape(8, 8).astype(np.uint8))
 
 
 def test_a_shape_that_is_no_square_is_left_to_check_and_then_trains(tmp_path: Path) -> None:

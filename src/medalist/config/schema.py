@@ -65,7 +65,7 @@ class Competition(Section):
     image_pattern: str | None = None
     # Images stored in the tables, a column per pixel (Digit Recognizer's pixel0 ... pixel783,
     # row after row): the columns' prefix, and the images' [height, width] (None: a square).
-    pixel_columns: str | None = Field(None, min_length=1)
+    pixel_columns: str | None = None  # "" for columns named by the number alone (0 ... 783)
     image_shape: list[int] | None = Field(None, min_length=2, max_length=2)
     target_column: str | list[str] = "label"
     # The target column holds several labels joined by this (Planet's "clear primary", Human
