@@ -130,6 +130,16 @@ def train_then_predict(project: Path, name: str, *overrides: str) -> pd.DataFram
     return pd.read_csv(project / "runs" / name / "submission.csv")
 
 
+def assert_one_line_error(done: subprocess.CompletedProcess, *words: str) -> None:
+    """A command that met bad input: exit code 2, one line on stderr (no traceback) that holds
+    every one of `words`."""
+    message = done.stderr.strip()
+    assert done.returncode == 2, (done.returncode, message)
+    assert message.count("\n") == 0 and "Traceback" not in message, message
+    for word in words:
+        assert word in message, message
+
+
 def in_ci() -> bool:
     """Whether the suite runs in CI: CI set to anything non-empty, as CI services do."""
     return bool(os.environ.get("CI", "").strip())

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import QUICK_RUN, medalist, train_then_predict
+from conftest import QUICK_RUN, assert_one_line_error, medalist, train_then_predict
 from PIL import Image
 
 from medalist.config import load_config
@@ -70,9 +70,7 @@ def test_a_pattern_naming_a_column_the_table_lacks_is_a_one_line_error(tmp_path:
         "--name",
         "bad",
     )
-    assert done.returncode == 2
-    assert done.stderr.strip().count("\n") == 0, done.stderr
-    assert "names column 'study_id', which this table lacks" in done.stderr
+    assert_one_line_error(done, "names column 'study_id', which this table lacks")
     assert not (tmp_path / "proj" / "runs" / "bad" / "oof.csv").exists()
 
 
@@ -91,9 +89,7 @@ def test_a_pattern_without_columns_or_beside_an_image_column_is_a_one_line_error
 ) -> None:
     report = create_project(tmp_path / "proj", _scans(tmp_path / "comp"))
     done = medalist("train", str(report.config_path), *QUICK_RUN, override, "--name", "bad")
-    assert done.returncode == 2
-    assert done.stderr.strip().count("\n") == 0, done.stderr
-    assert says in done.stderr
+    assert_one_line_error(done, says)
 
 
 def test_a_test_table_without_the_patterns_columns_leaves_the_test_folder_to_check(

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import QUICK_RUN, medalist, train_then_predict
+from conftest import QUICK_RUN, assert_one_line_error, medalist, train_then_predict
 from PIL import Image
 from sklearn.datasets import load_digits
 
@@ -161,6 +161,10 @@ def test_a_shape_that_is_no_square_is_left_to_check_and_then_trains(tmp_path: Pa
         (["competition.image_shape=[9,9]"], "image_shape 9x9 is 81 pixels but the table has 64"),
         (["competition.pixel_columns=px"], "no columns px0, px1, ..."),
         (["competition.image_column=label"], "set image_column or pixel_columns, not both"),
+        (
+            ["competition.pixel_columns=null", "competition.image_shape=[8,8]"],
+            "image_shape is for images stored as pixel_columns",
+        ),
     ],
 )
 def test_wrong_pixel_keys_are_one_line_errors(
@@ -168,23 +172,8 @@ def test_wrong_pixel_keys_are_one_line_errors(
 ) -> None:
     report = create_project(tmp_path / "proj", _digit_recognizer(tmp_path / "comp"))
     done = medalist("train", str(report.config_path), *QUICK_RUN, *overrides, "--name", "bad")
-    assert done.returncode == 2, done.stderr
-    assert done.stderr.strip().count("\n") == 0, done.stderr
-    assert says in done.stderr
+    assert_one_line_error(done, says)
     assert not (tmp_path / "proj" / "runs" / "bad" / "oof.csv").exists()
-
-
-def test_an_image_shape_without_pixel_columns_is_an_error(tmp_path: Path) -> None:
-    report = create_project(tmp_path / "proj", _digit_recognizer(tmp_path / "comp"))
-    done = medalist(
-        "train",
-        str(report.config_path),
-        *QUICK_RUN,
-        "competition.pixel_columns=null",
-        "competition.image_shape=[8,8]",
-    )
-    assert done.returncode == 2
-    assert "image_shape is for images stored as pixel_columns" in done.stderr
 
 
 def test_test_rows_without_ids_and_a_sample_of_other_rows_is_a_one_line_error(
@@ -193,7 +182,5 @@ def test_test_rows_without_ids_and_a_sample_of_other_rows_is_a_one_line_error(
     data = _digit_recognizer(tmp_path / "comp", sample_rows=5)
     report = create_project(tmp_path / "proj", data)
     done = medalist("train", str(report.config_path), *QUICK_RUN, "--name", "r")
-    assert done.returncode == 2, done.stderr  # found before anything trains
-    assert done.stderr.strip().count("\n") == 0, done.stderr
-    assert "no column 'ImageId'" in done.stderr and "the sample's 5 rows" in done.stderr
+    assert_one_line_error(done, "no column 'ImageId'", "the sample's 5 rows")  # before training
     assert not (tmp_path / "proj" / "runs" / "r" / "oof.csv").exists()
