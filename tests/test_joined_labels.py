@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import TINY_CONFIG, make_project, medalist
+from conftest import TINY_CONFIG, make_project, medalist, train_then_predict
 
 from medalist.config import load_config
 from medalist.errors import UserError
@@ -71,6 +71,14 @@ def test_labels_are_joined_at_their_thresholds_and_never_left_empty_when_trainin
         (["0 5 25", "2", "10 2", "5", "0 2", "25 5"] * 4, " ", True),
         (["a|b", "b", "a|c", "c|b"] * 5, "|", True),
         (["cat", "dog", "bird"] * 8, " ", False),  # one label a row
+        # class names with a space (Fashion-MNIST's, Plant Seedlings'): always the same words
+        (["T-shirt top", "Ankle boot", "Bag", "Pull over", "Coat"] * 6, " ", False),
+        (
+            ["Common Chickweed", "Loose Silky-bent", "Fat Hen", "Maize", "Common wheat"] * 6,
+            " ",
+            False,
+        ),
+        (["a b", "c d", "a", "b", "c", "d"] * 4, " ", True),  # fewer combinations, still joined
         ([f"IMG {i:04d}.jpg" for i in range(30)], " ", False),  # file names with a space
         (
             [f"a photo of the {w} on a sunny day in the park" for w in ("dog", "cat")] * 10,
@@ -111,6 +119,31 @@ def test_new_writes_the_separator_a_multilabel_target_macro_f1_and_multilabel_fo
     assert {key: report.inferred[key] for key in expected} == expected
     cfg = load_config(report.config_path)
     assert (cfg.competition.label_separator, cfg.competition.target_column) == (" ", "tags")
+
+
+def test_new_keeps_class_names_with_a_space_one_class_and_the_submission_writes_them_whole(
+    tmp_path: Path,
+) -> None:
+    # Fashion-MNIST's and Plant Seedlings' class names ("Ankle boot", "Common Chickweed") have a
+    # space in them; before, new read them as labels joined by it, a multilabel target.
+    data = tmp_path / "comp"
+    make_project(tmp_path / "shapes")
+    (tmp_path / "shapes" / "data").rename(data)
+    names = {"bar_h": "Bar flat", "bar_v": "Bar upright", "dot": "Round dot"}
+    train = pd.read_csv(data / "train.csv")
+    train["label"] = train["label"].map(names)
+    train.to_csv(data / "train.csv", index=False)
+    sample = pd.read_csv(data / "sample_submission.csv").assign(label="Round dot")
+    sample.to_csv(data / "sample_submission.csv", index=False)
+
+    report = create_project(tmp_path / "proj", data)
+    assert "competition.label_separator" not in report.inferred
+    cfg = load_config(report.config_path)
+    assert (cfg.competition.label_separator, cfg.competition.target_type) == (None, "auto")
+    assert cfg.competition.metric == "accuracy"
+
+    sub = train_then_predict(tmp_path / "proj", "q")
+    assert set(sub["label"]) <= set(names.values()) and len(sub) == len(sample)
 
 
 def test_a_joined_label_project_folds_trains_and_submits_labels_joined_the_same_way(

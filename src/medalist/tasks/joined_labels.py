@@ -88,8 +88,11 @@ def join_labels(
 def looks_joined(values: pd.Series, separator: str = " ") -> bool:
     """True when a text column reads as labels joined by `separator`: at least a tenth of the
     cells hold several labels, a few a cell on average (MAX_MEAN_LABELS; free text has more),
-    and the labels repeat (each in two cells or more on the median, and at most half as many
-    labels as cells; file names and free text do not)."""
+    the labels repeat (each in two cells or more on the median, and at most half as many
+    labels as cells; file names and free text do not), and they combine: labels found in two
+    or more distinct sets of a cell make at least half the labels written. Class names with a
+    space ("Ankle boot", "Common Chickweed") fail the last test: each name is always the same
+    set of words, and a word two names share ("Common") is a small part of them."""
     text = values.dropna().astype(str)
     if text.empty or pd.api.types.is_numeric_dtype(values):
         return False
@@ -100,4 +103,8 @@ def looks_joined(values: pd.Series, separator: str = " ") -> bool:
     if np.mean([len(row) for row in labels]) > MAX_MEAN_LABELS:
         return False
     counts = pd.Series([label for row in labels for label in row]).value_counts()
-    return bool(len(counts) <= 0.5 * len(text) and counts.median() >= 2)
+    if len(counts) > 0.5 * len(text) or counts.median() < 2:
+        return False
+    sets = pd.Series([label for row in {frozenset(row) for row in labels} for label in row])
+    combining = sets.value_counts()[lambda n: n >= 2].index
+    return bool(counts[counts.index.isin(combining)].sum() >= 0.5 * counts.sum())
