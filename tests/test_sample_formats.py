@@ -269,3 +269,50 @@ def test_a_rare_binary_class_makes_roc_auc_the_metric_to_check(
     else:
         assert says == ""
         assert load_config(report.config_path).competition.metric == "accuracy"
+
+
+# ---- a sample whose id column is not its first -----------------------------------------------
+
+
+def test_a_sample_writing_its_placeholder_prediction_first_is_read_by_its_distinct_id_column(
+    tmp_path: Path,
+) -> None:
+    ids = [f"img{i}" for i in range(8)]
+    train = pd.DataFrame({"file": ids, "y": [0, 3] * 4})
+    sample = pd.DataFrame({"y": [0] * 3, "file": ["t0", "t1", "t2"]})
+    data = tmp_path / "comp"
+    _images(data / "train", ids)
+    _images(data / "test", sample["file"].tolist())
+    train.to_csv(data / "train.csv", index=False)
+    sample.to_csv(data / "sample_submission.csv", index=False)
+
+    report = create_project(tmp_path / "proj", data)
+    assert report.unresolved == []
+    assert report.inferred["competition.id_column"] == "file"
+    assert report.inferred["competition.target_column"] == "y"
+    sub = train_then_predict(tmp_path / "proj", "order")
+    assert list(sub.columns) == ["y", "file"]  # the sample's order, id second
+    assert sub["file"].tolist() == ["t0", "t1", "t2"] and set(sub["y"]) <= {0, 3}
+
+
+def test_the_offline_check_compares_a_sample_by_its_id_column_wherever_it_stands() -> None:
+    from medalist.kaggle.check import CheckFailed, compare_submissions
+
+    want = pd.DataFrame({"p": [0.25, 0.5, 0.75], "file": ["a", "b", "c"]})
+    got = want.assign(p=want["p"] + 1e-7)  # another process's rounding: within the tolerance
+    assert compare_submissions(got, want, 1e-5, "file") == pytest.approx(1e-7)
+    with pytest.raises(CheckFailed, match="ids differ"):
+        compare_submissions(want.assign(file=["a", "c", "b"]), want, 1e-5, "file")
+    with pytest.raises(CheckFailed, match="column 'p'"):
+        compare_submissions(want.assign(p=[0.25, 0.5, 0.9]), want, 1e-5, "file")
+
+
+def test_the_id_column_of_a_sample_is_its_first_unless_that_one_repeats() -> None:
+    from medalist.io import sample_id_column
+
+    assert sample_id_column(pd.DataFrame({"id": ["a", "b"], "label": [0, 0]})) == "id"
+    assert sample_id_column(pd.DataFrame({"label": [0, 0], "id": ["a", "b"]})) == "id"
+    # Humpback Whale's `Image,Id`: the first names the image, the second is the prediction.
+    assert sample_id_column(pd.DataFrame({"Image": ["a", "b"], "Id": ["w", "w"]})) == "Image"
+    # A first column that repeats with nothing distinct after it stays the id (long formats).
+    assert sample_id_column(pd.DataFrame({"img": ["a", "a"], "cls": [1, 1]})) == "img"

@@ -108,6 +108,17 @@ def drop_written_index(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.drop(columns=frame.columns[0])
 
 
+def sample_id_column(sample: pd.DataFrame) -> str:
+    """The id column of a sample submission: its first column, unless that one repeats (a
+    placeholder prediction such as `0` written first) and a later one names each row once."""
+    first = str(sample.columns[0])
+    if len(sample) > 1 and sample[first].duplicated().any():
+        distinct = [str(c) for c in sample.columns[1:] if not sample[c].duplicated().any()]
+        if distinct:
+            return distinct[0]
+    return first
+
+
 def read_table_csv(path: Path, label: str, fix: str = "", nrows: int | None = None) -> pd.DataFrame:
     """`read_user_csv` of a competition's table, with every column of whole numbers whose text
     is zero-padded ("00123") kept as that text: pandas reads it as 123, and an id read so names

@@ -34,7 +34,14 @@ import numpy as np
 import pandas as pd
 
 from medalist.errors import UserError
-from medalist.io import csv_separator, drop_written_index, read_json, write_json, write_text
+from medalist.io import (
+    csv_separator,
+    drop_written_index,
+    read_json,
+    sample_id_column,
+    write_json,
+    write_text,
+)
 from medalist.kaggle.notebook import submission_file
 from medalist.kaggle.runtime import read_manifest
 from medalist.runs import layout
@@ -280,26 +287,38 @@ def _pixel_disagreement(a: object, b: object) -> float:
     return len(np.setxor1d(pa, pb)) / union if union else 0.0
 
 
-def read_submission(path: Path) -> pd.DataFrame:
-    """A submission (or the sample) with its id column, the first, read as the text it holds,
-    so that an id that lost its leading zeros ("00123" written as 123) is told apart."""
+def read_submission(path: Path, id_column: str | None = None) -> pd.DataFrame:
+    """A submission (or the sample) with its id column (`id_column`; by default the sample's, as
+    `sample_id_column` finds it) read as the text it holds, so that an id that lost its leading
+    zeros ("00123" written as 123) is told apart."""
     sep = csv_separator(path)
-    header = drop_written_index(pd.read_csv(path, nrows=2, sep=sep))
-    first = header.columns[0]
-    return drop_written_index(pd.read_csv(path, dtype={first: str}, sep=sep))
+    if id_column is None:
+        id_column = sample_id_column(drop_written_index(pd.read_csv(path, sep=sep)))
+    return drop_written_index(pd.read_csv(path, dtype={id_column: str}, sep=sep))
 
 
-def compare_submissions(got: pd.DataFrame, want: pd.DataFrame, atol: float) -> float:
-    """The largest probability difference; CheckFailed when ids, columns or labels differ."""
+def sample_ids_of(data_root: Path, manifest: dict[str, Any]) -> str | None:
+    """The id column of the competition's sample submission; None when it is not a table."""
+    sample = data_root / str(manifest["data"].get("sample_submission") or "")
+    if sample.suffix.lower() != ".csv" or not sample.is_file():
+        return None
+    return sample_id_column(read_submission(sample))
+
+
+def compare_submissions(
+    got: pd.DataFrame, want: pd.DataFrame, atol: float, id_column: str | None = None
+) -> float:
+    """The largest probability difference; CheckFailed when ids, columns or labels differ
+    (`id_column`: the sample's id column, by default `want`'s first)."""
     if list(got.columns) != list(want.columns):
         raise CheckFailed(f"the notebook's columns {list(got.columns)} != {list(want.columns)}")
-    id_col = want.columns[0]
+    id_col = id_column if id_column in want.columns else str(want.columns[0])
     if len(got) != len(want) or not (got[id_col].astype(str) == want[id_col].astype(str)).all():
         raise CheckFailed(
             f"the notebook's ids differ from medalist predict's ({len(got)} vs {len(want)} rows)"
         )
     worst = 0.0
-    for col in want.columns[1:]:
+    for col in (c for c in want.columns if c != id_col):
         a, b = got[col], want[col]
         if pd.api.types.is_numeric_dtype(a) and pd.api.types.is_numeric_dtype(b):
             diff = float((a.astype(float) - b.astype(float)).abs().max())
@@ -333,7 +352,7 @@ def _check_quick_submission(path: Path, sample: pd.DataFrame) -> str:
     if not path.is_file():
         raise CheckFailed("the quick path wrote no submission.csv")
     sub = read_submission(path)
-    id_col = sample.columns[0]
+    id_col = sample_id_column(sample)
     if list(sub.columns) != list(sample.columns) or list(sub[id_col].astype(str)) != list(
         sample[id_col].astype(str)
     ):
@@ -431,8 +450,9 @@ def check_package(
         if out.suffix == ".zip":  # mask files: equal to predict's, pixel for pixel
             got, worst = compare_mask_zips(out, want), 0.0
         else:
-            got = read_submission(out)
-            worst = compare_submissions(got, read_submission(want), atol)
+            ids = sample_ids_of(data_root, manifest)
+            got = read_submission(out, ids)
+            worst = compare_submissions(got, read_submission(want, ids), atol, ids)
         quick = "off in this package"
         if manifest["quick"].get("enabled"):
             out.unlink()

@@ -76,6 +76,7 @@ def format_classify_submission(
     order = pd.Index(out[id_col].astype(str)).get_indexer(sample[id_col].astype(str))
     out = out.iloc[order].reset_index(drop=True)
     out[id_col] = sample[id_col].to_numpy()
+    out = out[list(sample.columns)]  # the sample's column order too (its id need not be first)
     check_submission(task, out, sample)
     return out
 

@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from medalist.io import sample_id_column
 from medalist.workflows.scaffold.augment import image_kind, preset
 from medalist.workflows.scaffold.found import DataPath, Found, rel
 
@@ -274,7 +275,7 @@ def _test_images(
                 f"set competition.test_csv to null to take the test ids from {found.sub_name}",
             )
     if not test_values and sub is not None and len(sub.columns):
-        test_values, source = first_values(sub, sub.columns[0], N_CHECK), found.sub_name
+        test_values, source = first_values(sub, sample_id_column(sub), N_CHECK), found.sub_name
     extra = [train_dir] if train_dir is not None else []
     test_dir = None
     if test_values:

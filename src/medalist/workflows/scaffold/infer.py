@@ -13,7 +13,7 @@ import pandas as pd
 
 from medalist.data.pixels import find_prefix
 from medalist.errors import UserError
-from medalist.io import read_table_csv
+from medalist.io import read_table_csv, sample_id_column
 from medalist.workflows.scaffold.found import DataPath, Found, rel
 from medalist.workflows.scaffold.images import first_values, image_suffix, infer_images
 from medalist.workflows.scaffold.pixels import pixel_images, without_pixels
@@ -204,12 +204,23 @@ def _named_like(
     return None
 
 
+def _sample_id(sub: pd.DataFrame | None) -> tuple[str | None, str]:
+    """The sample submission's id column (`sample_id_column`) and why it is that one."""
+    if sub is None or not len(sub.columns):
+        return None, ""
+    sub_id = sample_id_column(sub)
+    if sub_id == sub.columns[0]:
+        return sub_id, "first column of {}"
+    return sub_id, f"the column of distinct values in {{}} (its first, {sub.columns[0]!r}, repeats)"
+
+
 def _id_column(found: Found, columns: list[str], sub: pd.DataFrame | None) -> str:
-    """The sample submission's first column, else one named like an id, else the first."""
-    sub_id = sub.columns[0] if sub is not None and len(sub.columns) else None
+    """The sample submission's id column (its first, unless that one repeats and another does
+    not), else one named like an id, else the first."""
+    sub_id, why = _sample_id(sub)
     named_id = _named_like(columns, ID_NAMES)
     if sub_id is not None and sub_id in columns:
-        found.ok(C + "id_column", sub_id, f"first column of {found.sub_name}")
+        found.ok(C + "id_column", sub_id, why.format(found.sub_name))
         return sub_id
     if named_id is not None and sub_id is not None and named_id != sub_id:
         found.guess(

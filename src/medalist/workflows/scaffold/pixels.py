@@ -8,6 +8,7 @@ import math
 import pandas as pd
 
 from medalist.data.pixels import add_row_ids, pixel_names
+from medalist.io import sample_id_column
 from medalist.workflows.scaffold.augment import preset
 from medalist.workflows.scaffold.found import DataPath, Found
 from medalist.workflows.scaffold.images import baseline_size
@@ -23,7 +24,7 @@ def without_pixels(
     None when the pixels make no square."""
     names = pixel_names(train.columns, prefix)
     n = len(names)
-    sub_id = str(sub.columns[0]) if sub is not None and len(sub.columns) else None
+    sub_id = sample_id_column(sub) if sub is not None and len(sub.columns) else None
     numbered = sub_id is not None and sub_id not in train.columns
     why = f"{n} columns {prefix}0 ... {prefix}{n - 1}: an image a row"
     found.ok(
