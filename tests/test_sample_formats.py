@@ -244,6 +244,27 @@ def test_whole_numbers_with_values_too_rare_for_five_folds_are_flagged_as_a_poss
     assert "takes 12 integer values" in note and "regression" in note
 
 
+def test_whole_numbers_filling_their_range_with_rare_values_are_guessed_a_score_that_trains(
+    tmp_path: Path,
+) -> None:
+    # Pawpularity's 1-100 with a sample of whole numbers: before, new kept 30 classes, and
+    # training stopped on the classes seen once.
+    scores = [1 + (i * 7) % 30 for i in range(40)]
+    train = pd.DataFrame({"Id": [f"p{i}" for i in range(40)], "Pawpularity": scores})
+    sample = pd.DataFrame({"Id": ["q0", "q1"], "Pawpularity": [50, 50]})
+    report = create_project(tmp_path / "proj", _competition(tmp_path / "comp", train, sample))
+    note = _to_check(report, "competition.target_type")
+    assert "30 whole numbers from 1 to 30" in note and "multiclass" in note
+    cfg = load_config(report.config_path)
+    assert (cfg.competition.target_type, cfg.competition.metric, cfg.cv.scheme) == (
+        "regression",
+        "rmse",
+        "kfold",
+    )
+    sub = train_then_predict(tmp_path / "proj", "score")
+    assert pd.api.types.is_float_dtype(sub["Pawpularity"]) and len(sub) == 2
+
+
 def test_a_sample_naming_its_ids_otherwise_than_the_training_table_is_left_to_check(
     tmp_path: Path,
 ) -> None:

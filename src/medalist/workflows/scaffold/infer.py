@@ -421,6 +421,23 @@ def _target_type(
     regression = pd.api.types.is_float_dtype(series) and bool(((series % 1) != 0).any())
     numeric = pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
     scored = numeric and own_fraction is not None and series.nunique() > 2
+    n_values = series.nunique()
+    # Over ten whole numbers, some too rare for 5 stratified folds, filling most of their range
+    # (Pawpularity's 1-100): a score far likelier than classes, which could not be folded.
+    rare = numeric and n_values > 10 and int(series.value_counts().min()) < 5
+    dense = rare and n_values >= 0.5 * (float(series.max()) - float(series.min()) + 1)
+    if dense and not (regression or scored):
+        found.guess(
+            C + "target_type",
+            "regression",
+            f"the target {targets[0]!r} takes {n_values} whole numbers from {series.min():g} to "
+            f"{series.max():g}, some in fewer than 5 rows: guessed a score (regression, rmse, "
+            "k-fold); set competition.target_type to multiclass (and cv.scheme, "
+            "competition.metric) if they are classes",
+        )
+        found.ok(C + "metric", "rmse", "regression")
+        found.ok("cv.scheme", "group" if group_col else "kfold", "")
+        return
     if regression or scored:
         target_type, metric = "regression", "rmse"
         scheme = "group" if group_col else "kfold"
@@ -434,9 +451,7 @@ def _target_type(
     else:
         target_type, metric = "auto", "accuracy"
         scheme = "stratified_group" if group_col else "stratified"
-        n_values = series.nunique()
         # Many whole numbers, or over ten with some too rare for 5 stratified folds: a score?
-        rare = n_values > 10 and int(series.value_counts().min()) < 5
         if numeric and (n_values > 50 or rare):
             found.guess(
                 C + "target_type",
