@@ -715,3 +715,38 @@ def test_new_reads_a_long_format_table_as_classes_of_masks(tmp_path: Path) -> No
     assert r.returncode == 0, r.stderr[-2000:]
     folds = pd.read_csv(next((tmp_path / "proj" / "folds").glob("*.csv")))
     assert len(folds) == 40 and folds["id"].is_unique  # one row per image, not per class
+
+
+@pytest.mark.parametrize("mask_name", ["{}.png", "{}_mask.gif"])
+def test_new_writes_the_table_of_a_mask_folder_beside_its_images_when_there_is_none(
+    tmp_path: Path, mask_name: str
+) -> None:
+    # An image folder and a folder of its masks, no training table (Carvana names its masks
+    # <id>_mask.gif). Before, new stopped: "has no train.csv".
+    from medalist.config import load_config
+    from medalist.workflows.scaffold import create_project
+
+    make_seg_project(tmp_path / "comp", n_train=12, n_test=2, mask_dir=True)
+    data = tmp_path / "comp" / "data"
+    (data / "train.csv").unlink()
+    (data / "test.csv").unlink()
+    for mask in sorted((data / "masks").iterdir()):
+        Image.open(mask).save(data / "masks" / mask_name.format(mask.stem))
+        if mask.name != mask_name.format(mask.stem):
+            mask.unlink()
+    Image.new("RGB", (32, 32)).save(data / "train" / "no_mask.png")  # has no mask: left out
+
+    report = create_project(tmp_path / "proj", data)
+    assert report.unresolved == []
+    table = pd.read_csv(tmp_path / "proj" / "configs" / "train_folders.csv")
+    assert table["id"].tolist() == [f"img_{i:03d}.png" for i in range(12)]
+    cfg = load_config(report.config_path)
+    assert (cfg.competition.task, cfg.competition.mask_dir) == ("segment", "data/masks")
+    done = medalist(
+        "train", str(report.config_path), "model.backbone=resnet10t", "data.image_size=32",
+        "train.epochs=1", "cv.n_splits=2", "track.backends=[none]", "--name", "m",
+        cwd=tmp_path / "proj",
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    oof = pd.read_csv(tmp_path / "proj" / "runs" / "m" / "oof.csv")
+    assert sorted(oof["id"]) == table["id"].tolist()

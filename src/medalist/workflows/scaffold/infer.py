@@ -18,7 +18,7 @@ from medalist.workflows.scaffold.found import DataPath, Found, rel
 from medalist.workflows.scaffold.images import first_values, image_suffix, infer_images
 from medalist.workflows.scaffold.pixels import pixel_images, without_pixels
 from medalist.workflows.scaffold.render import batch_for
-from medalist.workflows.scaffold.tables import Tables, find_tables
+from medalist.workflows.scaffold.tables import MASK_DIRS, Tables, find_tables
 from medalist.workflows.scaffold.video import infer_video
 
 # Column names, in order of preference, compared without case, "_", "-" or spaces.
@@ -38,7 +38,6 @@ SEGMENT_NAMES = ("encoded_pixels", "rle", "rle_mask", "mask", "segmentation")
 DETECT_NAMES = (
     "bbox", "bboxes", "boxes", "xmin", "ymin", "xmax", "ymax", "x_min", "y_min", "x_center",
 )  # fmt: skip
-MASK_DIRS = ("masks", "train_masks", "train/masks")
 CLASS_NAMES = ("class", "class_id", "classid", "class_name", "label", "category", "organ")
 
 N_SAMPLE = 20  # how many values decide "these are file names"

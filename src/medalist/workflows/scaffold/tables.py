@@ -30,6 +30,8 @@ FOLDER_TABLE = "configs/train_folders.csv"  # the table `new` writes for them, i
 NAME_CLASS = re.compile(r"^([A-Za-z]+(?: [A-Za-z]+)*)[._-]\d")
 MIN_NAMED = 5  # images each class named so must have (fewer: names, not classes)
 MAX_NAMED_CLASSES = 50
+# Segmentation without a table: a folder of images beside a folder of their masks.
+MASK_DIRS = ("masks", "train_masks", "train/masks")
 
 
 @dataclass(frozen=True)
@@ -102,6 +104,9 @@ def find_tables(data_dir: Path, train_csv: str | None = None) -> Tables:
         folders = named_classes(data_dir)
         how = "its class the first part of its file name"
     if train is None and folders is None:
+        folders = mask_images(data_dir)
+        how = "its masks in the mask folder"
+    if train is None and folders is None:
         raise UserError(f"data folder {data_dir} has no train.csv: {_missing_hint(data_dir)}")
     others = [p for p in _csvs(data_dir) if p != train]
     sub = _pick(others, SUB_STEMS)
@@ -112,7 +117,7 @@ def find_tables(data_dir: Path, train_csv: str | None = None) -> Tables:
     frame = folder = None
     if folders is not None:
         folder, frame = folders
-        frame.columns = _folder_columns(sub)
+        frame.columns = _folder_columns(sub)[: len(frame.columns)]
     return Tables(
         train=_rel(train, data_dir) if train is not None else FOLDER_TABLE,
         test=_rel(test, data_dir) if test else None,
@@ -160,6 +165,27 @@ def named_classes(data_dir: Path) -> tuple[str, pd.DataFrame] | None:
         counts = Counter(labels)
         if 2 <= len(counts) <= MAX_NAMED_CLASSES and min(counts.values()) >= MIN_NAMED:
             return name, pd.DataFrame({"image": files, "label": labels})
+    return None
+
+
+def mask_images(data_dir: Path) -> tuple[str, pd.DataFrame] | None:
+    """(folder, table) when a training folder of images sits beside a mask folder (MASK_DIRS)
+    whose files are named by the images (`a.jpg`: `a.png`, `a_mask.gif`, `a_<class>.png`): a
+    row per image that has a mask, its file name; None otherwise."""
+    masks = next((data_dir / d for d in MASK_DIRS if (data_dir / d).is_dir()), None)
+    if masks is None:
+        return None
+    stems = [f.stem for f in masks.iterdir() if _is_image(f) or f.suffix.lower() == ".gif"]
+    for name in CLASS_FOLDER_PARENTS:
+        parent = data_dir / name
+        if not parent.is_dir() or parent == masks:
+            continue
+        files = sorted(f.name for f in parent.iterdir() if _is_image(f))
+        names = set(stems)
+        prefixes = {m.rsplit(sep, 1)[0] for m in stems for sep in "_-" if sep in m}
+        kept = [f for f in files if Path(f).stem in names or Path(f).stem in prefixes]
+        if kept and len(kept) >= 0.5 * len(files):
+            return name, pd.DataFrame({"image": kept})
     return None
 
 
