@@ -97,13 +97,18 @@ def test_numbers_never_read_as_joined_labels() -> None:
     assert looks_joined(pd.Series([1, 2, 3] * 10), " ") is False
 
 
-def test_new_writes_the_separator_a_multilabel_target_macro_f1_and_multilabel_folds(
-    tmp_path: Path,
-) -> None:
+def _shapes_data(tmp_path: Path) -> tuple[Path, pd.DataFrame]:
+    """The shapes competition's data folder (no project around it) and its training table."""
     data = tmp_path / "comp"
     make_project(tmp_path / "shapes")
     (tmp_path / "shapes" / "data").rename(data)
-    train = pd.read_csv(data / "train.csv")
+    return data, pd.read_csv(data / "train.csv")
+
+
+def test_new_writes_the_separator_a_multilabel_target_macro_f1_and_multilabel_folds(
+    tmp_path: Path,
+) -> None:
+    data, train = _shapes_data(tmp_path)
     train["label"] = [f"{x} {EXTRA[i % 2]}" if i % 3 else x for i, x in enumerate(train["label"])]
     train.rename(columns={"label": "tags"}).to_csv(data / "train.csv", index=False)
     sample = pd.read_csv(data / "sample_submission.csv").rename(columns={"label": "tags"})
@@ -126,11 +131,8 @@ def test_new_keeps_class_names_with_a_space_one_class_and_the_submission_writes_
 ) -> None:
     # Fashion-MNIST's and Plant Seedlings' class names ("Ankle boot", "Common Chickweed") have a
     # space in them; before, new read them as labels joined by it, a multilabel target.
-    data = tmp_path / "comp"
-    make_project(tmp_path / "shapes")
-    (tmp_path / "shapes" / "data").rename(data)
+    data, train = _shapes_data(tmp_path)
     names = {"bar_h": "Bar flat", "bar_v": "Bar upright", "dot": "Round dot"}
-    train = pd.read_csv(data / "train.csv")
     train["label"] = train["label"].map(names)
     train.to_csv(data / "train.csv", index=False)
     sample = pd.read_csv(data / "sample_submission.csv").assign(label="Round dot")
