@@ -24,7 +24,7 @@ from medalist.config.schema import Config
 from medalist.data.dataset import transform_image
 from medalist.errors import UserError
 from medalist.tasks.base import AnalysisPage, ModelOutputs
-from medalist.tasks.metrics import Metric, get_metric
+from medalist.tasks.metrics import Metric, get_metric, ranked_k
 from medalist.tasks.mixing import BatchMixer
 
 
@@ -160,6 +160,12 @@ class ClassifyTask(ModelOutputs):
         kind = infer_kind(cfg, train)
         metric = competition_metric(cfg)
         cols = cfg.target_columns
+        if kind == "regression" and ranked_k(metric.name) is not None:
+            raise UserError(
+                f"competition.metric = {metric.name!r} ranks classes, but the target "
+                f"{cols[0]!r} is a number (regression): use rmse, or set "
+                "competition.target_type to multiclass"
+            )
         task = cls(kind, cols, [], metric, cfg.competition.id_column)
         if kind == "multiclass" and len(cols) > 1:  # one 0/1 column per class
             from medalist.tasks.one_hot import class_index

@@ -65,6 +65,24 @@ def qwk(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     )
 
 
+def map_at_k(y_true: np.ndarray, y_pred: np.ndarray, k: int) -> float:
+    """Mean average precision at k (Kaggle's MAP@k): the classes ranked by probability, a row
+    scoring 1/rank for its true class among the first k; multi-label rows average the precision
+    at each true label found, over min(true labels, k)."""
+    if y_pred.ndim != 2 or y_pred.shape[1] < 2:
+        raise ValueError("map@k ranks classes: it needs class probabilities, not one value a row")
+    top = np.argsort(-y_pred, axis=1, kind="stable")[:, :k]
+    ranks = np.arange(1, top.shape[1] + 1)
+    if _is_multilabel(y_true):
+        hits = np.take_along_axis(y_true.astype(bool), top, axis=1)
+        precision = np.cumsum(hits, axis=1) / ranks
+        wanted = np.minimum(y_true.astype(bool).sum(axis=1), k)
+        ap = (precision * hits).sum(axis=1) / np.maximum(wanted, 1)
+        return float(ap.mean())
+    hits = top == np.asarray(y_true).astype(int)[:, None]
+    return float((hits / ranks).sum(axis=1).mean())
+
+
 def rmse(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     return float(np.sqrt(skm.mean_squared_error(y_true.reshape(-1), y_pred.reshape(-1))))
 

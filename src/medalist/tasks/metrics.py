@@ -7,7 +7,9 @@ competition's own metric is given as "module:function" and takes the same argume
 
 from __future__ import annotations
 
+import functools
 import importlib
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -16,6 +18,14 @@ import numpy as np
 from medalist.errors import UserError
 
 MetricFn = Callable[[np.ndarray, np.ndarray], float]
+
+RANKED = re.compile(r"map@(\d+)", re.IGNORECASE)  # mean average precision at k: "map@5"
+
+
+def ranked_k(name: str) -> int | None:
+    """k of a "map@k" metric (the submission then lists the k likeliest classes), else None."""
+    match = RANKED.fullmatch(name.strip())
+    return int(match.group(1)) if match else None
 
 
 @dataclass(frozen=True)
@@ -53,10 +63,20 @@ def get_metric(name: str, direction: str | None = None) -> Metric:
         if direction is not None:
             higher = direction == "maximize"
         return Metric(name, fn, higher)
+    k = ranked_k(name)
+    if k is not None:
+        if not 1 <= k <= 100:
+            raise UserError(
+                f"competition.metric = {name!r}: k must be 1 to 100 (the labels a submission "
+                "row lists, as the competition's MAP@k says)"
+            )
+        from medalist.tasks.classify_metrics import map_at_k
+
+        return Metric(name, functools.partial(map_at_k, k=k), direction != "minimize")
     if ":" not in name:
         raise UserError(
             f"competition.metric = {name!r}: unknown metric; use one of "
-            f"{', '.join(builtin)} or 'module:function' for your own"
+            f"{', '.join(builtin)}, map@K (K labels a row) or 'module:function' for your own"
         )
     module_name, _, attr = name.partition(":")
     try:

@@ -2,19 +2,40 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
 from medalist.errors import UserError
+from medalist.tasks.metrics import ranked_k
 
 if TYPE_CHECKING:
     from medalist.tasks.classify import ClassifyTask
 
 
 def _label_values(task: ClassifyTask, preds: np.ndarray) -> np.ndarray:
+    k = ranked_k(task.metric.name)
+    if k is not None:
+        return ranked_labels(task.classes, preds, k)
     return np.asarray(task.classes, dtype=object)[preds.argmax(axis=1)]
+
+
+def ranked_token(label: object) -> str:
+    """A class as one token of a ranked row: blanks inside its name become "_" ("The Eiffel
+    Tower" -> "The_Eiffel_Tower"), since the row's labels are split at blanks."""
+    return "_".join(str(label).split())
+
+
+def ranked_labels(
+    classes: Sequence[object], preds: np.ndarray, k: int, separator: str = " "
+) -> np.ndarray:
+    """For MAP@k: each row's k likeliest classes, best first, joined by `separator`."""
+    token = ranked_token if separator.isspace() else str
+    names = np.asarray([token(c) for c in classes], dtype=object)
+    top = np.argsort(-preds, axis=1, kind="stable")[:, :k]
+    return np.asarray([separator.join(row) for row in names[top]], dtype=object)
 
 
 def format_classify_submission(
@@ -52,8 +73,13 @@ def format_classify_submission(
             )
         from medalist.tasks.joined_labels import join_labels
 
-        out[sub_cols[0]] = join_labels(
-            preds, task.classes, task.thresholds, task.separator, never_empty=task.never_empty
+        k = ranked_k(task.metric.name)
+        out[sub_cols[0]] = (
+            join_labels(
+                preds, task.classes, task.thresholds, task.separator, never_empty=task.never_empty
+            )
+            if k is None
+            else ranked_labels(task.classes, preds, k, task.separator)
         )
     elif task.kind == "multilabel":
         missing = [c for c in sub_cols if c not in task.classes]
@@ -97,13 +123,23 @@ def check_submission(task: ClassifyTask, sub: pd.DataFrame, sample: pd.DataFrame
     if values.isna().any().any():
         col = values.columns[values.isna().any()][0]
         raise UserError(f"submission column {col!r} has missing values; the model produced NaN")
+    k = ranked_k(task.metric.name)
     for col in values.columns:
         v = values[col]
-        if pd.api.types.is_numeric_dtype(v) and task.kind != "regression":
-            is_label_col = task.kind == "multiclass" and v.dtype == object
-            if not is_label_col and ((v < 0) | (v > 1)).any() and task.kind == "multilabel":
-                raise UserError(f"submission column {col!r} has values outside [0, 1]")
-        if task.kind == "multiclass" and v.dtype == object:
+        text = not pd.api.types.is_numeric_dtype(v)  # object, or pandas' str dtype
+        if not text and task.kind == "multilabel" and ((v < 0) | (v > 1)).any():
+            raise UserError(f"submission column {col!r} has values outside [0, 1]")
+        if task.kind == "multiclass" and text and k is not None:
+            allowed = {ranked_token(c) for c in task.classes}
+            for row in v.astype(str):
+                labels = row.split()
+                unknown = [x for x in labels if x not in allowed]
+                if unknown or not labels or len(labels) > k:
+                    raise UserError(
+                        f"submission column {col!r} row {row!r}: "
+                        + (f"unknown label {unknown[0]!r}" if unknown else f"not 1 to {k} labels")
+                    )
+        elif task.kind == "multiclass" and text:
             allowed = {str(c) for c in task.classes}
             bad = ~v.astype(str).isin(allowed)
             if bad.any():
