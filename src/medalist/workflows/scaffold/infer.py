@@ -77,6 +77,7 @@ def infer(data_dir: Path, tables: Tables | None = None) -> Found:
     if classes is None:
         found.ok(C + "classes", None)
     _target_type(found, train, targets, group_col, _fraction(sub), _fraction(sub, targets))
+    _ranked_metric(found, sub, targets)
     _task(found, data_dir, train, id_col, group_col, sub)
     if pixels is not None:
         pixel_images(found, test, pixels, shape)
@@ -362,6 +363,44 @@ def _fraction(sub: pd.DataFrame | None, columns: list[str] | None = None) -> flo
             if len(fractional):
                 return float(fractional.iloc[0])
     return None
+
+
+MAX_RANKED = 20  # labels a sample row lists, at most, to read as a ranked (MAP@k) submission
+
+
+def ranked_count(sub: pd.DataFrame | None, targets: list[str]) -> int | None:
+    """k when the sample's one value column lists k labels a row, the same k in every row
+    (Humpback Whale's "new_whale w_23a388d ..."; Quick, Draw!'s three words): a MAP@k
+    submission. Numbers alone (run-length masks, "1 1") are not labels."""
+    if sub is None or len(sub.columns) != 2 or len(targets) != 1 or targets[0] not in sub:
+        return None
+    values = sub[targets[0]]
+    if len(values) == 0 or not pd.api.types.is_string_dtype(values):
+        return None
+    rows = [str(v).split() for v in values.dropna()]
+    counts = {len(row) for row in rows}
+    if len(rows) != len(values) or len(counts) != 1 or not 2 <= min(counts) <= MAX_RANKED:
+        return None
+    tokens = {t for row in rows[:200] for t in row}
+    if all(pd.to_numeric(pd.Series(sorted(tokens)), errors="coerce").notna()):
+        return None
+    return counts.pop()
+
+
+def _ranked_metric(found: Found, sub: pd.DataFrame | None, targets: list[str]) -> None:
+    """A sample listing k labels a row, for a single-label target: guessed MAP@k (to check)."""
+    k = ranked_count(sub, targets)
+    if k is None or found.values.get(C + "target_type") not in ("auto", "multiclass"):
+        return
+    if C + "label_separator" in found.values:
+        return  # labels joined in the training table too: multilabel, thresholded
+    found.guess(
+        C + "metric",
+        f"map@{k}",
+        f"{found.sub_name} lists {k} labels a row: guessed mean average precision at {k} (the "
+        f"submission writes the {k} likeliest classes, best first); set competition.metric to "
+        "the competition's",
+    )
 
 
 def _probability_metric(found: Found, fraction: float) -> None:

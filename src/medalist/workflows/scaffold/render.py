@@ -165,7 +165,7 @@ def render_config(found: Found, name: str, prefix: str) -> str:
             else [line(c + "group_column", None, GROUP_COMMENT)]
         ),
         *video_lines(found, line),
-        line(c + "metric", "accuracy", "# accuracy | f1 | roc_auc | log_loss | qwk | rmse"),
+        line(c + "metric", "accuracy", "# accuracy | f1 | roc_auc | log_loss | qwk | rmse | map@5"),
         *(
             [
                 line(c + "mask_dir", None, "# masks named like the images; null: RLE column"),
