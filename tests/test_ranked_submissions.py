@@ -167,3 +167,17 @@ def test_the_submission_check_names_a_label_that_is_not_a_class(trained_run: Pat
     bad = sample.assign(label=["dot"] * (len(sample) - 1) + ["circle"])
     with pytest.raises(UserError, match="circle"):
         task.check_submission(bad, sample)
+
+
+def test_joined_labels_scored_by_map_at_k_submit_the_k_likeliest_labels_a_row(
+    tmp_path: Path,
+) -> None:
+    from test_joined_labels import EXTRA, _joined_project
+
+    cfg = _joined_project(tmp_path / "proj")
+    cfg.write_text(cfg.read_text().replace("metric: f1", "metric: map@3"))
+    sub = train_then_predict(tmp_path / "proj", "j")
+    labels = set(pd.read_csv(tmp_path / "proj" / "data" / "train.csv")["label"].str.split().sum())
+    assert labels == {"bar_h", "bar_v", "dot", *EXTRA}
+    rows = [row.split(" ") for row in sub["label"]]
+    assert all(len(row) == 3 and len(set(row)) == 3 and set(row) <= labels for row in rows)
