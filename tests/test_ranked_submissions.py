@@ -85,7 +85,7 @@ def test_a_sample_listing_the_same_number_of_labels_a_row_reads_as_ranked(
     values: list[str], k: int | None
 ) -> None:
     sub = pd.DataFrame({"Image": [f"{i}.jpg" for i in range(len(values))], "Id": values})
-    assert ranked_count(sub, ["Id"]) == k
+    assert ranked_count(sub, "Image") == k
 
 
 def _whale_data(tmp_path: Path) -> Path:
@@ -122,6 +122,30 @@ def test_new_guesses_map_at_5_from_a_sample_of_five_labels_and_the_submission_li
     assert all(len(row) == 5 and len(set(row)) == 5 and set(row) == set(WHALES) for row in rows)
     scores = pd.read_csv(tmp_path / "proj" / "runs" / "w" / "oof.csv")
     assert len(scores) == 30
+
+
+def test_new_reads_a_ranked_sample_whose_column_the_training_table_does_not_have(
+    tmp_path: Path,
+) -> None:
+    # Happywhale: train.csv image,species,individual_id; the sample image,predictions.
+    data = _whale_data(tmp_path)
+    train = pd.read_csv(data / "train.csv")
+    train = pd.DataFrame(
+        {"image": train["Image"], "species": "beluga", "individual_id": train["Id"]}
+    )
+    train.to_csv(data / "train.csv", index=False)
+    sample = pd.read_csv(data / "sample_submission.csv")
+    ranked = "37c7aba965a5 114207cab555 a6e325d8e924 19fbb960f07d c995c043c353"
+    pd.DataFrame({"image": sample["Image"], "predictions": ranked}).to_csv(
+        data / "sample_submission.csv", index=False
+    )
+    report = create_project(tmp_path / "proj", data)
+    cfg = load_config(report.config_path)
+    assert (cfg.competition.metric, cfg.competition.target_column) == ("map@5", "individual_id")
+
+    sub = train_then_predict(tmp_path / "proj", "h")
+    assert list(sub.columns) == ["image", "predictions"]
+    assert all(set(row.split(" ")) == set(WHALES) for row in sub["predictions"])
 
 
 def test_a_class_name_with_blanks_is_one_token_of_a_ranked_row(tmp_path: Path) -> None:

@@ -77,7 +77,7 @@ def infer(data_dir: Path, tables: Tables | None = None) -> Found:
     if classes is None:
         found.ok(C + "classes", None)
     _target_type(found, train, targets, group_col, _fraction(sub), _fraction(sub, targets))
-    _ranked_metric(found, sub, targets)
+    _ranked_metric(found, train, sub, id_col, targets)
     _task(found, data_dir, train, id_col, group_col, sub)
     if pixels is not None:
         pixel_images(found, test, pixels, shape)
@@ -368,13 +368,15 @@ def _fraction(sub: pd.DataFrame | None, columns: list[str] | None = None) -> flo
 MAX_RANKED = 20  # labels a sample row lists, at most, to read as a ranked (MAP@k) submission
 
 
-def ranked_count(sub: pd.DataFrame | None, targets: list[str]) -> int | None:
-    """k when the sample's one value column lists k labels a row, the same k in every row
-    (Humpback Whale's "new_whale w_23a388d ..."; Quick, Draw!'s three words): a MAP@k
-    submission. Numbers alone (run-length masks, "1 1") are not labels."""
-    if sub is None or len(sub.columns) != 2 or len(targets) != 1 or targets[0] not in sub:
+def ranked_count(sub: pd.DataFrame | None, id_col: str | None) -> int | None:
+    """k when the sample's one value column (beside `id_col`) lists k labels a row, the same k
+    in every row (Humpback Whale's "new_whale w_23a388d ..."; Happywhale's `predictions`;
+    Quick, Draw!'s three words): a MAP@k submission. Numbers alone (run-length masks, "1 1")
+    are not labels."""
+    value_cols = [] if sub is None else [c for c in sub.columns if c != id_col]
+    if sub is None or len(value_cols) != 1 or len(sub.columns) != 2:
         return None
-    values = sub[targets[0]]
+    values = sub[value_cols[0]]
     if len(values) == 0 or not pd.api.types.is_string_dtype(values):
         return None
     rows = [str(v).split() for v in values.dropna()]
@@ -387,10 +389,24 @@ def ranked_count(sub: pd.DataFrame | None, targets: list[str]) -> int | None:
     return counts.pop()
 
 
-def _ranked_metric(found: Found, sub: pd.DataFrame | None, targets: list[str]) -> None:
-    """A sample listing k labels a row, for a single-label target: guessed MAP@k (to check)."""
-    k = ranked_count(sub, targets)
-    if k is None or found.values.get(C + "target_type") not in ("auto", "multiclass"):
+def _ranked_metric(
+    found: Found,
+    train: pd.DataFrame,
+    sub: pd.DataFrame | None,
+    id_col: str | None,
+    targets: list[str],
+) -> None:
+    """A sample listing k labels a row, for a single-label target: guessed MAP@k (to check).
+    A row that is itself a training label ("Round dot", "Loose Silky-bent") is one class whose
+    name has blanks, not k guesses."""
+    k = ranked_count(sub, id_col)
+    if k is None or len(targets) != 1 or targets[0] not in train:
+        return
+    known = set(train[targets[0]].dropna().astype(str).str.strip())
+    value_col = next(c for c in sub.columns if c != id_col)
+    if sub[value_col].astype(str).str.strip().isin(known).any():
+        return
+    if found.values.get(C + "target_type") not in ("auto", "multiclass"):
         return
     if C + "label_separator" in found.values:
         return  # labels joined in the training table too: multilabel, thresholded
