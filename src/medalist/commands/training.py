@@ -12,6 +12,31 @@ from medalist.errors import UserError
 from medalist.logs import quiet_libraries
 
 
+def print_group_cv(metric: str, g: dict) -> None:
+    """The CV a submission with a row per group is scored by (`competition.submission_by`)."""
+    from rich.markup import escape
+
+    from medalist.console import console
+
+    console.print(
+        escape(
+            f"CV {metric} per {g['by']} (the submission's rows: {g['groups']} groups, "
+            f"{g['reduce']} of their images): {g['mean']:.4f} +- {g['std']:.4f} "
+            f"(folds: {', '.join(f'{x:.4f}' for x in g['folds'])})"
+        )
+    )
+    if g["groups_in_several_folds"]:
+        console.print(
+            escape(
+                f"warning: {g['groups_in_several_folds']} of the groups have images in several "
+                "folds, so a model saw a sibling of the image it scored and this CV is "
+                "optimistic: set cv.scheme: group and competition.group_column to the group's "
+                "column"
+            ),
+            style="yellow",
+        )
+
+
 @app.command()
 def folds(
     config: Annotated[Path, typer.Argument(help="config file")],
@@ -87,6 +112,8 @@ def train(
             f"CV {s['metric']}: {s['mean']:.4f} +- {s['std']:.4f} "
             f"(folds: {', '.join(f'{x:.4f}' for x in s['folds'])})"
         )
+        if "by_group" in s:
+            print_group_cv(s["metric"], s["by_group"])
         if "seed_scores" in s:
             console.print(
                 f"seeds {s['seeds']}: {', '.join(f'{x:.4f}' for x in s['seed_scores'])} "

@@ -102,6 +102,26 @@ class Competition(Section):
     clip_boxes: bool = False  # clip boxes that cross the image border instead of refusing
     prediction_format: str | None = None  # one box of the submission; None: by class count
     empty_prediction: str = ""  # the submission text of an image without a box
+    # A submission row per group of images (a patient, a breast): a column of the tables, or a
+    # pattern of their columns ("{patient_id}_{laterality}"); the images' predictions combine
+    # by their mean or their max (a group is positive when any of its images is).
+    submission_by: str | None = Field(None, min_length=1)
+    submission_reduce: Literal["mean", "max"] = "mean"
+
+    @field_validator("submission_by")
+    @classmethod
+    def _submission_by(cls, spec: str | None, info: ValidationInfo) -> str | None:
+        if spec is not None and info.data.get("task", "classify") != "classify":
+            raise ValueError(
+                "a submission row per group of images is for classification; masks and boxes "
+                "are submitted per image"
+            )
+        if spec is not None and "{" in spec:
+            from medalist.data.tables import pattern_columns
+
+            if not pattern_columns(spec):
+                raise ValueError('name the columns in braces, e.g. "{patient_id}_{laterality}"')
+        return spec
 
     @field_validator("mask_mode")
     @classmethod

@@ -350,6 +350,11 @@ def load_sample_submission(cfg: Config) -> pd.DataFrame | None:
     if comp.task == "segment" and is_file_sample(path):  # a folder or zip of mask files
         return read_file_sample(path, comp.id_column)
     df = read_csv(path, "sample submission", "competition.sample_submission")
+    if comp.submission_by is not None:  # a row per group of images, not per image
+        from medalist.data.submission_rows import sample_key_column
+
+        _check_unique_ids(df, sample_key_column(cfg, df), path)
+        return df
     _require_columns(df, [comp.id_column], path, "competition.id_column")
     if comp.task == "segment" and comp.class_column is not None and not comp.id_class_separator:
         # Long format: one row per test image and class.
@@ -374,6 +379,12 @@ def load_test(cfg: Config, sample: pd.DataFrame | None) -> pd.DataFrame | None:
         _require_columns(df, [comp.id_column], path, "competition.id_column")
         _check_unique_ids(df, comp.id_column, path)
         return df.reset_index(drop=True)
+    if sample is not None and comp.submission_by is not None:
+        raise UserError(
+            f"competition.submission_by is {comp.submission_by!r} but competition.test_csv "
+            f"({comp.test_csv}) is not a file: the test table names each image and its group; "
+            "set competition.test_csv"
+        )
     if sample is not None:  # (in the long format an image has a row per class)
         from medalist.data.joined_ids import split_ids
 
@@ -389,7 +400,9 @@ def check_classes(cfg: Config, train: pd.DataFrame, sample: pd.DataFrame | None)
         return  # masks and boxes, not classes of images
     classes = comp.classes
     if classes is None and sample is not None and isinstance(comp.target_column, str):
-        per_class = [c for c in sample.columns if c != comp.id_column]
+        from medalist.data.submission_rows import sample_key_column
+
+        per_class = [c for c in sample.columns if c != sample_key_column(cfg, sample)]
         values = set(train[comp.target_column].astype(str))
         if len(per_class) > 1 and len(values & set(per_class)) > 0:
             classes = per_class
@@ -418,6 +431,12 @@ def load_tables(cfg: Config, *, need_test: bool = False, check_files: bool = Tru
     sample = load_sample_submission(cfg)
     check_classes(cfg, train, sample)
     test = load_test(cfg, sample)
+    if comp.submission_by is not None:  # the groups are read from both tables: fail early
+        from medalist.data.submission_rows import group_keys
+
+        group_keys(train, comp.submission_by, str(cfg.path(comp.train_csv)))
+        if test is not None:
+            group_keys(test, comp.submission_by, str(cfg.path(comp.test_csv)))
     test_paths = None
     if test is not None and (comp.test_image_dir is not None or comp.pixel_columns is not None):
         test_paths = image_paths(cfg, test, cfg.path(comp.test_image_dir))

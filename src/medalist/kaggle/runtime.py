@@ -192,7 +192,9 @@ def predict_offline(
     cfg, task, ids = first.cfg, package_task(first, manifest), first.ids
     window = int(manifest.get("smooth_window") or 1)
     use_filter(cfg, manifest.get("smooth_filter"))
-    test = load_test(cfg, sample) if window > 1 else None  # video frames: `medalist smooth`'s
+    # video frames (`medalist smooth`'s) and groups of images (submission_by) read the table
+    needs_table = window > 1 or cfg.competition.submission_by is not None
+    test = load_test(cfg, sample) if needs_table else None
     _, submission = make_submission(cfg, task, ids, test, preds, sample, window)
     write_submission(out, submission)
     return submission

@@ -84,6 +84,58 @@ def finish_run(cfg: Config, run: RunDir, task: Task) -> dict[str, Any] | None:
     # fits its post-processing, which task.json keeps for predict.
     scores.update(task.finish_oof(oof, run.seed_fold_dirs(cfg.cv.n_splits, cfg.train.seeds)))
     write_json(run.file(layout.TASK), task.state())
+    if cfg.competition.submission_by is not None:
+        scores["by_group"] = group_cv(cfg, task, oof)
     scores["seeds"] = run_seeds(cfg)
     write_merged(run, oof, scores)
     return scores
+
+
+def group_cv(cfg: Config, task: Task, oof: pd.DataFrame) -> dict[str, Any]:
+    """The CV as the submission is scored when it has a row per group of images
+    (`competition.submission_by`): each fold's out-of-fold images combined per group, as
+    predict combines the test images, then scored; and how many groups span several folds
+    (their images were trained on while a sibling was scored: group folds prevent it)."""
+    from medalist.data.submission_rows import group_keys
+    from medalist.data.tables import load_train
+
+    comp = cfg.competition
+    train = load_train(cfg)
+    keys = group_keys(train, comp.submission_by, str(cfg.path(comp.train_csv)))
+    by_id = dict(zip(train[comp.id_column].astype(str), keys, strict=True))
+    oof_keys = oof["id"].astype(str).map(by_id).reset_index(drop=True)
+    y, preds = task.preds_from_oof(oof)
+    folds = oof["fold"].to_numpy()
+    per_fold = [
+        _group_score(task, oof_keys[folds == k].reset_index(drop=True), y[folds == k],
+                     preds[folds == k], comp.submission_reduce)
+        for k in sorted(set(folds.tolist()))
+    ]  # fmt: skip
+    spans = pd.DataFrame({"key": oof_keys, "fold": folds}).groupby("key")["fold"].nunique()
+    return {
+        "by": comp.submission_by,
+        "reduce": comp.submission_reduce,
+        "groups": int(len(spans)),
+        "folds": per_fold,
+        "mean": float(np.mean(per_fold)),
+        "std": float(np.std(per_fold)),
+        "oof": _group_score(task, oof_keys, y, preds, comp.submission_reduce),
+        "groups_in_several_folds": int((spans > 1).sum()),
+    }
+
+
+def _group_score(
+    task: Task, keys: pd.Series, y: np.ndarray, preds: np.ndarray, reduce: str
+) -> float:
+    """The metric on a row per group: predictions combined as the submission combines them,
+    the target a group's first label (a class) or its images' mean (a number) or max (labels)."""
+    from medalist.data.submission_rows import combine_rows, first_per_key
+
+    _, combined = combine_rows(keys, preds, reduce)
+    kind = getattr(task, "kind", "multiclass")
+    if kind == "multiclass":
+        target = first_per_key(keys, y)
+    else:
+        target = combine_rows(keys, y, "mean" if kind == "regression" else "max")[1]
+        target = target.astype(y.dtype)
+    return float(task.score(target, combined))

@@ -181,7 +181,41 @@ def make_submission(
     from medalist.workflows.smooth import smooth_test_predictions
 
     preds = smooth_test_predictions(cfg, task, ids, test, preds, window)
-    return preds, task.format_submission(ids, preds, sample)
+    comp = cfg.competition
+    if comp.submission_by is None:
+        return preds, task.format_submission(ids, preds, sample)
+    return submit_by_group(cfg, task, test, preds, sample)
+
+
+def submit_by_group(
+    cfg: Config, task: Task, test: pd.DataFrame, preds: Any, sample: pd.DataFrame
+) -> tuple[Any, pd.DataFrame]:
+    """A submission row per group of test images (`competition.submission_by`): the images'
+    predictions combined (mean or max), shaped and checked as the sample's rows."""
+    from medalist.data.submission_rows import combine_rows, group_keys, sample_key_column
+
+    comp = cfg.competition
+    keys = group_keys(test, comp.submission_by, "the test table (competition.test_csv)")
+    groups, combined = combine_rows(keys, preds, comp.submission_reduce)
+    sample_id = sample_key_column(cfg, sample)
+    wanted = sample[sample_id].astype(str)
+    if len(groups) != len(sample) or set(groups) != set(wanted):
+        unmatched = sorted(set(wanted) - set(groups)) or sorted(set(groups) - set(wanted))
+        raise UserError(
+            f"competition.submission_by {comp.submission_by!r} makes {len(groups)} rows of the "
+            f"{len(test)} test images, but sample_submission lists {len(sample)} (first "
+            f"unmatched: {unmatched[0] if unmatched else 'a repeated id'!r}); fix "
+            "competition.submission_by so it names the sample's rows"
+        )
+    clash = comp.id_column != sample_id and comp.id_column in sample.columns
+    if clash:
+        raise UserError(
+            f"sample_submission has both {sample_id!r} (its rows) and {comp.id_column!r}: with "
+            "competition.submission_by the sample names groups, not images; fix the sample"
+        )
+    shaped = sample.rename(columns={sample_id: comp.id_column})
+    sub = task.format_submission(groups, combined, shaped)
+    return combined, sub.rename(columns={comp.id_column: sample_id})
 
 
 def write_submission(path: Path, submission: pd.DataFrame) -> Path:

@@ -62,15 +62,21 @@ def infer(data_dir: Path, tables: Tables | None = None) -> Found:
         train, shape = without_pixels(found, train, sub, pixels)
     columns = list(train.columns)
     id_col = _id_column(found, columns, sub)
+    by = _submission_groups(found, train, test, sub, id_col)
+    if by is not None:
+        id_col, by = by
     if _named_like(columns, SEGMENT_NAMES) is not None:  # masks: ids may join image and class
         from medalist.workflows.scaffold.masks import split_joined_ids
 
         train, sub = split_joined_ids(found, [train, sub], id_col, data_dir)
         columns = list(train.columns)
     image_col, value_ext = _image_column(found, train, id_col)
-    reserved = {id_col, *([image_col] if image_col else [])}
+    reserved = {id_col, *([image_col] if image_col else []), *([by] if by else [])}
     targets, classes = _target_columns(found, train, sub, reserved)
     group_col = _group_column(found, columns, reserved, targets)
+    if by is not None:  # a group's images in one fold, as its submission row is scored
+        found.ok(C + "group_column", by, "the submission's rows: folds keep their images together")
+        group_col = by
     group_col = infer_video(found, train, _named_like, {*reserved, *targets}, group_col)
     if not targets:
         targets = _guess_target(found, columns, reserved, group_col)
@@ -243,6 +249,37 @@ def _id_column(found: Found, columns: list[str], sub: pd.DataFrame | None) -> st
         "competition.id_column to the column that names each image",
     )
     return id_col
+
+
+def _submission_groups(
+    found: Found,
+    train: pd.DataFrame,
+    test: pd.DataFrame | None,
+    sub: pd.DataFrame | None,
+    sub_id: str,
+) -> tuple[str, str] | None:
+    """(the image id column, the group column) when the sample has a row per group of test
+    images (Mayo Clinic STRIP AI's `patient_id`): its id repeats in the test table, and another
+    column both tables share names each image once."""
+    if sub is None or test is None or sub_id not in test.columns or sub_id not in sub.columns:
+        return None
+    if not test[sub_id].duplicated().any() or sub[sub_id].duplicated().any():
+        return None
+    if set(sub[sub_id].astype(str)) != set(test[sub_id].astype(str)):
+        return None
+    shared = [c for c in test.columns if c != sub_id and c in train.columns]
+    unique = [c for c in shared if not (test[c].duplicated().any() or train[c].duplicated().any())]
+    if not unique:
+        return None
+    image_id = _named_like(unique, ID_NAMES) or unique[0]
+    found.ok(C + "id_column", image_id, f"names each image of {found.test_name} once")
+    found.ok(
+        C + "submission_by",
+        sub_id,
+        f"{found.sub_name} has a row per {sub_id} ({len(sub)}), {found.test_name} a row per "
+        f"image ({len(test)}): the images' predictions are averaged per {sub_id}",
+    )
+    return image_id, sub_id
 
 
 def _image_column(found: Found, train: pd.DataFrame, id_col: str) -> tuple[str | None, str | None]:

@@ -25,7 +25,7 @@ KEY_ORDER = (
         for k in (
             "task", "target_type", "train_csv", "test_csv", "image_dir", "test_image_dir",
             "sample_submission", "id_column", "image_column", "image_ext", "image_pattern",
-            "target_column",
+            "target_column", "submission_by",
             "label_separator", "classes", "group_column", "metric", "mask_dir", "rle_order",
             "class_column", "mask_mode", "ignore_index", "mask_pattern", "id_class_separator",
             "box_format", "box_normalized", "sequence_column", "frame_column",
@@ -153,6 +153,14 @@ def render_config(found: Found, name: str, prefix: str) -> str:
             else []
         ),
         line(c + "target_column"),
+        *(
+            [
+                line(c + "submission_by", None, "# a submission row per group of images"),
+                line(c + "submission_reduce", "mean", "# mean | max: the group's images"),
+            ]
+            if c + "submission_by" in found.values
+            else []
+        ),
         *(
             [line(c + "label_separator", None, "# several labels a row, joined by this")]
             if c + "label_separator" in found.values
