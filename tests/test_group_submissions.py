@@ -176,6 +176,24 @@ def test_a_pattern_of_columns_names_each_row_and_max_takes_the_likeliest_image(
     )
 
 
+def test_new_spells_a_sample_id_that_joins_two_columns_as_a_pattern(tmp_path: Path) -> None:
+    # RSNA Mammography: test.csv has prediction_id = patient_id + "_" + laterality, train.csv
+    # only the two columns.
+    data = _patients(tmp_path, pattern=True)
+    test = pd.read_csv(data / "test.csv")
+    test["prediction_id"] = test["patient_id"] + "_" + test["laterality"]
+    test.to_csv(data / "test.csv", index=False)
+    report = create_project(tmp_path / "proj", data)
+    comp = load_config(report.config_path).competition
+    assert (comp.id_column, comp.submission_by, comp.group_column, comp.target_column) == (
+        "image_id",
+        "{patient_id}_{laterality}",
+        "patient_id",
+        "label",
+    )
+    assert not any(s.startswith("competition.id_column") for s in report.unresolved)
+
+
 def _group_project(tmp_path: Path) -> Path:
     data = _patients(tmp_path)
     create_project(tmp_path / "proj", data)

@@ -62,21 +62,23 @@ def infer(data_dir: Path, tables: Tables | None = None) -> Found:
         train, shape = without_pixels(found, train, sub, pixels)
     columns = list(train.columns)
     id_col = _id_column(found, columns, sub)
-    by = _submission_groups(found, train, test, sub, id_col)
+    by = _submission_groups(found, train, test, sub)
+    by_group = None
     if by is not None:
-        id_col, by = by
+        id_col, by, by_group = by
     if _named_like(columns, SEGMENT_NAMES) is not None:  # masks: ids may join image and class
         from medalist.workflows.scaffold.masks import split_joined_ids
 
         train, sub = split_joined_ids(found, [train, sub], id_col, data_dir)
         columns = list(train.columns)
     image_col, value_ext = _image_column(found, train, id_col)
-    reserved = {id_col, *([image_col] if image_col else []), *([by] if by else [])}
+    reserved = {id_col, *([image_col] if image_col else []), *([by_group] if by_group else [])}
     targets, classes = _target_columns(found, train, sub, reserved)
     group_col = _group_column(found, columns, reserved, targets)
-    if by is not None:  # a group's images in one fold, as its submission row is scored
-        found.ok(C + "group_column", by, "the submission's rows: folds keep their images together")
-        group_col = by
+    if by_group is not None:  # a group's images in one fold, as its submission row is scored
+        why = "the submission's rows: folds keep their images together"
+        found.ok(C + "group_column", by_group, why)
+        group_col = by_group
     group_col = infer_video(found, train, _named_like, {*reserved, *targets}, group_col)
     if not targets:
         targets = _guess_target(found, columns, reserved, group_col)
@@ -252,34 +254,50 @@ def _id_column(found: Found, columns: list[str], sub: pd.DataFrame | None) -> st
 
 
 def _submission_groups(
-    found: Found,
-    train: pd.DataFrame,
-    test: pd.DataFrame | None,
-    sub: pd.DataFrame | None,
-    sub_id: str,
-) -> tuple[str, str] | None:
-    """(the image id column, the group column) when the sample has a row per group of test
-    images (Mayo Clinic STRIP AI's `patient_id`): its id repeats in the test table, and another
-    column both tables share names each image once."""
-    if sub is None or test is None or sub_id not in test.columns or sub_id not in sub.columns:
+    found: Found, train: pd.DataFrame, test: pd.DataFrame | None, sub: pd.DataFrame | None
+) -> tuple[str, str, str] | None:
+    """(the image id column, competition.submission_by, the group column) when the sample has
+    a row per group of test images: its ids repeat in the test table, another column both
+    tables share names each image once, and the group is a column of both (Mayo Clinic STRIP
+    AI's `patient_id`) or joins two of them (RSNA Mammography's `prediction_id`,
+    "{patient_id}_{laterality}")."""
+    if sub is None or test is None or not len(sub.columns):
         return None
-    if not test[sub_id].duplicated().any() or sub[sub_id].duplicated().any():
+    sub_id = sample_id_column(sub)
+    if sub_id not in test.columns or sub[sub_id].duplicated().any():
         return None
-    if set(sub[sub_id].astype(str)) != set(test[sub_id].astype(str)):
+    groups = test[sub_id].astype(str)
+    if not groups.duplicated().any() or set(sub[sub_id].astype(str)) != set(groups):
         return None
     shared = [c for c in test.columns if c != sub_id and c in train.columns]
     unique = [c for c in shared if not (test[c].duplicated().any() or train[c].duplicated().any())]
-    if not unique:
+    spec = sub_id if sub_id in train.columns else _group_pattern(test, groups, shared)
+    if not unique or spec is None:
         return None
     image_id = _named_like(unique, ID_NAMES) or unique[0]
+    group_col = sub_id if spec == sub_id else spec[1 : spec.index("}")]
     found.ok(C + "id_column", image_id, f"names each image of {found.test_name} once")
+    joined = "" if spec == sub_id else f", {sub_id} joining {spec}"
     found.ok(
         C + "submission_by",
-        sub_id,
-        f"{found.sub_name} has a row per {sub_id} ({len(sub)}), {found.test_name} a row per "
-        f"image ({len(test)}): the images' predictions are averaged per {sub_id}",
+        spec,
+        f"{found.sub_name} has a row per {sub_id} ({len(sub)}{joined}), {found.test_name} a "
+        f"row per image ({len(test)}): the images' predictions are averaged per row",
     )
-    return image_id, sub_id
+    return image_id, spec, group_col
+
+
+def _group_pattern(test: pd.DataFrame, groups: pd.Series, shared: list[str]) -> str | None:
+    """The pattern of two shared columns that spells every test row's group, if one does."""
+    candidates = [c for c in shared[:12] if test[c].duplicated().any()]
+    for a in candidates:
+        for b in candidates:
+            if a == b:
+                continue
+            for sep in ("_", "-", ".", "/", ""):
+                if (test[a].astype(str) + sep + test[b].astype(str)).equals(groups):
+                    return f"{{{a}}}{sep}{{{b}}}"
+    return None
 
 
 def _image_column(found: Found, train: pd.DataFrame, id_col: str) -> tuple[str | None, str | None]:
