@@ -76,7 +76,9 @@ def fake_run(root: Path, backends: str) -> tuple:
     return cfg, run
 
 
-def drive(tracker, run: RunDir, *, single_logger_api: bool = False) -> None:
+def drive(
+    tracker, run: RunDir, *, single_logger_api: bool = False, scores: dict | None = None
+) -> None:
     """What train() does with a tracker, the loggers fed as Lightning feeds them."""
     for k in range(FOLDS):
         if single_logger_api:
@@ -94,7 +96,7 @@ def drive(tracker, run: RunDir, *, single_logger_api: bool = False) -> None:
             lg.finalize("success")
         result = {"fold": k, "score": SCORES["folds"][k], "best_epoch": EPOCHS}
         tracker.end_fold(k, {**result, "epochs": EPOCHS, "seconds": 1.5})
-    tracker.finish(SCORES, [run.file("scores.json"), run.path / "plots"])
+    tracker.finish(scores or SCORES, [run.file("scores.json"), run.path / "plots"])
 
 
 def _close(a, b) -> bool:
@@ -280,13 +282,16 @@ def test_mlflow_keeps_a_parent_run_and_a_child_per_fold(tmp_path):
     from mlflow import MlflowClient
 
     cfg, run = fake_run(tmp_path, "mlflow")
-    drive(create_tracker(cfg, run), run)
+    by_group = {"mean": 0.625, "std": 0.125}  # the CV per submission row (submission_by)
+    drive(create_tracker(cfg, run), run, scores={**SCORES, "by_group": by_group})
 
     ids = json.loads(run.file("tracking.json").read_text())
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlruns.db'}")
     parent = client.get_run(ids["parent"])
     assert parent.data.params["train.lr"] == str(LR)
     assert parent.data.metrics["cv_mean"] == pytest.approx(SCORES["mean"])
+    assert parent.data.metrics["cv_by_group_mean"] == 0.625
+    assert parent.data.metrics["cv_by_group_std"] == 0.125
     for k in range(FOLDS):
         child = client.get_run(ids[f"fold_{k}"])
         assert child.data.tags["mlflow.parentRunId"] == ids["parent"]

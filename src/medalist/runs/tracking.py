@@ -315,6 +315,9 @@ class MlflowMirror(Mirror):
             self.client.log_metric(parent, "cv_std", scores["std"])
             for k, s in enumerate(scores["folds"]):
                 self.client.log_metric(parent, "cv_fold", s, step=k)
+            if "by_group" in scores:  # the CV per submission row (competition.submission_by)
+                self.client.log_metric(parent, "cv_by_group_mean", scores["by_group"]["mean"])
+                self.client.log_metric(parent, "cv_by_group_std", scores["by_group"]["std"])
         for path in artifacts:
             if path.is_file():
                 self.client.log_artifact(parent, str(path))
