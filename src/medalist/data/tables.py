@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from medalist.config.schema import Config
+from medalist.data.hdf5_images import is_hdf5
 from medalist.data.mask_files import is_file_sample, read_file_sample
 from medalist.errors import UserError
 from medalist.io import read_table_csv
@@ -307,6 +308,13 @@ def image_paths(cfg: Config, df: pd.DataFrame, image_dir: Path | None) -> list[P
         train = set(cfg.target_columns) <= set(df.columns)
         where = comp.train_csv if train else comp.test_csv or "the test table"
         return pixel_files(cfg, df, where)
+    if is_hdf5(image_dir):  # images in one HDF5 file, a dataset per id: written out once
+        from medalist.data.hdf5_images import hdf5_files
+
+        by_column = comp.image_column is not None and comp.image_column in df.columns
+        names = df[comp.image_column if by_column else comp.id_column].astype(str).tolist()
+        train = image_dir == cfg.path(comp.image_dir)
+        return hdf5_files(cfg, image_dir, names, f"competition.{'' if train else 'test_'}image_dir")
     if comp.image_pattern is not None:
         names = pattern_names(comp.image_pattern, df)
     elif comp.image_column is not None and comp.image_column in df.columns:

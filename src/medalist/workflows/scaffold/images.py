@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from collections import Counter
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -130,6 +131,9 @@ def infer_images(
     """The folders of training and test images, their extension and the baseline image size."""
     train_values = first_values(train, image_col or id_col, N_CHECK)
     train_dir, ext_used, image_col = _train_images(found, data_dir, train_values, id_col, image_col)
+    if train_dir is None and _hdf5_images(found, data_dir, train, image_col or id_col):
+        _test_images(found, data_dir, test, sub, id_col, image_col, None)
+        return
     if train_dir is None and image_col is None:
         from medalist.workflows.scaffold.nested import find_nested
 
@@ -143,6 +147,20 @@ def infer_images(
         paths = [train_dir / f"{v}{ext_used}" for v in sample]
         _baseline_input(found, paths[0], paths)
     _test_images(found, data_dir, test, sub, id_col, image_col, train_dir)
+
+
+def _hdf5_images(found: Found, data_dir: Path, train: pd.DataFrame, column: str) -> bool:
+    """The training images in an HDF5 file, a dataset per id (ISIC 2024): set, and measured."""
+    from medalist.workflows.scaffold.hdf5 import hdf5_holding, measure_hdf5
+
+    path = hdf5_holding(data_dir, first_values(train, column, N_CHECK), "train")
+    if path is None:
+        return False
+    c = "competition."
+    found.ok(c + "image_dir", rel(path, data_dir), "an HDF5 file of images named by the ids")
+    found.ok(c + "image_ext", ".png", "not used: the HDF5 file holds the images")
+    measure_hdf5(path, first_values(train, column, N_SIZES), partial(_baseline_input, found))
+    return True
 
 
 def _baseline_input(found: Found, first: Path, paths: Sequence[Path]) -> None:
@@ -284,6 +302,14 @@ def _test_images(
                 test_dir = folder
                 break
     existing = next((data_dir / d for d in TEST_DIRS if (data_dir / d).is_dir()), None)
+    if test_dir is None and test_values:
+        from medalist.workflows.scaffold.hdf5 import hdf5_holding
+
+        test_h5 = hdf5_holding(data_dir, test_values, "test")
+        if test_h5 is not None:
+            why = f"an HDF5 file of images named by the ids of {source}"
+            found.ok(c + "test_image_dir", rel(test_h5, data_dir), why)
+            return
     if test_dir is not None:
         found.ok(
             c + "test_image_dir",

@@ -18,10 +18,10 @@ from medalist.workflows.scaffold.images import IMAGE_EXTS
 # Stems of a training table, in order of preference, compared without case, "_", "-" or spaces.
 TRAIN_STEMS = (
     "train", "trainlabels", "labels", "training", "trainsolution", "trainset", "traindata",
-    "trainannotations", "trainlabel", "traindf",
+    "trainannotations", "trainlabel", "traindf", "trainmetadata",
 )  # fmt: skip
 SUB_STEMS = ("samplesubmission", "samplesubmissions", "samplesolution")
-TEST_STEMS = ("test", "testset", "testdata", "testimages")
+TEST_STEMS = ("test", "testset", "testdata", "testimages", "testmetadata")
 # A training folder of one subfolder per class (Plant Seedlings' train/<species>/*.png).
 CLASS_FOLDER_PARENTS = ("train", "train_images", "training", "images")
 FOLDER_TABLE = "configs/train_folders.csv"  # the table `new` writes for them, in the project
