@@ -96,7 +96,9 @@ def test_new_reads_a_sample_row_per_patient_and_predict_averages_their_images(
     per_image["patient_id"] = pd.read_csv(data / "test.csv")["patient_id"]
     want = per_image.groupby("patient_id")[["bar_h", "bar_v", "dot"]].mean()
     got = sub.set_index("patient_id")[["bar_h", "bar_v", "dot"]]
-    np.testing.assert_allclose(got.loc[want.index].to_numpy(), want.to_numpy(), rtol=1e-12)
+    np.testing.assert_allclose(
+        got.loc[want.index].to_numpy(), want.to_numpy(), atol=1e-6
+    )  # float32 noise across processes
     assert not np.allclose(want.to_numpy(), want.to_numpy()[:1])  # the patients differ
 
     # the offline notebook reads the test table to combine the images the same way
@@ -171,9 +173,9 @@ def test_a_pattern_of_columns_names_each_row_and_max_takes_the_likeliest_image(
     test = pd.read_csv(data / "test.csv")
     per_image = pd.Series(images.preds[:, 1], index=test["patient_id"] + "_" + test["laterality"])
     want = per_image.groupby(level=0).max()
-    np.testing.assert_allclose(
-        sub.set_index("prediction_id")["label"][want.index], want, rtol=1e-12
-    )
+    got = sub.set_index("prediction_id")["label"][want.index]
+    np.testing.assert_allclose(got, want, atol=1e-6)  # float32 noise across processes
+    assert not np.allclose(want, per_image.groupby(level=0).mean(), atol=1e-6)  # not the mean
 
 
 def test_new_spells_a_sample_id_that_joins_two_columns_as_a_pattern(tmp_path: Path) -> None:
