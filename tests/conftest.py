@@ -130,6 +130,17 @@ def train_then_predict(project: Path, name: str, *overrides: str) -> pd.DataFram
     return pd.read_csv(project / "runs" / name / "submission.csv")
 
 
+def assert_package_check_passes(project: Path, run: str, rows: int) -> None:
+    """`medalist package runs/<run> --check` in `project`: the offline notebook ran and wrote
+    the same `rows` rows as `medalist predict`."""
+    done = medalist(
+        "package", f"runs/{run}", "--check", "--competition", "comp", "--user", "someone",
+        cwd=project,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    assert f"check passed: {rows} rows" in done.stdout
+
+
 def assert_one_line_error(done: subprocess.CompletedProcess, *words: str) -> None:
     """A command that met bad input: exit code 2, one line on stderr (no traceback) that holds
     every one of `words`."""

@@ -15,6 +15,7 @@ from conftest import (
     QUICK_RUN,
     TINY_CONFIG,
     assert_one_line_error,
+    assert_package_check_passes,
     make_project,
     medalist,
     train_then_predict,
@@ -72,7 +73,7 @@ def _patients(root: Path, *, pattern: bool = False) -> Path:
 
 
 @pytest.mark.slow
-def test_new_reads_a_sample_row_per_patient_and_predict_averages_their_images(
+def test_new_reads_a_sample_row_per_patient_and_predict_averages_their_images_or_refuses(
     tmp_path: Path,
 ) -> None:
     data = _patients(tmp_path)
@@ -102,12 +103,16 @@ def test_new_reads_a_sample_row_per_patient_and_predict_averages_their_images(
     assert not np.allclose(want.to_numpy(), want.to_numpy()[:1])  # the patients differ
 
     # the offline notebook reads the test table to combine the images the same way
-    r = medalist(
-        "package", "runs/g", "--check", "--competition", "strip", "--user", "someone",
-        cwd=tmp_path / "proj",
-    )  # fmt: skip
-    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
-    assert "check passed: 6 rows" in r.stdout
+    assert_package_check_passes(tmp_path / "proj", "g", 6)
+
+    # groups that are not the sample's rows: a one-line error that leaves the run as it was
+    run = tmp_path / "proj" / "runs" / "g"
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    sample_path = tmp_path / "proj" / "data" / "sample_submission.csv"
+    sample.iloc[:-1].to_csv(sample_path, index=False)  # a patient left out
+    done = medalist("predict", str(run))
+    assert_one_line_error(done, "makes 6 rows of the 12 test images", "lists 5", "'q21'")
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
 
 
 def test_the_cv_is_also_scored_per_group_as_the_submission_is(tmp_path: Path) -> None:
@@ -218,19 +223,3 @@ def test_a_group_that_does_not_fit_the_tables_is_a_one_line_error(
     done = medalist("train", str(cfg), *QUICK_RUN, override, "--name", "b")
     assert_one_line_error(done, *words)
     assert not (tmp_path / "proj" / "runs" / "b" / "oof.csv").exists()
-
-
-def test_groups_that_are_not_the_samples_rows_are_a_one_line_error_and_keep_the_run(
-    tmp_path: Path,
-) -> None:
-    cfg = _group_project(tmp_path)
-    run = tmp_path / "proj" / "runs" / "a"
-    assert medalist("train", str(cfg), *QUICK_RUN, "--name", "a").returncode == 0
-    assert medalist("predict", str(run)).returncode == 0
-    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
-    sample_path = tmp_path / "proj" / "data" / "sample_submission.csv"
-    sample = pd.read_csv(sample_path)
-    sample.iloc[:-1].to_csv(sample_path, index=False)  # a patient left out
-    done = medalist("predict", str(run))
-    assert_one_line_error(done, "makes 6 rows of the 12 test images", "lists 5", "'q21'")
-    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before

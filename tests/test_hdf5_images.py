@@ -14,6 +14,7 @@ import pytest
 from conftest import (
     QUICK_RUN,
     assert_one_line_error,
+    assert_package_check_passes,
     draw,
     medalist,
     train_then_predict,
@@ -114,12 +115,7 @@ def test_a_project_on_hdf5_images_trains_predicts_and_ships_offline(tmp_path: Pa
     sample = pd.read_csv(tmp_path / "comp" / "sample_submission.csv")
     assert sub["isic_id"].tolist() == sample["isic_id"].tolist()
     assert sub["target"].between(0, 1).all() and sub["target"].nunique() > 1
-    r = medalist(
-        "package", "runs/h", "--check", "--competition", "isic", "--user", "someone",
-        cwd=tmp_path / "proj",
-    )  # fmt: skip
-    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
-    assert "check passed: 6 rows" in r.stdout
+    assert_package_check_passes(tmp_path / "proj", "h", 6)
 
 
 def _break(tmp_path: Path, how: str) -> tuple[Path, tuple[str, ...]]:

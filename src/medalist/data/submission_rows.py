@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from medalist.errors import UserError
 from medalist.io import sample_id_column
 
 if TYPE_CHECKING:
@@ -26,17 +25,13 @@ def is_pattern(spec: str) -> bool:
 
 def group_keys(table: pd.DataFrame, spec: str, table_name: str) -> pd.Series:
     """Each row's submission row: the column `spec` names, or the pattern filled in (text)."""
-    from medalist.data.tables import pattern_columns
+    from medalist.data.tables import pattern_columns, require_named_columns
 
     columns = pattern_columns(spec) if is_pattern(spec) else [spec]
-    missing = [c for c in columns if c not in table.columns]
-    if missing:
-        have = ", ".join(map(str, table.columns[:8]))
-        raise UserError(
-            f"competition.submission_by {spec!r} names column {missing[0]!r}, which {table_name} "
-            f"lacks (it has: {have}); name a column both tables hold, or a pattern of them "
-            'such as "{patient_id}_{laterality}"'
-        )
+    require_named_columns(
+        table, columns, f"competition.submission_by {spec!r}", table_name,
+        'name a column both tables hold, or a pattern of them such as "{patient_id}_{laterality}"',
+    )  # fmt: skip
     if not is_pattern(spec):
         return table[spec].astype(str).reset_index(drop=True)
     rows = table[columns].astype(str).to_dict("records")

@@ -228,17 +228,26 @@ def pattern_columns(pattern: str) -> list[str]:
     return list(dict.fromkeys(columns))
 
 
-def pattern_names(pattern: str, df: pd.DataFrame) -> pd.Series:
-    """`competition.image_pattern` filled in from each row's columns (as text)."""
-    columns = pattern_columns(pattern)
+def require_named_columns(
+    df: pd.DataFrame, columns: list[str], what: str, table: str, fix: str
+) -> None:
+    """UserError naming the first of `columns` that `df` (called `table`) lacks: `what` (a
+    config key and its value) names it, `fix` says what to do."""
     missing = [c for c in columns if c not in df.columns]
     if missing:
         have = ", ".join(map(str, df.columns[:8]))
         raise UserError(
-            f"competition.image_pattern {pattern!r} names column {missing[0]!r}, which this "
-            f"table lacks (it has: {have}); fix the pattern, or set competition.test_csv to a "
-            "test table that has the column"
+            f"{what} names column {missing[0]!r}, which {table} lacks (it has: {have}); {fix}"
         )
+
+
+def pattern_names(pattern: str, df: pd.DataFrame) -> pd.Series:
+    """`competition.image_pattern` filled in from each row's columns (as text)."""
+    columns = pattern_columns(pattern)
+    require_named_columns(
+        df, columns, f"competition.image_pattern {pattern!r}", "this table",
+        "fix the pattern, or set competition.test_csv to a test table that has the column",
+    )  # fmt: skip
     names = []
     for row in df[columns].astype(str).to_dict("records"):
         try:
