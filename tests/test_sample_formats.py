@@ -337,3 +337,25 @@ def test_the_id_column_of_a_sample_is_its_first_unless_that_one_repeats() -> Non
     assert sample_id_column(pd.DataFrame({"Image": ["a", "b"], "Id": ["w", "w"]})) == "Image"
     # A first column that repeats with nothing distinct after it stays the id (long formats).
     assert sample_id_column(pd.DataFrame({"img": ["a", "a"], "cls": [1, 1]})) == "img"
+
+
+@pytest.mark.parametrize(
+    ("column", "values", "metric"),
+    [
+        ("diagnosis", [0, 1, 2, 3, 4], "qwk"),  # APTOS 2019
+        ("isup_grade", [0, 1, 2, 3, 4, 5], "qwk"),  # PANDA
+        ("level", [0, 1, 2, 3, 4], "qwk"),  # Diabetic Retinopathy 2015
+        ("label", [0, 1, 2, 3, 4], "accuracy"),  # digits or classes by number: no order
+        ("grade", [0, 2, 5], "accuracy"),  # not consecutive
+        ("severity", [0, 1], "accuracy"),  # two values: a binary class
+    ],
+)
+def test_grades_named_as_grades_are_guessed_quadratic_weighted_kappa(
+    tmp_path: Path, column: str, values: list[int], metric: str
+) -> None:
+    train = pd.DataFrame({"id_code": [f"a{i}" for i in range(30)], column: (values * 30)[:30]})
+    sample = pd.DataFrame({"id_code": ["q0", "q1"], column: 0})
+    report = create_project(tmp_path / "proj", _competition(tmp_path / "comp", train, sample))
+    assert load_config(report.config_path).competition.metric == metric
+    note = _to_check(report, "competition.metric")
+    assert ("quadratic weighted kappa" in note) == (metric == "qwk"), note

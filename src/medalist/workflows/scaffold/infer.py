@@ -583,9 +583,32 @@ def _target_type(
                 "writes probabilities): set competition.metric to the competition's (roc_auc, "
                 "log_loss, f1 or accuracy)",
             )
+        elif numeric and is_ordinal(targets[0], series):
+            found.guess(
+                C + "metric",
+                "qwk",
+                f"the target {targets[0]!r} grades {series.min():g} to {series.max():g}: "
+                "ordered classes, guessed quadratic weighted kappa (qwk), as grading "
+                "competitions score; set competition.metric to the competition's",
+            )
     if C + "metric" not in found.values:
         found.ok(C + "metric", metric, "regression" if regression else "classification")
     found.ok("cv.scheme", scheme, "group column found" if group_col else "")
+
+
+ORDINAL_WORDS = ("grade", "severity", "stage", "level", "diagnosis", "rating")
+
+
+def is_ordinal(column: str, values: pd.Series) -> bool:
+    """A grade (APTOS's `diagnosis` 0-4, PANDA's `isup_grade` 0-5, retinopathy `level`): a
+    column named like one holding 3 to 10 consecutive whole numbers from 0 or 1."""
+    name = _norm(column)
+    if not any(word in name for word in ORDINAL_WORDS):
+        return False
+    grades = sorted({float(v) for v in values.unique()})
+    if not 3 <= len(grades) <= 10 or any(g % 1 for g in grades):
+        return False
+    return grades[0] in (0.0, 1.0) and grades == [grades[0] + i for i in range(len(grades))]
 
 
 def _joined_separator(values: pd.Series) -> str | None:
