@@ -154,3 +154,25 @@ def test_without_h5py_the_error_says_how_to_install_it(tmp_path: Path, monkeypat
     monkeypatch.setitem(sys.modules, "h5py", None)  # as if it were not installed
     with pytest.raises(UserError, match=r"needs h5py: pip install h5py"):
         open_hdf5(tmp_path / "train-image.hdf5")
+
+
+def test_new_takes_a_folder_of_training_images_and_the_hdf5_file_of_the_test_images(
+    tmp_path: Path,
+) -> None:
+    # ISIC 2024 also ships the training images as files (train-image/image/ISIC_*.jpg); the
+    # test images exist only in test-image.hdf5.
+    data = isic_like(tmp_path / "comp")
+    folder = data / "train-image" / "image"
+    folder.mkdir(parents=True)
+    with h5py.File(data / "train-image.hdf5", "r") as f:
+        for name in f:
+            (folder / f"{name}.jpg").write_bytes(f[name][()].tobytes())
+    (data / "train-image.hdf5").unlink()
+    report = create_project(tmp_path / "proj", data)
+    comp = load_config(report.config_path).competition
+    assert (comp.image_dir, comp.image_ext, comp.test_image_dir) == (
+        "data/train-image/image",
+        ".jpg",
+        "data/test-image.hdf5",
+    )
+    assert not any("image_dir" in s for s in report.unresolved)
