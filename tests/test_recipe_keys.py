@@ -434,3 +434,19 @@ def test_new_gives_segmentation_the_preset_without_shifts_zoom_and_turns(tmp_pat
     cfg = load_config(create_project(tmp_path / "cls", data).config_path)
     assert cfg.competition.task == "classify"
     assert cfg.data.augment == PRESETS["photo" if colour else "document"][1]
+
+
+def test_the_preset_follows_the_kind_most_of_the_first_images_are(tmp_path):
+    """A colour set whose first image happens to be grey (a scan among photos) keeps the photo
+    preset; before, the first image alone decided it."""
+    from PIL import Image
+
+    from medalist.workflows.scaffold import create_project
+    from medalist.workflows.scaffold.augment import PRESETS
+
+    make_project(tmp_path / "shapes")
+    data = tmp_path / "shapes" / "data"
+    first = data / "train" / "img_0000.png"
+    Image.open(first).convert("L").save(first)
+    cfg = load_config(create_project(tmp_path / "proj", data).config_path)
+    assert cfg.data.augment == PRESETS["photo"][1]

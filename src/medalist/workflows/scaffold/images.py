@@ -22,6 +22,7 @@ TRAIN_DIRS = ("train", "train_images", "images", "train/images")
 TEST_DIRS = ("test", "test_images", "test/images")
 N_CHECK = 5  # how many of the first ids must resolve to files
 N_SIZES = 20  # how many of the first images decide the input size
+N_KIND = 8  # how many of them decide their kind (photos, documents, scans): the most common
 MIN_RATIO = 1.2  # longer side / shorter side from which the input keeps the aspect
 RATIO_SPREAD = 1.15  # how far apart the images' aspects may be and still be one aspect
 ASPECT_ERROR = 0.15  # how far the input's aspect may be from the images' (multiples of 32)
@@ -168,7 +169,10 @@ def _baseline_input(found: Found, first: Path, paths: Sequence[Path]) -> None:
     known = [size for size in (_image_size(p) for p in paths) if size is not None]
     if known:
         found.ok("data.image_size", *baseline_size(known))
-    kind = image_kind(first)
+    # the kind most of the first images are (a set may mix a few grey scans into colour ones)
+    kinds = [k for k in (image_kind(p) for p in dict.fromkeys([first, *paths[:N_KIND]])) if k]
+    common = Counter(k[0] for k in kinds).most_common(1)
+    kind = next(k for k in kinds if k[0] == common[0][0]) if common else None
     if kind is not None:
         comment, steps = preset(kind[0], found.values.get("competition.task", "classify"))
         found.ok("data.augment", steps, f"{kind[1]}; preset {comment}")
