@@ -5,6 +5,7 @@ images are written out once and read as files; `medalist new` finds such files."
 from __future__ import annotations
 
 import io
+import json
 from pathlib import Path
 
 import h5py
@@ -176,3 +177,40 @@ def test_new_takes_a_folder_of_training_images_and_the_hdf5_file_of_the_test_ima
         "data/test-image.hdf5",
     )
     assert not any("image_dir" in s for s in report.unresolved)
+
+
+def test_partial_auc_above_a_tpr_is_the_roc_area_above_that_rate() -> None:
+    from sklearn.metrics import roc_curve
+
+    from medalist.tasks.metrics import get_metric
+
+    rng = np.random.default_rng(3)
+    y = (rng.random(400) < 0.3).astype(int)
+    p = np.clip(0.35 * y + rng.normal(0.4, 0.2, 400), 0, 1)
+    pauc = get_metric("pauc@0.8")
+    assert pauc.higher_is_better
+    # the area between the ROC curve and the line TPR = 0.8, integrated on a fine grid
+    fpr, tpr, _ = roc_curve(y, p)
+    grid = np.linspace(0, 1, 200_001)
+    want = np.trapezoid(np.clip(np.interp(grid, fpr, tpr) - 0.8, 0, None), grid)
+    assert pauc(y, np.stack([1 - p, p], axis=1)) == pytest.approx(want, abs=1e-4)
+    assert pauc(y, y.astype(float)) == pytest.approx(0.2)  # perfect: the whole band
+    assert pauc(y, 1.0 - y) == pytest.approx(0.0)
+
+
+def test_a_partial_auc_project_submits_probabilities_and_refuses_several_classes(
+    tmp_path: Path,
+) -> None:
+    _isic_project(tmp_path)
+    sub = train_then_predict(tmp_path / "proj", "p", "competition.metric=pauc@0.8")
+    assert sub["target"].between(0, 1).all() and (sub["target"] % 1 != 0).all()  # not labels
+    cfg = tmp_path / "proj" / "configs" / "baseline.yaml"
+    scores = json.loads((tmp_path / "proj" / "runs" / "p" / "scores.json").read_text())
+    assert scores["metric"] == "pauc@0.8" and 0 <= scores["mean"] <= 0.2
+    done = medalist("train", str(cfg), *QUICK_RUN, "competition.metric=pauc@1.5")
+    assert_one_line_error(done, "pauc@1.5", "between 0 and 1")
+    train_csv = tmp_path / "comp" / "train-metadata.csv"
+    table = pd.read_csv(train_csv)
+    table.assign(target=np.arange(len(table)) % 3).to_csv(train_csv, index=False)
+    done = medalist("train", str(cfg), *QUICK_RUN, "competition.metric=pauc@0.8")
+    assert_one_line_error(done, "pauc@0.8", "binary target", "3 classes")

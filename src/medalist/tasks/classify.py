@@ -24,7 +24,7 @@ from medalist.config.schema import Config
 from medalist.data.dataset import transform_image
 from medalist.errors import UserError
 from medalist.tasks.base import AnalysisPage, ModelOutputs
-from medalist.tasks.metrics import Metric, get_metric, ranked_k
+from medalist.tasks.metrics import Metric, get_metric, partial_auc_tpr, ranked_k
 from medalist.tasks.mixing import BatchMixer
 
 
@@ -166,6 +166,11 @@ class ClassifyTask(ModelOutputs):
                 f"{cols[0]!r} is a number (regression): use rmse, or set "
                 "competition.target_type to multiclass"
             )
+        if kind != "multiclass" and partial_auc_tpr(metric.name) is not None:
+            raise UserError(
+                f"competition.metric = {metric.name!r} scores a binary target, but {cols[0]!r} "
+                f"is {kind}: use roc_auc, or set competition.target_type to binary"
+            )
         task = cls(kind, cols, [], metric, cfg.competition.id_column)
         if kind == "multiclass" and len(cols) > 1:  # one 0/1 column per class
             from medalist.tasks.one_hot import class_index
@@ -189,6 +194,11 @@ class ClassifyTask(ModelOutputs):
                 raise UserError(
                     f"{cfg.competition.train_csv}: target {cols[0]!r} has only one class "
                     f"({task.classes[0]!r}); a classifier needs two or more"
+                )
+            if partial_auc_tpr(metric.name) is not None and len(task.classes) != 2:
+                raise UserError(
+                    f"competition.metric = {metric.name!r} scores a binary target, but "
+                    f"{cols[0]!r} has {len(task.classes)} classes: use roc_auc for several"
                 )
         elif kind == "multilabel" and cfg.competition.label_separator is not None:
             from medalist.tasks.joined_labels import joined_classes, split_labels

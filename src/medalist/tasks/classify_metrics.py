@@ -83,6 +83,18 @@ def map_at_k(y_true: np.ndarray, y_pred: np.ndarray, k: int) -> float:
     return float((hits / ranks).sum(axis=1).mean())
 
 
+def partial_auc(y_true: np.ndarray, y_pred: np.ndarray, min_tpr: float) -> float:
+    """The area under the ROC curve above a true-positive rate of `min_tpr` (ISIC 2024's
+    pAUC above 80% TPR: 0 to 1 - min_tpr), from the positive class's probability; computed
+    as Kaggle's metric does, by sklearn's partial AUC of the flipped problem, unstandardised."""
+    score = y_pred[:, 1] if y_pred.ndim == 2 and y_pred.shape[1] == 2 else y_pred.reshape(-1)
+    if y_pred.ndim == 2 and y_pred.shape[1] > 2:
+        raise ValueError("partial AUC scores a binary target: two classes")
+    max_fpr = 1.0 - min_tpr
+    flipped = skm.roc_auc_score(1 - np.asarray(y_true).astype(int), -score, max_fpr=max_fpr)
+    return float(0.5 * max_fpr**2 + (max_fpr - 0.5 * max_fpr**2) / 0.5 * (flipped - 0.5))
+
+
 def rmse(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     return float(np.sqrt(skm.mean_squared_error(y_true.reshape(-1), y_pred.reshape(-1))))
 

@@ -22,6 +22,20 @@ MetricFn = Callable[[np.ndarray, np.ndarray], float]
 RANKED = re.compile(r"map@(\d+)", re.IGNORECASE)  # mean average precision at k: "map@5"
 
 
+PARTIAL_AUC = re.compile(r"pauc@(\d*\.?\d+)", re.IGNORECASE)  # ISIC 2024: "pauc@0.8"
+
+
+def partial_auc_tpr(name: str) -> float | None:
+    """The minimum true-positive rate of a "pauc@T" metric, else None."""
+    match = PARTIAL_AUC.fullmatch(name.strip())
+    return float(match.group(1)) if match else None
+
+
+def scores_probabilities(name: str) -> bool:
+    """Whether the metric scores probabilities, so the submission writes them, not labels."""
+    return name in ("roc_auc", "log_loss") or partial_auc_tpr(name) is not None
+
+
 def ranked_k(name: str) -> int | None:
     """k of a "map@k" metric (the submission then lists the k likeliest classes), else None."""
     match = RANKED.fullmatch(name.strip())
@@ -73,10 +87,21 @@ def get_metric(name: str, direction: str | None = None) -> Metric:
         from medalist.tasks.classify_metrics import map_at_k
 
         return Metric(name, functools.partial(map_at_k, k=k), direction != "minimize")
+    tpr = partial_auc_tpr(name)
+    if tpr is not None:
+        if not 0 < tpr < 1:
+            raise UserError(
+                f"competition.metric = {name!r}: the minimum true-positive rate must be "
+                "between 0 and 1 (ISIC 2024 scores pauc@0.8)"
+            )
+        from medalist.tasks.classify_metrics import partial_auc
+
+        return Metric(name, functools.partial(partial_auc, min_tpr=tpr), direction != "minimize")
     if ":" not in name:
         raise UserError(
             f"competition.metric = {name!r}: unknown metric; use one of "
-            f"{', '.join(builtin)}, map@K (K labels a row) or 'module:function' for your own"
+            f"{', '.join(builtin)}, map@K (K labels a row), pauc@T (the ROC area above a "
+            "true-positive rate T) or 'module:function' for your own"
         )
     module_name, _, attr = name.partition(":")
     try:

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from medalist.errors import UserError
-from medalist.tasks.metrics import ranked_k
+from medalist.tasks.metrics import ranked_k, scores_probabilities
 
 if TYPE_CHECKING:
     from medalist.tasks.classify import ClassifyTask
@@ -49,7 +49,7 @@ def format_classify_submission(
             "competition.test_csv and competition.sample_submission must list the same ids"
         )
     out = pd.DataFrame({id_col: ids.to_numpy()})
-    probabilistic = task.metric.name in PROBABILITY_METRICS_SET
+    probabilistic = scores_probabilities(task.metric.name)
     if task.kind == "multiclass":
         names = [str(c) for c in task.classes]
         if len(sub_cols) > 1 and set(sub_cols) <= set(names):
@@ -105,9 +105,6 @@ def format_classify_submission(
     out = out[list(sample.columns)]  # the sample's column order too (its id need not be first)
     check_submission(task, out, sample)
     return out
-
-
-PROBABILITY_METRICS_SET = {"roc_auc", "log_loss"}
 
 
 def check_submission(task: ClassifyTask, sub: pd.DataFrame, sample: pd.DataFrame) -> None:

@@ -173,7 +173,11 @@ def render_config(found: Found, name: str, prefix: str) -> str:
             else [line(c + "group_column", None, GROUP_COMMENT)]
         ),
         *video_lines(found, line),
-        line(c + "metric", "accuracy", "# accuracy | f1 | roc_auc | log_loss | qwk | rmse | map@5"),
+        line(
+            c + "metric",
+            "accuracy",
+            "# accuracy | f1 | roc_auc | log_loss | qwk | rmse | map@5 | pauc@0.8",
+        ),
         *(
             [
                 line(c + "mask_dir", None, "# masks named like the images; null: RLE column"),
