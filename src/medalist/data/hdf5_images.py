@@ -16,6 +16,7 @@ import io
 import os
 import tempfile
 from collections.abc import Sequence
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -48,17 +49,6 @@ def open_hdf5(path: Path) -> Any:
         return h5py.File(path, "r")
     except OSError as err:
         raise UserError(f"{path} is not a readable HDF5 file ({err}): restore it") from None
-
-
-def hdf5_names(path: Path, limit: int | None = None) -> list[str]:
-    """The image names (top-level datasets) of an HDF5 file, the first `limit` of them."""
-    with open_hdf5(path) as f:
-        names = []
-        for name in f:
-            names.append(str(name))
-            if limit is not None and len(names) >= limit:
-                break
-        return names
 
 
 def hdf5_folder(cfg: Config, path: Path) -> Path:
@@ -94,7 +84,7 @@ def _write_images(path: Path, folder: Path, todo: list[str], index: dict, key: s
     with open_hdf5(path) as f:
         missing = [n for n in todo if n not in f]
         if missing:
-            have = ", ".join(hdf5_names(path, 3))
+            have = ", ".join(str(n) for n in islice(f, 3))
             raise UserError(
                 f"{path.name} has no image {missing[0]!r} ({len(missing)} of the table's ids "
                 f"are not in it; it holds {len(f)}, such as {have}): fix {key} or the ids"

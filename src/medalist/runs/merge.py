@@ -106,36 +106,20 @@ def group_cv(cfg: Config, task: Task, oof: pd.DataFrame) -> dict[str, Any]:
     oof_keys = oof["id"].astype(str).map(by_id).reset_index(drop=True)
     y, preds = task.preds_from_oof(oof)
     folds = oof["fold"].to_numpy()
+    reduce = comp.submission_reduce  # (the config takes submission_by for classification only)
     per_fold = [
-        _group_score(task, oof_keys[folds == k].reset_index(drop=True), y[folds == k],
-                     preds[folds == k], comp.submission_reduce)
+        task.score_groups(oof_keys[folds == k].reset_index(drop=True), y[folds == k],
+                          preds[folds == k], reduce)
         for k in sorted(set(folds.tolist()))
     ]  # fmt: skip
     spans = pd.DataFrame({"key": oof_keys, "fold": folds}).groupby("key")["fold"].nunique()
     return {
         "by": comp.submission_by,
-        "reduce": comp.submission_reduce,
+        "reduce": reduce,
         "groups": int(len(spans)),
         "folds": per_fold,
         "mean": float(np.mean(per_fold)),
         "std": float(np.std(per_fold)),
-        "oof": _group_score(task, oof_keys, y, preds, comp.submission_reduce),
+        "oof": task.score_groups(oof_keys, y, preds, reduce),
         "groups_in_several_folds": int((spans > 1).sum()),
     }
-
-
-def _group_score(
-    task: Task, keys: pd.Series, y: np.ndarray, preds: np.ndarray, reduce: str
-) -> float:
-    """The metric on a row per group: predictions combined as the submission combines them,
-    the target a group's first label (a class) or its images' mean (a number) or max (labels)."""
-    from medalist.data.submission_rows import combine_rows, first_per_key
-
-    _, combined = combine_rows(keys, preds, reduce)
-    kind = getattr(task, "kind", "multiclass")
-    if kind == "multiclass":
-        target = first_per_key(keys, y)
-    else:
-        target = combine_rows(keys, y, "mean" if kind == "regression" else "max")[1]
-        target = target.astype(y.dtype)
-    return float(task.score(target, combined))

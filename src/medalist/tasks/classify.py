@@ -524,6 +524,20 @@ class ClassifyTask(ModelOutputs):
 
         return captions(rows)
 
+    def score_groups(self, keys: pd.Series, y: np.ndarray, preds: np.ndarray, reduce: str) -> float:
+        """The metric on a row per group: predictions combined as the submission combines them,
+        the target a group's first label (a class) or its images' mean (a number) or max
+        (labels)."""
+        from medalist.data.submission_rows import combine_rows, first_per_key
+
+        _, combined = combine_rows(keys, preds, reduce)
+        if self.kind == "multiclass":
+            target = first_per_key(keys, y)
+        else:
+            target = combine_rows(keys, y, "mean" if self.kind == "regression" else "max")[1]
+            target = target.astype(y.dtype)
+        return float(self.score(target, combined))
+
     # ---- submission ------------------------------------------------------------------------
     def check_submission(self, sub: pd.DataFrame, sample: pd.DataFrame) -> None:
         from medalist.tasks.submission import check_submission
